@@ -1,0 +1,1 @@
+"""Pieces shared by the agent, monitor-api and monitor-scorer."""

@@ -1,0 +1,27 @@
+"""``monitor-scorer``: turns log_scores into server scores and runs the selector."""
+
+from __future__ import annotations
+
+import typer
+
+from ntpmon.common.cli import entry_point
+from ntpmon.common.dbcli import build_db_app
+from ntpmon.common.version import version_line
+from ntpmon.selector.cli import selector_app
+
+app = typer.Typer(
+    help="NTP Pool monitor scorer and selector (ntpmon).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(build_db_app(), name="db")
+app.add_typer(selector_app, name="selector")
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the program version."""
+    typer.echo(version_line("monitor-scorer"))
+
+
+main = entry_point(app, "monitor-scorer")

@@ -1,0 +1,1 @@
+"""Test and demo helpers shipped in the package (``make run`` and the benchmarks use them)."""
