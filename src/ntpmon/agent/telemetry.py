@@ -1,0 +1,94 @@
+"""OpenTelemetry for the agent (agent.md §14): traces and metrics, exported over OTLP only when
+``OTEL_EXPORTER_OTLP_ENDPOINT`` is configured; otherwise spans still carry trace context into
+every RPC so monitor-api's logs can be joined with the agent's.
+
+Providers are owned by the Telemetry object (not installed globally) so tests and several
+agents in one process do not share state.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.trace import Span
+
+from ntpmon.common.version import version
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "ntppool-agent"
+
+
+class Telemetry:
+    """Tracer and the ``monitor.client`` instruments."""
+
+    def __init__(
+        self,
+        env: str,
+        *,
+        environ: Mapping[str, str] | None = None,
+        metric_reader: MetricReader | None = None,
+    ) -> None:
+        environ = os.environ if environ is None else environ
+        resource = Resource.create(
+            {
+                "service.name": SERVICE_NAME,
+                "service.version": version(),
+                "deployment.environment": env,
+            }
+        )
+        self.exporting = bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        self.tracer_provider = TracerProvider(resource=resource)
+        readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
+        if self.exporting:
+            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
+                OTLPMetricExporter,
+            )
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+            self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        self.tracer = self.tracer_provider.get_tracer("monitor.client")
+        meter = self.meter_provider.get_meter("monitor.client")
+        self._rpc_requests = meter.create_counter("monitor.rpc_requests_total")
+        self._rpc_duration = meter.create_histogram("monitor.rpc_duration", unit="s")
+        self._tests_requested = meter.create_counter("monitor.tests_requested_total")
+        self._tests_completed = meter.create_counter("monitor.tests_completed_total")
+        self.otlp_log_level = ""
+
+    @contextmanager
+    def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
+        with self.tracer.start_as_current_span(name, attributes=dict(attributes or {})) as span:
+            yield span
+
+    def rpc_done(self, method: str, ok: bool, seconds: float) -> None:
+        """Record one RPC: upstream's type labels plus its duration."""
+        kind = {"GetConfig": "config", "GetServers": "getServers"}.get(method, "submitResults")
+        attrs = {"type": kind, "status_code": "success" if ok else "error"}
+        self._rpc_requests.add(1, attrs)
+        self._rpc_duration.record(seconds, attrs)
+
+    def tests_requested(self, family: int, n: int) -> None:
+        self._tests_requested.add(n, {"ip_version": f"v{family}"})
+
+    def test_completed(self, family: int, result: str) -> None:
+        self._tests_completed.add(1, {"ip_version": f"v{family}", "result": result})
+
+    def set_otlp_log_level(self, level: str) -> None:
+        """The server's preference for exported logs (kept; applied when exporting logs)."""
+        self.otlp_log_level = level
+
+    def shutdown(self) -> None:
+        """Flush and stop the exporters (bounded by the SDK's own timeouts)."""
+        self.tracer_provider.shutdown()
+        self.meter_provider.shutdown()
