@@ -124,6 +124,15 @@ def decode_state(raw: bytes, current: State, *, source: str = "state.json") -> S
     Empty, truncated or otherwise invalid content raises StateFormatError naming the file.
     """
     try:
+        return _decode_state(raw, current, source)
+    except StateFormatError as exc:
+        if str(exc).startswith(source):
+            raise
+        raise StateFormatError(f"{source}: {exc}") from None
+
+
+def _decode_state(raw: bytes, current: State, source: str) -> State:
+    try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise StateFormatError(f"{source} is not valid JSON: {exc}") from None
