@@ -9,9 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from agent.certs_helper import TestCA
 from agent.fake_management import ManagementServer
-
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.certs import NoCertificateError
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementError
@@ -220,8 +220,9 @@ def test_expired_certificate_is_renewed_on_load(
     mgmt.state.config_doc = V4_TESTING
     cfg = make_config()
     cfg.env_dir.mkdir(parents=True)
-    expired = test_ca.issue("x.devel.mon.ntppool.dev", lifetime=timedelta(hours=1),
-                            start=-timedelta(hours=2))
+    expired = test_ca.issue(
+        "x.devel.mon.ntppool.dev", lifetime=timedelta(hours=1), start=-timedelta(hours=2)
+    )
     cfg.cert_path.write_bytes(expired.cert_pem)
     cfg.key_path.write_bytes(expired.key_pem)
     cfg.set_api_key("k")
@@ -232,8 +233,11 @@ def test_expired_certificate_is_renewed_on_load(
 
 def test_token_cached_single_fetch(make_config: MakeConfig, mgmt: ManagementServer) -> None:
     mgmt.state.token_status = 200
-    mgmt.state.token_doc = {"access_token": "test-access-token", "token_type": "Bearer",
-                            "expires_in": 3600}
+    mgmt.state.token_doc = {
+        "access_token": "test-access-token",
+        "token_type": "Bearer",
+        "expires_in": 3600,
+    }
     cfg = make_config()
     cfg.set_api_key("k")
     results: list[str] = []

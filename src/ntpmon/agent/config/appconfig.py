@@ -239,7 +239,7 @@ class AppConfig:
         """
         with self._lock:
             prev_key, prev_cert = self.api_key(), self.have_certificate()
-        existed = self.state_path.exists()
+        existed = persist.file_exists(self.state_path)
         self._load_from_disk()
         with contextlib.suppress(CertificateError):
             self.load_certificates()

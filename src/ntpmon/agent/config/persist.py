@@ -75,6 +75,17 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
+def file_exists(path: Path) -> bool:
+    """Whether ``path`` exists; a permission problem is a StateFileError, not False."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise StateFileError(f"could not access {str(path)!r}: {exc}") from exc
+    return True
+
+
 def read_file(path: Path) -> bytes | None:
     """The file's bytes, or None when it does not exist; other errors are StateFileError."""
     try:
@@ -91,7 +102,7 @@ def migrate_runtime_dir(env_dir: Path, env: str, runtime_dir: str | None) -> byt
     Returns the migrated ``state.json`` bytes, or None when there was nothing to migrate.
     Old files are left in place; errors are logged at debug level and ignored.
     """
-    if not runtime_dir or (env_dir / STATE_FILE).exists():
+    if not runtime_dir or file_exists(env_dir / STATE_FILE):
         return None
     old_dir = Path(runtime_dir) / env
     old_state = old_dir / STATE_FILE
