@@ -153,7 +153,7 @@ def test_corrupt_state_file_is_an_error_and_kept(make_config: MakeConfig, conten
     cfg = make_config()
     cfg.env_dir.mkdir(parents=True)
     cfg.state_path.write_bytes(content)
-    with pytest.raises(StateFormatError, match="state.json"):
+    with pytest.raises(StateFormatError, match=r"state\.json"):
         cfg.load()
     assert cfg.state_path.read_bytes() == content
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ MakeConfig = Callable[..., AppConfig]
 
 
 def _state(key: str) -> bytes:
-    return ('{"API":{"APIKey":"%s"}}' % key).encode()
+    return json.dumps({"API": {"APIKey": key}}).encode()
 
 
 @contextmanager
