@@ -32,6 +32,14 @@ RETRY_GIVE_UP = 900.0
 SUBMIT_VERSION = 4
 
 
+class ContextLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """Adds the worker's context to every record, keeping each call's own ``extra``."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
 class WorkerError(NtpmonError):
     """A worker cannot go on (e.g. the sanity check failed)."""
 
@@ -102,7 +110,7 @@ class Worker:
         self._initial_config = threading.Event()
         self.mon_id = ""
         self.batches = 0
-        self.log = logging.LoggerAdapter(log, {"ip_version": f"v{family}"})
+        self.log = ContextLog(log, {"ip_version": f"v{family}"})
 
     # -- entry --------------------------------------------------------------------------
     def run(self, scope: Scope) -> None:
@@ -118,9 +126,7 @@ class Worker:
                 return
             ip_cfg = self.cfg.ip_config(self.family)
         self.mon_id = str(ip_cfg.ip)
-        self.log = logging.LoggerAdapter(
-            log, {"ip_version": f"v{self.family}", "monitor_ip": self.mon_id}
-        )
+        self.log = ContextLog(log, {"ip_version": f"v{self.family}", "monitor_ip": self.mon_id})
         fetcher = threading.Thread(
             target=self._config_loop, args=(scope,), name=f"config-v{self.family}", daemon=True
         )
@@ -239,7 +245,7 @@ class Worker:
         batch_id = resp.batch_id.decode(errors="replace")
         if not is_ulid(batch_id):
             raise WorkerError("failed to unmarshal batch ID")
-        blog = logging.LoggerAdapter(log, {**(self.log.extra or {}), "batchID": batch_id})
+        blog = ContextLog(log, {**(self.log.extra or {}), "batchID": batch_id})
         self.telemetry.tests_requested(self.family, len(resp.servers))
         statuses = self._probe_all(list(resp.servers))
         request = pb.SubmitResultsRequest(
