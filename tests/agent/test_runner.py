@@ -1,0 +1,119 @@
+"""``monitor`` as a whole: gates, manager and workers; hot reload while it runs (§8, §10.1)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from agent.fake_management import ManagementServer
+from agent.fake_monitor_api import FakeMonitorApi
+
+from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.persist import replace_file
+from ntpmon.agent.options import DevelKnobs
+from ntpmon.agent.runner import MonitorOptions, run_monitor
+from ntpmon.agent.scope import Scope
+from ntpmon.testing.ntpserver import NTPResponder
+
+pytestmark = pytest.mark.timeout(90)
+TLS_NAME = "runner-abc123.devel.mon.ntppool.dev"
+
+
+def config_doc(status: str) -> dict[str, object]:
+    return {
+        "name": "runner",
+        "tls_name": TLS_NAME,
+        "ipv4": {"status": status, "ip": "127.0.0.1"},
+        "ipv6": {"status": "", "ip": ""},
+    }
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+@contextmanager
+def monitoring(
+    cfg: AppConfig, api: FakeMonitorApi, port: int, **kwargs: bool
+) -> Iterator[Scope]:
+    scope = Scope()
+    errors: list[BaseException] = []
+    opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(port, True), **kwargs)
+
+    def target() -> None:
+        try:
+            run_monitor(cfg, opts, scope, environ={"DEVEL_API_SERVER": api.url})
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    try:
+        yield scope
+    finally:
+        scope.cancel()
+        thread.join(15)
+        assert not thread.is_alive()
+    assert not errors, errors
+
+
+@pytest.fixture
+def registered(
+    make_config: Callable[..., AppConfig], mgmt: ManagementServer, tmp_path: Path
+) -> AppConfig:
+    mgmt.state.config_doc = config_doc("testing")
+    mgmt.state.token_status = 200
+    mgmt.state.token_doc = {"access_token": "jwt-1", "token_type": "Bearer", "expires_in": 3600}
+    cfg = make_config(state_dir=tmp_path / "runner")
+    cfg.set_api_key("key-1")
+    return cfg
+
+
+def test_gates_then_batches_with_jwt(
+    registered: AppConfig,
+    monitor_api: FakeMonitorApi,
+    responders: list[NTPResponder],
+    mgmt: ManagementServer,
+) -> None:
+    with monitoring(registered, monitor_api, responders[0].port, once=True):
+        wait_for(lambda: monitor_api.servicer.count("SubmitResults") >= 1)
+    submit = next(c for c in monitor_api.servicer.calls if c.method == "SubmitResults")
+    assert submit.metadata["authorization"] == "Bearer jwt-1"
+    assert registered.have_certificate() and registered.ca_path.exists()
+
+
+def test_hot_reload_state_change_reaches_workers(
+    registered: AppConfig,
+    monitor_api: FakeMonitorApi,
+    responders: list[NTPResponder],
+    mgmt: ManagementServer,
+) -> None:
+    """Rewrite state.json while monitor runs: the manager reloads and the workers react."""
+    servicer = monitor_api.servicer
+    with monitoring(registered, monitor_api, responders[0].port):
+        wait_for(lambda: servicer.count("SubmitResults") >= 1)
+        configs_before = servicer.count("GetConfig")
+        # the operator pauses the monitor; a state file change makes the agent notice at once
+        mgmt.state.config_doc = config_doc("paused")
+        state = json.loads(registered.state_path.read_text())
+        state["API"]["APIKey"] = "key-2"
+        replace_file(registered.state_path, json.dumps(state).encode())
+        wait_for(lambda: registered.api_key() == "key-2" and not registered.is_live(4))
+        wait_for(lambda: servicer.count("GetConfig") > configs_before)  # immediate GetConfig
+        time.sleep(0.5)
+        paused_servers = servicer.count("GetServers")
+        time.sleep(1.5)
+        assert servicer.count("GetServers") == paused_servers  # no work while paused
+        # reactivated: the next reload wakes the worker without a restart
+        mgmt.state.config_doc = config_doc("active")
+        replace_file(registered.state_path, json.dumps(state).encode() + b"\n")
+        wait_for(lambda: servicer.count("GetServers") > paused_servers)
+    assert mgmt.state.requests[-1].headers["Authorization"] in {"Bearer key-2"}
