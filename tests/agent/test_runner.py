@@ -10,9 +10,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
 from agent.fake_management import ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi
-
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.persist import replace_file
 from ntpmon.agent.options import DevelKnobs
@@ -41,9 +41,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
 
 
 @contextmanager
-def monitoring(
-    cfg: AppConfig, api: FakeMonitorApi, port: int, **kwargs: bool
-) -> Iterator[Scope]:
+def monitoring(cfg: AppConfig, api: FakeMonitorApi, port: int, **kwargs: bool) -> Iterator[Scope]:
     scope = Scope()
     errors: list[BaseException] = []
     opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(port, True), **kwargs)
