@@ -140,6 +140,10 @@ class EmbeddedCA:
         cert_path.write_text(ca.root_pem())
         return ca
 
+    def with_clock(self, clock: Clock) -> EmbeddedCA:
+        """The same CA issuing at another time (tests make expired certificates with it)."""
+        return EmbeddedCA(self._cert, self._key, clock)
+
     def root_pem(self) -> str:
         return _pem(self._cert)
 
