@@ -11,6 +11,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
@@ -146,9 +147,9 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
         body = await request.body()
         if len(body) > MAX_FORM_BYTES:
             return _text(413, "form too large")
-        form = await request.form()
-        hostname = str(form.get("hostname") or "")
-        account_ref = str(form.get("a") or "")
+        form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+        hostname = form.get("hostname", [""])[0]
+        account_ref = form.get("a", [""])[0]
         now = ctx.clock.now()
 
         def record() -> tuple[str, str]:

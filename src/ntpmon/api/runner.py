@@ -167,6 +167,7 @@ class MonitorApiServer:
                         log_config=None,
                         access_log=False,
                         lifespan="off",
+                        timeout_graceful_shutdown=int(options.grace),
                     )
                 ),
                 sockets["management"],
@@ -178,9 +179,14 @@ class MonitorApiServer:
         self._thread.start()
         log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
 
-    @staticmethod
-    def _plain(app: Starlette) -> uvicorn.Config:
-        return uvicorn.Config(app, log_config=None, access_log=False, lifespan="off")
+    def _plain(self, app: Starlette) -> uvicorn.Config:
+        return uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(self.options.grace),
+        )
 
     def _server_certificate(self, names: list[str]) -> IssuedCertificate:
         """Issued by the monitor CA at every start and written where uvicorn can read it."""
