@@ -168,10 +168,8 @@ def test_register_approve_certificate_and_submit(db, server, http, capsys):
     health = httpx.get(f"http://127.0.0.1:{server.ports['health']}/__health")
     assert (health.status_code, health.text) == (200, "ok")
     exposition = httpx.get(f"http://127.0.0.1:{server.ports['metrics']}/metrics").text
-    assert (
-        f'tests_requested_total{{account="",account_id="0",ip_version="v4",monitor="{tls_name}"}} 2.0'
-        in exposition
-    )
+    series = f'account="",account_id="0",ip_version="v4",monitor="{tls_name}"'
+    assert f"tests_requested_total{{{series}}} 2.0" in exposition
     assert "monitorapi_build_info" in exposition
 
 
