@@ -287,7 +287,7 @@ class AppConfig:
             log.info(
                 "config changed",
                 extra={
-                    "name": answer.data.name,
+                    "monitor_name": answer.data.name,
                     "tls_name": answer.data.tls_name,
                     "ipv4": str(answer.data.ipv4.ip or ""),
                     "ipv4_status": answer.data.ipv4.status,
