@@ -90,6 +90,19 @@ def proc_stats(pid: int) -> tuple[int, float]:
     return hwm * 1024, cpu
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds per live thread name (finished threads only count in the process total)."""
+    out: dict[str, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--servers", type=int, default=500)
@@ -175,6 +188,8 @@ def main() -> int:
                 time.sleep(5)
                 peak = max(peak, proc_stats(agent.pid)[0])
             peak, cpu_end = proc_stats(agent.pid)
+            threads = thread_cpu(agent.pid)
+            _, responder_cpu = proc_stats(responders.pid)
             steady = time.monotonic() - warm
             submitted = api.servicer.count("SubmitResults")
             statuses = sum(
@@ -197,6 +212,12 @@ def main() -> int:
         ("CPU s total (incl. start-up)", f"{cpu_end:.2f}"),
         ("CPU s per hour (steady)", f"{cpu_per_hour:.1f}"),
         ("share of one core", f"{cpu_per_hour / 36:.2f} %  (target < 1 %)"),
+        ("agent CPU ms per server result", f"{1000 * cpu_end / max(statuses, 1):.1f}"),
+        ("responder process CPU s (same host)", f"{responder_cpu:.1f}"),
+    ]
+    rows += [
+        (f"  thread {name}", f"{cpu:.2f} s")
+        for name, cpu in sorted(threads.items(), key=lambda kv: -kv[1])[:5]
     ]
     width = max(len(k) for k, _ in rows)
     print("agent footprint")

@@ -87,7 +87,9 @@ def test_setup_approve_monitor_once_then_hot_reload(
         admin(db, "servers", "add", host)
     with db.begin() as conn:
         ensure_system_monitor(
-            conn, ip_version="v4", config={"samples": 1, "base_checks": list(SERVERS)},
+            conn,
+            ip_version="v4",
+            config={"samples": 1, "base_checks": list(SERVERS)},
             now=datetime.now(UTC),
         )
     state_dir = tmp_path / "agent-state"
@@ -106,7 +108,10 @@ def test_setup_approve_monitor_once_then_hot_reload(
     # 1. setup: registers and prints the approval URL, then waits for the operator
     setup = subprocess.Popen(
         [AGENT, "setup", "--hostname", "e2e-host", *common],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert setup.stdout is not None
     reg_id = ""
@@ -123,8 +128,12 @@ def test_setup_approve_monitor_once_then_hot_reload(
 
     # 3.+4. certificate, then one batch
     once = subprocess.run(
-        [AGENT, "monitor", "--once", *common], env=env, capture_output=True, text=True,
-        timeout=120, check=False,
+        [AGENT, "monitor", "--once", *common],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert once.returncode == 0, once.stderr
     assert (state_dir / "devel" / "cert.pem").is_file()
@@ -134,16 +143,20 @@ def test_setup_approve_monitor_once_then_hot_reload(
             select(monitors.c.id).where(monitors.c.tls_name.like("e2e-host-%"))
         ).scalar_one()
         rows = conn.execute(
-            select(log_scores.c.server_id, log_scores.c.step, log_scores.c.attributes)
-            .where(log_scores.c.monitor_id == monitor_id)
+            select(log_scores.c.server_id, log_scores.c.step, log_scores.c.attributes).where(
+                log_scores.c.monitor_id == monitor_id
+            )
         ).all()
     assert len(rows) == len(SERVERS)
     assert all(row.step > 0 for row in rows), rows
 
     # 5. hot reload while monitor runs
     daemon = subprocess.Popen(
-        [AGENT, "monitor", *common], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE, text=True,
+        [AGENT, "monitor", *common],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     lines: list[str] = []
     reader = threading.Thread(target=lambda: lines.extend(daemon.stderr or []), daemon=True)
@@ -172,7 +185,7 @@ def test_setup_approve_monitor_once_then_hot_reload(
         assert last_seen() == seen  # no RPCs while paused
         admin(db, "monitors", "resume", tls_name)
         state.write_text(state.read_text())
-        wait_for(logged("IPv4 protocol status changed\" live=True"))
+        wait_for(logged('IPv4 protocol status changed" live=True'))
         wait_for(lambda: last_seen() != seen)  # asks for work again, without a restart
     except AssertionError:
         print("".join(lines))  # the agent's log, to see why
