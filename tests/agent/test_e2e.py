@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from agent.threads_helper import wait_for
 from ntpmon.api.cli import app as api_cli
 from ntpmon.api.runner import MonitorApiServer, ServerOptions
 from ntpmon.common.cli import run_app
@@ -66,13 +67,6 @@ def ntp_servers() -> Iterator[list[NTPResponder]]:
 def admin(db: Engine, *args: str) -> None:
     dsn = db.url.render_as_string(hide_password=False)
     assert run_app(api_cli, "monitor-api", ["admin", *args, "--database-dsn", dsn]) == 0
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.1)
 
 
 def test_setup_approve_monitor_once_then_hot_reload(

@@ -6,10 +6,11 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from agent.fake_management import ManagementServer
+from agent.threads_helper import in_thread
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.manager import ConfigManager
 from ntpmon.agent.config.persist import replace_file
@@ -22,19 +23,18 @@ def _state(key: str) -> bytes:
     return json.dumps({"API": {"APIKey": key}}).encode()
 
 
-@contextmanager
-def running(cfg: AppConfig, **kwargs: float) -> Iterator[ConfigManager]:
+def running(cfg: AppConfig, **kwargs: float) -> AbstractContextManager[ConfigManager]:
+    """The manager in a thread; the short settle lets the watch start before the test writes."""
     manager = ConfigManager(cfg, **kwargs)
-    scope = Scope()
-    thread = threading.Thread(target=manager.run, args=(scope,))
-    thread.start()
-    time.sleep(0.3)  # let the watch be established before the test writes
-    try:
+    return _with_manager(manager, in_thread(manager.run, settle=0.3))
+
+
+@contextmanager
+def _with_manager(
+    manager: ConfigManager, ctx: AbstractContextManager[Scope]
+) -> Iterator[ConfigManager]:
+    with ctx:
         yield manager
-    finally:
-        scope.cancel()
-        thread.join(3)
-        assert not thread.is_alive()
 
 
 def test_atomic_rewrite_fires_waiter_and_reloads(

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
 from agent.fake_management import ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi
+from agent.threads_helper import in_thread, wait_for
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.persist import replace_file
 from ntpmon.agent.options import DevelKnobs
@@ -33,34 +33,13 @@ def config_doc(status: str) -> dict[str, object]:
     }
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
-@contextmanager
-def monitoring(cfg: AppConfig, api: FakeMonitorApi, port: int, **kwargs: bool) -> Iterator[Scope]:
-    scope = Scope()
-    errors: list[BaseException] = []
+def monitoring(
+    cfg: AppConfig, api: FakeMonitorApi, port: int, **kwargs: bool
+) -> AbstractContextManager[Scope]:
     opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(port, True), **kwargs)
-
-    def target() -> None:
-        try:
-            run_monitor(cfg, opts, scope, environ={"DEVEL_API_SERVER": api.url})
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        yield scope
-    finally:
-        scope.cancel()
-        thread.join(15)
-        assert not thread.is_alive()
-    assert not errors, errors
+    return in_thread(
+        lambda scope: run_monitor(cfg, opts, scope, environ={"DEVEL_API_SERVER": api.url})
+    )
 
 
 @pytest.fixture

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 
 import grpc
 import pytest
 
 from agent.certs_helper import TestCA
 from agent.fake_monitor_api import FakeMonitorApi
+from agent.threads_helper import in_thread, wait_for
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.rpc import MonitorClient, RPCError
 from ntpmon.agent.scope import Scope
@@ -30,33 +29,8 @@ def make_worker(cfg: AppConfig, api: FakeMonitorApi, port: int, *, once: bool) -
     return Worker(4, cfg, client, Telemetry("devel", environ={}), options)
 
 
-@contextmanager
-def running(worker: Worker) -> Iterator[Scope]:
-    scope = Scope()
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            worker.run(scope)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    try:
-        yield scope
-    finally:
-        scope.cancel()
-        thread.join(10)
-        assert not thread.is_alive()
-    assert not errors
-
-
-def wait_for(predicate: object, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
+def running(worker: Worker) -> AbstractContextManager[Scope]:
+    return in_thread(worker.run)
 
 
 def test_once_probes_every_server_and_submits_v4_batch(

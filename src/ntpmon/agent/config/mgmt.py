@@ -111,47 +111,54 @@ class ManagementClient:
         except httpx.HTTPError as exc:
             raise ManagementError(f"{method} {url}: {exc}") from None
 
+    def _authorized_json(
+        self, method: str, path: str, api_key: str, error: str, ok: range, **kwargs: Any
+    ) -> Any:
+        """Call with ``Bearer <api key>``; 401 → AuthorizationError; other statuses → ``error``."""
+        resp = self._request(
+            method,
+            api_url(self.base, path),
+            headers={"Authorization": f"Bearer {api_key}"},
+            **kwargs,
+        )
+        if resp.status_code == 401:
+            raise AuthorizationError()
+        if resp.status_code not in ok:
+            raise ManagementError(f"{error}: {resp.status_code} (trace {_trace(resp)})")
+        try:
+            return resp.json()
+        except ValueError:
+            raise ManagementError(f"{path}: response is not JSON") from None
+
     def get_config(
         self, api_key: str, *, request_certificate: bool, otlp_log_level: str = ""
     ) -> ApiConfig:
         """GET the monitor's config (and a new certificate when asked)."""
-        url = api_url(self.base, "monitor/api/config")
         params = {"request_certificate": "true"} if request_certificate else None
-        resp = self._request(
-            "GET", url, params=params, headers={"Authorization": f"Bearer {api_key}"}
+        doc = self._authorized_json(
+            "GET",
+            "monitor/api/config",
+            api_key,
+            "unexpected response code",
+            range(200, 300),
+            params=params,
         )
-        if resp.status_code == 401:
-            raise AuthorizationError()
-        if not 200 <= resp.status_code < 300:
-            raise ManagementError(
-                f"unexpected response code: {resp.status_code} (trace {_trace(resp)})"
-            )
-        try:
-            doc = resp.json()
-        except ValueError:
-            raise ManagementError("config response is not JSON") from None
         return parse_config(doc, otlp_log_level)
 
     def get_token(self, api_key: str, expires_in: int = 3600) -> tuple[str, int]:
         """Exchange the API key for a JWT; returns (token, lifetime in seconds)."""
         if not api_key:
             raise ManagementError("no API key")
-        resp = self._request(
+        doc = self._authorized_json(
             "POST",
-            api_url(self.base, "api/oidc/token"),
+            "api/oidc/token",
+            api_key,
+            "unexpected OIDC token response",
+            range(200, 201),
             json={"expires_in": expires_in},
-            headers={"Authorization": f"Bearer {api_key}"},
         )
-        if resp.status_code == 401:
-            raise AuthorizationError()
-        if resp.status_code != 200:
-            raise ManagementError(
-                f"unexpected OIDC token response: {resp.status_code} (trace {_trace(resp)})"
-            )
-        try:
-            doc = resp.json()
-        except ValueError:
-            raise ManagementError("OIDC token response is not JSON") from None
+        if not isinstance(doc, dict):
+            raise ManagementError("OIDC token response is not a JSON object")
         token = str(doc.get("access_token") or "")
         if not token:
             raise ManagementError("OIDC token response without access_token")
