@@ -43,6 +43,9 @@ class Behaviour(enum.StrEnum):
     WRONG_MODE = "wrong-mode"
     ZERO_TRANSMIT = "zero-transmit"
     TICKED_BACKWARDS = "ticked-backwards"
+    RAW = "raw"
+    """Send ``ResponderSettings.raw`` as it is (with the request's nonce as origin when
+    ``echo_origin`` and the bytes are long enough): for hostile-reply tests."""
 
 
 def reference_id_value(refid: int | str | bytes) -> int:
@@ -72,6 +75,8 @@ class ResponderSettings:
     poll: int = 6
     precision: int = -20
     truncate_to: int = 40
+    raw: bytes = b""
+    echo_origin: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.leap <= 3:
@@ -100,6 +105,10 @@ def build_reply(
         return None
     if settings.behaviour is Behaviour.EMPTY:
         return b""
+    if settings.behaviour is Behaviour.RAW:
+        if settings.echo_origin and len(settings.raw) >= 32:
+            return settings.raw[:24] + request[40:48] + settings.raw[32:]
+        return settings.raw
     client = ntpwire.decode(request)
     shift = round(settings.offset * 1e9)
     rec = ntpwire.unix_ns_to_ntp(rx_ns + shift)
@@ -141,8 +150,10 @@ def build_reply(
 class NTPResponder:
     """An NTP server on one UDP address, answering from a background thread.
 
-    Use as a context manager; ``configure(...)`` changes the answers while it runs and
-    ``requests`` counts the requests seen (so tests can check when a probe stopped).
+    Use as a context manager; ``configure(...)`` changes the answers while it runs,
+    ``script(...)`` sets the answers of the next requests one by one, ``requests`` counts the
+    requests seen (so tests can check when a probe stopped) and ``clients`` lists the source
+    addresses they came from.
     """
 
     def __init__(
@@ -161,6 +172,8 @@ class NTPResponder:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._requests = 0
+        self._script: list[ResponderSettings] = []
+        self._clients: list[str] = []
         self._thread = threading.Thread(
             target=self._serve, name=f"ntp-responder-{host}", daemon=True
         )
@@ -182,6 +195,16 @@ class NTPResponder:
     def settings(self) -> ResponderSettings:
         with self._lock:
             return self._settings
+
+    @property
+    def clients(self) -> list[str]:
+        with self._lock:
+            return list(self._clients)
+
+    def script(self, *answers: ResponderSettings) -> None:
+        """Answer the next requests with these settings in order, then with the base settings."""
+        with self._lock:
+            self._script = list(answers)
 
     def configure(self, **changes: object) -> ResponderSettings:
         """Replace some settings (validated) for the requests that follow."""
@@ -218,7 +241,8 @@ class NTPResponder:
             rx_ns = (_kernel_rx(ancdata) if self._stamping.rx else None) or time.time_ns()
             with self._lock:
                 self._requests += 1
-                settings = self._settings
+                self._clients.append(str(peer[0]))
+                settings = self._script.pop(0) if self._script else self._settings
             if settings.delay:
                 time.sleep(settings.delay)
             reply = build_reply(data, settings, rx_ns, time.time_ns())
