@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ntpmon.agent import ntp
 from ntpmon.agent.monitor.check import ProbeConfig, check_host, status_for_submission
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import Server
 from ntpmon.testing.chronyd import free_udp_port
@@ -281,3 +282,25 @@ def test_a_hostile_reply_never_raises(hostile_v4: NTPResponder, raw: bytes, echo
     assert error is None or isinstance(error, str)
     if error is None:
         assert not status.no_response and status.HasField("offset")
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "error"),
+    [
+        ("::1", "127.0.0.1", "network: bind: address family not supported by protocol"),
+        ("127.0.0.1", "::1", "network: bind: address family not supported by protocol"),
+        ("127.0.0.1", "198.51.100.254", "network: bind: cannot assign requested address"),
+    ],
+)
+def test_source_address_errors(target: str, source: str, error: str) -> None:
+    with NTPResponder(target) as server:
+        cfg = ProbeConfig(samples=1, ip=source, port=server.port, allow_loopback=True)
+        status, _response, err = check_host(target, cfg, sleep=no_sleep)
+        assert err == error
+        assert status is not None and status.no_response
+        assert server.requests == 0
+
+
+def test_query_refuses_a_source_that_is_not_an_address() -> None:
+    with pytest.raises(ntp.NTPNetworkError, match=r"^bind: invalid argument$"):
+        ntp.query("127.0.0.1", port=free_udp_port(), local_address="localhost")

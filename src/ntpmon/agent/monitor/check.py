@@ -184,6 +184,8 @@ def check_host(
     samples_wanted = cfg.samples if cfg.samples and cfg.samples > 0 else DEFAULT_SAMPLES
     source = probe_source(cfg)
     addr = as_ip(ip)
+    if addr is not None:
+        _record("monitor.servers_checked_total", addr)
     rejection = address_rejection(addr, allow_loopback=bool(getattr(cfg, "allow_loopback", False)))
     if rejection is not None or addr is None:
         return None, None, rejection or "invalid IP"
@@ -195,7 +197,6 @@ def check_host(
     with trace.get_tracer(__name__).start_as_current_span(
         "monitor.CheckHost", attributes=attributes
     ):
-        _record("monitor.servers_checked_total", addr)
         samples: list[Sample] = []
         for i in range(samples_wanted):
             if i > 0:
