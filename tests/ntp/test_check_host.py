@@ -304,3 +304,28 @@ def test_source_address_errors(target: str, source: str, error: str) -> None:
 def test_query_refuses_a_source_that_is_not_an_address() -> None:
     with pytest.raises(ntp.NTPNetworkError, match=r"^bind: invalid argument$"):
         ntp.query("127.0.0.1", port=free_udp_port(), local_address="localhost")
+
+
+def test_query_is_called_with_the_contract_keywords() -> None:
+    """An injected query sees exactly query(host, timeout=3.0, local_address=...) (§17)."""
+    calls: list[tuple[str, dict]] = []
+
+    def recording_query(host: str, **kwargs: object) -> ntp.NTPResponse:
+        calls.append((host, dict(kwargs)))
+        return ntp.query(host, **kwargs)  # port 123 on loopback: nobody listens, refused
+
+    cfg = ProbeConfig(samples=2, ip="127.0.0.3", allow_loopback=True)
+    _status, _response, error = check_host("127.0.0.1", cfg, query=recording_query, sleep=no_sleep)
+    assert error == "network: read: connection refused"
+    assert calls == [("127.0.0.1", {"timeout": 3.0, "local_address": "127.0.0.3"})] * 2
+
+
+def test_an_unexpected_query_failure_is_a_failed_sample_not_a_crash() -> None:
+    def broken_query(host: str, **kwargs: object) -> ntp.NTPResponse:
+        raise RuntimeError("query bug")
+
+    status, response, error = check_host(
+        "192.0.2.1", ProbeConfig(samples=2), query=broken_query, sleep=no_sleep
+    )
+    assert error == "query bug"
+    assert status is not None and status.no_response and response is None
