@@ -214,6 +214,16 @@ def check_host(
                 samples.append(_failed_sample(addr, str(exc) or type(exc).__name__))
                 continue
             status = reply_status(addr, response, now())
+            log.debug(
+                "ntp sample",
+                extra={
+                    "server": str(addr),
+                    "offset_ns": response.clock_offset_ns,
+                    "rtt_ns": response.rtt_ns,
+                    "stratum": response.stratum,
+                    "stamping": response.stamping,
+                },
+            )
             verdict = stratum_verdict(response)
             if verdict is not None:
                 if verdict == "RATE":
