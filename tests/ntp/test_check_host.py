@@ -25,83 +25,55 @@ MS = 1_000_000
 FINISHED = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
 # (id, responder settings, error, no_response, offset present, stratum, leap)
+Outcome = tuple[str, dict, str | None, bool, bool, int, int]
+
+
+def reply(name: str, changes: dict, error: str | None, stratum: int = 2, leap: int = 0) -> Outcome:
+    """A reply the probe classifies: no_response is false and the offset is present."""
+    return (name, changes, error, False, True, stratum, leap)
+
+
+def failure(name: str, behaviour: Behaviour, error: str) -> Outcome:
+    """No usable reply: no_response, no offset, stratum 0."""
+    return (name, {"behaviour": behaviour}, error, True, False, 0, 0)
+
+
 OUTCOMES = [
-    ("good", {"offset": 0.25, "stratum": 2}, None, False, True, 2, 0),
-    ("leap-3-is-no-error", {"leap": 3}, None, False, True, 2, 3),
-    ("old-version-accepted", {"version": 3}, None, False, True, 2, 0),
+    reply("good", {"offset": 0.25, "stratum": 2}, None),
+    reply("leap-3-is-no-error", {"leap": 3}, None, leap=3),
+    reply("old-version-accepted", {"version": 3}, None),
     ("kiss-rate", {"kiss": "RATE"}, "RATE", False, False, 0, 0),
-    ("kiss-deny", {"kiss": "DENY"}, "DENY", False, True, 0, 0),
-    ("kiss-rstr", {"kiss": "RSTR"}, "RSTR", False, True, 0, 0),
-    ("kiss-other", {"kiss": "STEP"}, "STEP", False, True, 0, 0),
-    (
+    reply("kiss-deny", {"kiss": "DENY"}, "DENY", stratum=0),
+    reply("kiss-rstr", {"kiss": "RSTR"}, "RSTR", stratum=0),
+    reply("kiss-other", {"kiss": "STEP"}, "STEP", stratum=0),
+    reply(
         "stratum-16-init",
         {"stratum": 16, "reference_id": "INIT"},
         "bad stratum 16 (referenceID: 0x494e4954, INIT)",
-        False,
-        True,
-        16,
-        0,
+        stratum=16,
     ),
-    (
+    reply(
         "stratum-16-zero-refid",
         {"stratum": 16, "reference_id": 0},
         "bad stratum 16 (referenceID: 0x0, \0\0\0\0)",
-        False,
-        True,
-        16,
-        0,
+        stratum=16,
     ),
-    (
+    reply(
         "stratum-0-unprintable",
         {"stratum": 0, "reference_id": 0xC0A80001},
         "bad stratum 0 (referenceID: 0xc0a80001)",
-        False,
-        True,
-        0,
-        0,
+        stratum=0,
     ),
-    ("stratum-11", {"stratum": 11}, "bad stratum 11", False, True, 11, 0),
-    ("stratum-15", {"stratum": 15}, "bad stratum 15", False, True, 15, 0),
-    ("stratum-10-ok", {"stratum": 10}, None, False, True, 10, 0),
-    (
-        "wrong-origin",
-        {"behaviour": Behaviour.WRONG_ORIGIN},
-        "server response didn't match request",
-        True,
-        False,
-        0,
-        0,
-    ),
-    ("truncated", {"behaviour": Behaviour.TRUNCATED}, "unexpected EOF", True, False, 0, 0),
-    ("empty", {"behaviour": Behaviour.EMPTY}, "EOF", True, False, 0, 0),
-    (
-        "wrong-mode",
-        {"behaviour": Behaviour.WRONG_MODE},
-        "invalid mode in response",
-        True,
-        False,
-        0,
-        0,
-    ),
-    (
-        "zero-transmit",
-        {"behaviour": Behaviour.ZERO_TRANSMIT},
-        "invalid transmit time in response",
-        True,
-        False,
-        0,
-        0,
-    ),
-    (
-        "ticked-backwards",
-        {"behaviour": Behaviour.TICKED_BACKWARDS},
-        "server clock ticked backwards",
-        True,
-        False,
-        0,
-        0,
-    ),
-    ("no-answer", {"behaviour": Behaviour.NO_ANSWER}, "network: i/o timeout", True, False, 0, 0),
+    reply("stratum-11", {"stratum": 11}, "bad stratum 11", stratum=11),
+    reply("stratum-15", {"stratum": 15}, "bad stratum 15", stratum=15),
+    reply("stratum-10-ok", {"stratum": 10}, None, stratum=10),
+    failure("wrong-origin", Behaviour.WRONG_ORIGIN, "server response didn't match request"),
+    failure("truncated", Behaviour.TRUNCATED, "unexpected EOF"),
+    failure("empty", Behaviour.EMPTY, "EOF"),
+    failure("wrong-mode", Behaviour.WRONG_MODE, "invalid mode in response"),
+    failure("zero-transmit", Behaviour.ZERO_TRANSMIT, "invalid transmit time in response"),
+    failure("ticked-backwards", Behaviour.TICKED_BACKWARDS, "server clock ticked backwards"),
+    failure("no-answer", Behaviour.NO_ANSWER, "network: i/o timeout"),
 ]
 
 
