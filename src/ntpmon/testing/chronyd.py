@@ -105,7 +105,12 @@ def private_chronyd(
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_until_answering(host, port, proc)
+            try:
+                _wait_until_answering(host, port, proc)
+            except ChronydError as exc:
+                log.flush()
+                tail = (workdir / "chronyd.log").read_text(errors="replace").strip()[-500:]
+                raise ChronydError(f"{exc}; chronyd said: {tail or '(nothing)'}") from None
             yield Chronyd(host=host, port=port, process=proc)
         finally:
             proc.terminate()
