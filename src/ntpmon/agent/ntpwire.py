@@ -46,10 +46,17 @@ class Packet:
 
 
 def encode(packet: Packet) -> bytes:
-    """Serialise a header; raises ``struct.error``/``ValueError`` for out-of-range fields."""
+    """Serialise a header; raises ``ValueError`` for a field out of its wire range."""
     if not (0 <= packet.leap <= 3 and 0 <= packet.version <= 7 and 0 <= packet.mode <= 7):
         raise ValueError("leap, version or mode out of range")
     first = (packet.leap << 6) | (packet.version << 3) | packet.mode
+    try:
+        return _pack(first, packet)
+    except struct.error as exc:
+        raise ValueError(f"NTP header field out of range: {exc}") from None
+
+
+def _pack(first: int, packet: Packet) -> bytes:
     return _LAYOUT.pack(
         first,
         packet.stratum,

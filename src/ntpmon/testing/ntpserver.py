@@ -14,6 +14,8 @@ Command line (one responder per ``--listen``; runs until interrupted)::
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import dataclasses
 import enum
 import signal
@@ -28,7 +30,8 @@ from ntpmon.agent.kerneltime import ANCILLARY_BUFSIZE, Stamping, enable_stamping
 from ntpmon.agent.kerneltime import stamp_from_ancillary as _kernel_rx
 from ntpmon.agent.ntp import NTPNetworkError, resolve_target
 
-POLL_INTERVAL_S = 0.1
+STOP_TIMEOUT_S = 5.0
+CLIENTS_KEPT = 1000
 KISS_CODES = ("RATE", "DENY", "RSTR")
 
 
@@ -43,6 +46,9 @@ class Behaviour(enum.StrEnum):
     WRONG_MODE = "wrong-mode"
     ZERO_TRANSMIT = "zero-transmit"
     TICKED_BACKWARDS = "ticked-backwards"
+    RAW = "raw"
+    """Send ``ResponderSettings.raw`` as it is (with the request's nonce as origin when
+    ``echo_origin`` and the bytes are long enough): for hostile-reply tests."""
 
 
 def reference_id_value(refid: int | str | bytes) -> int:
@@ -72,6 +78,8 @@ class ResponderSettings:
     poll: int = 6
     precision: int = -20
     truncate_to: int = 40
+    raw: bytes = b""
+    echo_origin: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.leap <= 3:
@@ -100,6 +108,10 @@ def build_reply(
         return None
     if settings.behaviour is Behaviour.EMPTY:
         return b""
+    if settings.behaviour is Behaviour.RAW:
+        if settings.echo_origin and len(settings.raw) >= 32:
+            return settings.raw[:24] + request[40:48] + settings.raw[32:]
+        return settings.raw
     client = ntpwire.decode(request)
     shift = round(settings.offset * 1e9)
     rec = ntpwire.unix_ns_to_ntp(rx_ns + shift)
@@ -141,8 +153,10 @@ def build_reply(
 class NTPResponder:
     """An NTP server on one UDP address, answering from a background thread.
 
-    Use as a context manager; ``configure(...)`` changes the answers while it runs and
-    ``requests`` counts the requests seen (so tests can check when a probe stopped).
+    Use as a context manager; ``configure(...)`` changes the answers while it runs,
+    ``script(...)`` sets the answers of the next requests one by one, ``requests`` counts the
+    requests seen (so tests can check when a probe stopped) and ``clients`` lists the source
+    addresses they came from.
     """
 
     def __init__(
@@ -156,11 +170,12 @@ class NTPResponder:
         except OSError:
             self._sock.close()
             raise
-        self._sock.settimeout(POLL_INTERVAL_S)
         self._settings = settings or ResponderSettings()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._requests = 0
+        self._script: list[ResponderSettings] = []
+        self._clients: collections.deque[str] = collections.deque(maxlen=CLIENTS_KEPT)
         self._thread = threading.Thread(
             target=self._serve, name=f"ntp-responder-{host}", daemon=True
         )
@@ -183,6 +198,16 @@ class NTPResponder:
         with self._lock:
             return self._settings
 
+    @property
+    def clients(self) -> list[str]:
+        with self._lock:
+            return list(self._clients)
+
+    def script(self, *answers: ResponderSettings) -> None:
+        """Answer the next requests with these settings in order, then with the base settings."""
+        with self._lock:
+            self._script = list(answers)
+
     def configure(self, **changes: object) -> ResponderSettings:
         """Replace some settings (validated) for the requests that follow."""
         with self._lock:
@@ -194,10 +219,19 @@ class NTPResponder:
         return self
 
     def stop(self) -> None:
+        """Stop serving: a datagram to ourselves wakes the blocked thread (no polling)."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._wake()
+            self._thread.join(STOP_TIMEOUT_S)
         self._sock.close()
+
+    def _wake(self) -> None:
+        address = self._sock.getsockname()
+        wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 (a wildcard bind is woken on loopback)
+        target = (wildcard.get(address[0], address[0]), *address[1:])
+        with contextlib.suppress(OSError), socket.socket(self._sock.family, socket.SOCK_DGRAM) as s:
+            s.sendto(b"", target)
 
     def __enter__(self) -> NTPResponder:
         return self.start()
@@ -209,16 +243,17 @@ class NTPResponder:
         while not self._stop.is_set():
             try:
                 data, ancdata, _flags, peer = self._sock.recvmsg(8192, ANCILLARY_BUFSIZE)
-            except TimeoutError:
-                continue
             except OSError:
                 if self._stop.is_set():
                     return
                 continue
+            if self._stop.is_set():
+                return
             rx_ns = (_kernel_rx(ancdata) if self._stamping.rx else None) or time.time_ns()
             with self._lock:
                 self._requests += 1
-                settings = self._settings
+                self._clients.append(str(peer[0]))
+                settings = self._script.pop(0) if self._script else self._settings
             if settings.delay:
                 time.sleep(settings.delay)
             reply = build_reply(data, settings, rx_ns, time.time_ns())
