@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -18,6 +19,7 @@ from ntpmon.agent.config.persist import replace_file
 from ntpmon.agent.options import DevelKnobs
 from ntpmon.agent.runner import MonitorOptions, run_monitor
 from ntpmon.agent.scope import Scope
+from ntpmon.agent.worker import WorkerError, WorkerHooks
 from ntpmon.testing.ntpserver import NTPResponder
 
 pytestmark = pytest.mark.timeout(90)
@@ -94,3 +96,49 @@ def test_hot_reload_state_change_reaches_workers(
         replace_file(registered.state_path, json.dumps(state).encode() + b"\n")
         wait_for(lambda: servicer.count("GetServers") > paused_servers)
     assert mgmt.state.requests[-1].headers["Authorization"] in {"Bearer key-2"}
+
+
+def test_sanity_only_passes_with_a_good_clock(
+    registered: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    opts = MonitorOptions(sanity_only=True, ipv6=False, knobs=DevelKnobs(responders[0].port, True))
+    run_monitor(registered, opts, Scope(), environ={"DEVEL_API_SERVER": monitor_api.url})
+    assert monitor_api.servicer.count("GetServers") == 0
+
+
+def test_sanity_only_fails_when_the_local_clock_is_off(
+    registered: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    for responder in responders:
+        responder.configure(offset=0.5)  # every base check says we are 500 ms off
+    opts = MonitorOptions(sanity_only=True, ipv6=False, knobs=DevelKnobs(responders[0].port, True))
+    with pytest.raises(WorkerError, match="IPv4: health check failed"):
+        run_monitor(registered, opts, Scope(), environ={"DEVEL_API_SERVER": monitor_api.url})
+
+
+def test_hooks_and_background_tasks_for_mqtt(
+    registered: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    configs: list[int] = []
+    background_ended = threading.Event()
+
+    def background(cfg: AppConfig, scope: Scope) -> None:
+        scope.wait()
+        background_ended.set()
+
+    hooks = WorkerHooks(on_config=lambda family, resp: configs.append(family))
+    opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(responders[0].port, True))
+    with in_thread(
+        lambda scope: run_monitor(
+            registered,
+            opts,
+            scope,
+            environ={"DEVEL_API_SERVER": monitor_api.url},
+            hooks=hooks,
+            background=[background],
+        )
+    ):
+        wait_for(lambda: monitor_api.servicer.count("SubmitResults") >= 1)
+        assert not background_ended.is_set()
+    assert background_ended.is_set()
+    assert configs and set(configs) == {4}

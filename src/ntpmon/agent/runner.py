@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from ntpmon.agent.config import gates
 from ntpmon.agent.config.appconfig import AppConfig
@@ -15,7 +15,7 @@ from ntpmon.agent.options import DevelKnobs
 from ntpmon.agent.rpc import MonitorClient
 from ntpmon.agent.scope import Cancelled, Scope
 from ntpmon.agent.telemetry import Telemetry
-from ntpmon.agent.worker import Worker, WorkerOptions
+from ntpmon.agent.worker import Worker, WorkerHooks, WorkerOptions
 from ntpmon.common.errors import NtpmonError
 
 log = logging.getLogger(__name__)
@@ -57,8 +57,14 @@ def run_monitor(
     environ: Mapping[str, str],
     worker_factory: Callable[..., Worker] = Worker,
     manager: ConfigManager | None = None,
+    hooks: WorkerHooks = WorkerHooks(),  # noqa: B008 - frozen dataclass
+    background: Sequence[Callable[[AppConfig, Scope], None]] = (),
 ) -> None:
-    """Block until ``scope`` is cancelled (or, with --once/--sanity-only, the work is done)."""
+    """Block until ``scope`` is cancelled (or, with --once/--sanity-only, the work is done).
+
+    ``hooks`` and ``background`` are where the MQTT client plugs in (agent.md §13): background
+    tasks start with the workers in daemon mode and are cancelled with them.
+    """
     daemon = not (opts.once or opts.sanity_only)
     threads: list[threading.Thread] = []
     if daemon:
@@ -86,7 +92,12 @@ def run_monitor(
 
     def run_worker(family: int) -> None:
         worker = worker_factory(
-            family, cfg, client, telemetry, wopts, on_otlp_level=telemetry.set_otlp_log_level
+            family,
+            cfg,
+            client,
+            telemetry,
+            wopts,
+            hooks=replace(hooks, on_otlp_level=telemetry.set_otlp_log_level),
         )
         try:
             worker.run(work)
@@ -96,9 +107,10 @@ def run_monitor(
             work.cancel()
 
     workers = [_start(f"worker-v{f}", run_worker, f) for f in opts.families]
+    if daemon:
+        threads += [_start(f"task-{i}", task, cfg, work) for i, task in enumerate(background)]
     _join(workers)
-    if not daemon:
-        scope.cancel()
+    scope.cancel()  # workers end on shutdown, an error, or after --once: stop the rest too
     _join(threads)
     work.close()
     client.close()

@@ -57,6 +57,20 @@ Probe = Callable[[pb.Server, CheckConfig], pb.ServerStatus | None]
 
 
 @dataclass(frozen=True, slots=True)
+class WorkerHooks:
+    """The seam for the MQTT client (agent.md §13, a later issue) and telemetry.
+
+    ``on_config`` sees every GetConfig answer (the MQTT config rides on it); ``wait_if_paused``
+    blocks while another agent has taken over this identity (§13.6) and returns at once
+    otherwise; ``on_otlp_level`` applies the server's preferred exported log level.
+    """
+
+    on_config: Callable[[int, pb.GetConfigResponse], None] | None = None
+    wait_if_paused: Callable[[Scope], None] | None = None
+    on_otlp_level: Callable[[str], None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerOptions:
     once: bool = False
     sanity_only: bool = False
@@ -94,7 +108,7 @@ class Worker:
         *,
         probe: Probe = default_probe,
         local_check: Callable[[Callable[[], CheckConfig], int], LocalCheck] = default_local_check,
-        on_otlp_level: Callable[[str], None] | None = None,
+        hooks: WorkerHooks = WorkerHooks(),
     ) -> None:
         self.family = family
         self.cfg = cfg
@@ -106,7 +120,7 @@ class Worker:
             CheckConfig(port=options.port, allow_loopback=options.allow_loopback)
         )
         self._make_local_check = local_check
-        self._on_otlp_level = on_otlp_level
+        self.hooks = hooks
         self._initial_config = threading.Event()
         self.mon_id = ""
         self.batches = 0
@@ -150,6 +164,8 @@ class Worker:
             if not self.cfg.is_live(self.family):
                 self._wait_until_live(scope)
                 continue
+            if self.hooks.wait_if_paused is not None:
+                self.hooks.wait_if_paused(scope)
             count, err = self._retry_batches(scope, local_ok)
             if err is not None and not isinstance(err, NoWork):
                 self.log.warning("backoff error", extra={"error": str(err)})
@@ -180,9 +196,11 @@ class Worker:
                 self.log.warning(f"{msg} failed", extra={"error": str(exc), "retry_in": wait})
             else:
                 self.mon_cfg.update(resp)
+                if self.hooks.on_config is not None:
+                    self.hooks.on_config(self.family, resp)
                 if resp.otlp_log_level:
-                    if self._on_otlp_level is not None:
-                        self._on_otlp_level(resp.otlp_log_level)
+                    if self.hooks.on_otlp_level is not None:
+                        self.hooks.on_otlp_level(resp.otlp_log_level)
                     self.cfg.set_cached_otlp_log_level(resp.otlp_log_level)
                 if first_run and resp.base_checks:
                     self._initial_config.set()
