@@ -144,6 +144,18 @@ def test_setup_approve_monitor_once_then_hot_reload(
     assert len(rows) == len(SERVERS)
     assert all(row.step > 0 for row in rows), rows
 
+    # diagnostics against both APIs
+    diag = subprocess.run(
+        [AGENT, "api", "ok", *common],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert diag.returncode == 0, diag.stderr
+    assert "monitor API ok" in diag.stderr and "API diagnostics complete" in diag.stderr
+
     # 5. hot reload while monitor runs
     daemon = subprocess.Popen(
         [AGENT, "monitor", *common],

@@ -98,6 +98,7 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
     os.environ.setdefault("OTEL_SERVICE_NAME", "ntppool-agent")
     if ctx.invoked_subcommand == "version":
         return
+    _tag_records_with_env(parse_env(env).value)
     ctx.obj = Globals(
         env=parse_env(env),
         state_dir=opts.resolve_state_dir(state_dir, os.environ),
@@ -106,6 +107,17 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
         ca_file=ca_file,
         debug=debug,
     )
+
+
+def _tag_records_with_env(env: str) -> None:
+    """Every log record carries ``env`` (agent.md §14)."""
+
+    def add_env(record: logging.LogRecord) -> bool:
+        record.env = env
+        return True
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(add_env)
 
 
 def open_app_config(g: Globals, *, with_api: bool = True) -> AppConfig:
