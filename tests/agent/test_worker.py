@@ -157,3 +157,35 @@ def test_expired_certificate_is_refused_by_the_server(
     with pytest.raises(RPCError, match="UNAVAILABLE"):
         client.get_config("127.0.0.1")
     assert monitor_api.servicer.count("GetConfig") == 0
+
+
+def test_metrics_count_rpcs_and_results_by_outcome(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    responders[2].configure(kiss="RATE")
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry("devel", environ={}, metric_reader=reader)
+    telemetry.watch_certificate(lambda: live_config.certificate().not_after)
+    client = MonitorClient(live_config, monitor_api.url, on_call=telemetry.rpc_done)
+    options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
+    Worker(4, live_config, client, telemetry, options).run(Scope())
+    data = reader.get_metrics_data()
+    points: dict[str, list[tuple[dict[str, object], float]]] = {}
+    for rm in data.resource_metrics:
+        assert rm.resource.attributes["service.name"] == "ntppool-agent"
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points[metric.name] = [
+                    (dict(p.attributes or {}), getattr(p, "value", getattr(p, "count", 0)))
+                    for p in metric.data.data_points
+                ]
+    rpcs = {(a["type"], a["status_code"]): v for a, v in points["monitor.rpc_requests_total"]}
+    assert rpcs[("submitResults", "success")] == 1 and rpcs[("getServers", "success")] == 1
+    assert {a["type"] for a, _ in points["monitor.rpc_duration"]} >= {"getServers", "submitResults"}
+    assert points["monitor.tests_requested_total"] == [({"ip_version": "v4"}, 3)]
+    completed = {a["result"]: v for a, v in points["monitor.tests_completed_total"]}
+    assert completed == {"ok": 2, "error": 1}
+    expiry = points["monitor.ssl_earliest_cert_expiry"][0][1]
+    assert expiry == live_config.certificate().not_after.timestamp()

@@ -83,6 +83,9 @@ def run_monitor(
         _join(threads)
         raise
     telemetry = Telemetry(cfg.env.value, environ=environ)
+    telemetry.watch_certificate(
+        lambda: cfg.certificate().not_after if cfg.have_certificate() else None
+    )
     client = MonitorClient(
         cfg, monitor_api_url(cfg, environ), ca_file=opts.ca_file, on_call=telemetry.rpc_done
     )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
+from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
@@ -59,7 +61,7 @@ class Telemetry:
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
         self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         self.tracer = self.tracer_provider.get_tracer("monitor.client")
-        meter = self.meter_provider.get_meter("monitor.client")
+        self.meter = meter = self.meter_provider.get_meter("monitor.client")
         self._rpc_requests = meter.create_counter("monitor.rpc_requests_total")
         self._rpc_duration = meter.create_histogram("monitor.rpc_duration", unit="s")
         self._tests_requested = meter.create_counter("monitor.tests_requested_total")
@@ -87,6 +89,17 @@ class Telemetry:
     def set_otlp_log_level(self, level: str) -> None:
         """The server's preference for exported logs (kept; applied when exporting logs)."""
         self.otlp_log_level = level
+
+    def watch_certificate(self, not_after: Callable[[], datetime | None]) -> None:
+        """``monitor.ssl_earliest_cert_expiry``: the client certificate's notAfter (Unix s)."""
+
+        def observe(_options: CallbackOptions) -> Iterable[Observation]:
+            when = not_after()
+            return [] if when is None else [Observation(when.timestamp())]
+
+        self.meter.create_observable_gauge(
+            "monitor.ssl_earliest_cert_expiry", callbacks=[observe], unit="s"
+        )
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (bounded by the SDK's own timeouts)."""
