@@ -152,14 +152,18 @@ def setup_cmd(
 
     g: Globals = ctx.obj
     cfg = open_app_config(g)
-    run_setup(
-        cfg,
-        SetupRequest(hostname, account, g.ipv4, g.ipv6),
-        api_base=api_host(g.env),
-        ca_file=g.ca_file,
-        environ=os.environ,
-        out=typer.echo,
-    )
+    try:
+        run_setup(
+            cfg,
+            SetupRequest(hostname, account, g.ipv4, g.ipv6),
+            api_base=api_host(g.env),
+            ca_file=g.ca_file,
+            environ=os.environ,
+            out=typer.echo,
+        )
+    except KeyboardInterrupt:
+        typer.echo("setup aborted", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command("monitor")
