@@ -1,19 +1,22 @@
-"""Real X.509 material for agent tests: a CA, server and client certificates (cryptography)."""
+"""Real X.509 material for agent tests: monitor-api's CA issuing server and client certificates,
+and self-signed RSA pairs (agent.md §19.4)."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from ntpmon.api.ca import BACKDATE, EmbeddedCA
+from ntpmon.common.clock import FixedClock
 
 
-def _key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -51,26 +54,13 @@ def self_signed(
 
 
 class TestCA:
-    """An EC P-256 CA that issues server and client certificates."""
+    """monitor-api's embedded CA, issuing at chosen times (bytes in, bytes out for the tests)."""
 
     __test__ = False
 
     def __init__(self) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ntpmon test CA")])
-        now = datetime.now(UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(hours=1))
-            .not_valid_after(now + timedelta(days=30))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.pem = self.cert.public_bytes(serialization.Encoding.PEM)
+        self.ca = EmbeddedCA.create("ntpmon test CA")
+        self.pem = self.ca.root_pem().encode()
 
     def issue(
         self,
@@ -80,29 +70,13 @@ class TestCA:
         lifetime: timedelta = timedelta(days=1),
         start: timedelta = timedelta(hours=-1),
     ) -> Issued:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = datetime.now(UTC)
-        sans: list[x509.GeneralName] = [x509.DNSName(name)]
+        """A client (or, with ``server``, a loopback server) certificate valid from ``start``."""
+        ca = self.ca.with_clock(FixedClock(datetime.now(UTC) + start + BACKDATE))
         if server:
-            sans += [
-                x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.IPAddress(ipaddress.ip_address("::1")),
-            ]
-        eku = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now + start)
-            .not_valid_after(now + start + lifetime)
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-            .sign(self.key, hashes.SHA256())
-        )
-        return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+            issued = ca.issue_server([name, "localhost", "127.0.0.1", "::1"], lifetime)
+        else:
+            issued = ca.issue_client(name, lifetime)
+        return Issued(issued.cert_pem.encode(), issued.key_pem.encode())
 
     def write(self, directory: Path) -> Path:
         path = directory / "test-ca.pem"
