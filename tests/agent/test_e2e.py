@@ -121,14 +121,17 @@ def test_setup_approve_monitor_once_then_hot_reload(
     assert "setup complete" in err
 
     # 3.+4. certificate, then one batch
-    once = subprocess.run(
-        [AGENT, "monitor", "--once", *common],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    def agent(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [AGENT, *args, *common],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    once = agent("monitor", "--once")
     assert once.returncode == 0, once.stderr
     assert (state_dir / "devel" / "cert.pem").is_file()
     assert (state_dir / "devel" / "ca.pem").read_text() == api_server.ca.root_pem()
@@ -145,14 +148,7 @@ def test_setup_approve_monitor_once_then_hot_reload(
     assert all(row.step > 0 for row in rows), rows
 
     # diagnostics against both APIs
-    diag = subprocess.run(
-        [AGENT, "api", "ok", *common],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    diag = agent("api", "ok")
     assert diag.returncode == 0, diag.stderr
     assert "monitor API ok" in diag.stderr and "API diagnostics complete" in diag.stderr
 

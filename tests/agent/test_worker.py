@@ -88,14 +88,24 @@ def test_already_exists_counts_as_success(
     assert worker.batches == 1
 
 
-@pytest.mark.parametrize("code", [grpc.StatusCode.INTERNAL, grpc.StatusCode.PERMISSION_DENIED])
-def test_get_servers_errors_back_off(
+@pytest.mark.parametrize(
+    ("errors", "batches"),
+    [
+        ([grpc.StatusCode.INTERNAL], None),
+        ([grpc.StatusCode.PERMISSION_DENIED], None),
+        ([], [[]]),  # no work
+    ],
+)
+def test_get_servers_errors_and_empty_batches_back_off(
     live_config: AppConfig,
     monitor_api: FakeMonitorApi,
     responders: list[NTPResponder],
-    code: grpc.StatusCode,
+    errors: list[grpc.StatusCode],
+    batches: list[list[bytes]] | None,
 ) -> None:
-    monitor_api.servicer.script.get_servers_errors = [code]
+    monitor_api.servicer.script.get_servers_errors = list(errors)
+    if batches is not None:
+        monitor_api.servicer.script.servers = batches
     worker = make_worker(live_config, monitor_api, responders[0].port, once=False)
     with running(worker):
         wait_for(lambda: monitor_api.servicer.count("GetServers") >= 1)
@@ -119,17 +129,6 @@ def test_api_down_backs_off(
         time.sleep(1.5)
     fails = [r for r in caplog.records if r.getMessage() == "GetConfig failed"]
     assert len(fails) == 1  # next GetConfig try only after 10 s
-
-
-def test_empty_batches_back_off(
-    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
-) -> None:
-    monitor_api.servicer.script.servers = [[]]
-    worker = make_worker(live_config, monitor_api, responders[0].port, once=False)
-    with running(worker):
-        wait_for(lambda: monitor_api.servicer.count("GetServers") >= 1)
-        time.sleep(1.5)
-    assert monitor_api.servicer.count("GetServers") == 1
 
 
 def test_renewed_certificate_rebuilds_the_channel(
