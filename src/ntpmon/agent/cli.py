@@ -93,8 +93,6 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
         level = logging.DEBUG
         os.environ["MONITOR_DEBUG"] = "true"
     setup_logging(level)
-    # one line per management request is noise at info; errors are logged by the agent itself
-    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     os.environ.setdefault("OTEL_SERVICE_NAME", "ntppool-agent")
     if ctx.invoked_subcommand == "version":
         return

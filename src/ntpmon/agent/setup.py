@@ -12,9 +12,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
-
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.httpclient import HttpClient, TransportError
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementError, tls_context
 from ntpmon.agent.depenv import registration_url
 from ntpmon.agent.ulid import new_ulid
@@ -23,7 +22,7 @@ from ntpmon.common.version import user_agent
 
 log = logging.getLogger(__name__)
 
-SETUP_TIMEOUT = httpx.Timeout(60.0, connect=30.0, read=40.0)
+SETUP_TIMEOUT = 40.0
 SERVER_ERROR_WAIT = 10.0
 POLL_WAIT, POLL_WAIT_AFTER_URL = 0.2, 5.0
 
@@ -42,11 +41,14 @@ def _local_address(family: int, environ: Mapping[str, str]) -> str:
     return environ.get("MONITOR_LOCAL_IPV6") or "::"
 
 
-def _family_client(family: int, ca_file: str | None, environ: Mapping[str, str]) -> httpx.Client:
-    transport = httpx.HTTPTransport(
-        local_address=_local_address(family, environ), verify=tls_context(ca_file)
+def _family_client(family: int, ca_file: str | None, environ: Mapping[str, str]) -> HttpClient:
+    """Requests bound to the family's local address, so the server sees that family."""
+    return HttpClient(
+        context=tls_context(ca_file),
+        timeout=SETUP_TIMEOUT,
+        user_agent=user_agent("ntppool-agent"),
+        source_address=_local_address(family, environ),
     )
-    return httpx.Client(transport=transport, timeout=SETUP_TIMEOUT)
 
 
 def run_setup(
@@ -78,49 +80,48 @@ def run_setup(
         headers["Authorization"] = f"Bearer {old_key}"
     wanted = {4: req.ipv4, 6: req.ipv6}
     pending = dict(wanted)
-    clients: dict[int, httpx.Client] = {}
+    clients: dict[int, HttpClient] = {}  # one per family, bound to its local address
     url_seen, printed = "", False
-    try:
-        while True:
-            family = next((f for f in (4, 6) if pending[f]), 4 if wanted[4] else 6)
-            if family not in clients:
-                clients[family] = _family_client(family, ca_file, environ)
-            try:
-                resp = clients[family].post(
-                    registration_url(api_base), data=form or None, headers=headers
-                )
-            except httpx.HTTPError as exc:
-                raise ManagementError(f"registration request over IPv{family}: {exc}") from None
-            if resp.status_code >= 500:
-                log.warning("registration server error", extra={"status": resp.status_code})
-                sleep(SERVER_ERROR_WAIT)
-                continue
-            pending[family] = False
-            media = resp.headers.get("content-type", "").split(";")[0].strip()
-            if media == "text/plain":
-                out(resp.text)
-                return
-            if media != "application/json":
-                raise ManagementError(f"unexpected content type: {media}")
+    while True:
+        family = next((f for f in (4, 6) if pending[f]), 4 if wanted[4] else 6)
+        if family not in clients:
+            clients[family] = _family_client(family, ca_file, environ)
+        try:
+            resp = clients[family].request(
+                "POST", registration_url(api_base), form=form or None, headers=headers
+            )
+        except TransportError as exc:
+            raise ManagementError(f"registration request over IPv{family}: {exc}") from None
+        if resp.status_code >= 500:
+            log.warning("registration server error", extra={"status": resp.status_code})
+            sleep(SERVER_ERROR_WAIT)
+            continue
+        pending[family] = False
+        media = resp.media_type
+        if media == "text/plain":
+            out(resp.text)
+            return
+        if media != "application/json":
+            raise ManagementError(f"unexpected content type: {media}")
+        try:
             doc = resp.json()
-            url_seen = str(doc.get("URL") or "") or url_seen
-            if url_seen and not any(pending.values()) and not printed:
-                out(
-                    "\nPlease visit the following URL to complete the monitor registration:"
-                    f"\n\n    {url_seen}\n"
-                )
-                printed = True
-            status = doc.get("Status")
-            if status == "accepted":
-                _accept(cfg, str(doc.get("APIToken") or ""))
-                return
-            if status == "completed":
-                log.info("registration already completed")
-                return
-            sleep(POLL_WAIT_AFTER_URL if printed else POLL_WAIT)
-    finally:
-        for client in clients.values():
-            client.close()
+        except ValueError:
+            raise ManagementError("registration response is not valid JSON") from None
+        url_seen = str(doc.get("URL") or "") or url_seen
+        if url_seen and not any(pending.values()) and not printed:
+            out(
+                "\nPlease visit the following URL to complete the monitor registration:"
+                f"\n\n    {url_seen}\n"
+            )
+            printed = True
+        status = doc.get("Status")
+        if status == "accepted":
+            _accept(cfg, str(doc.get("APIToken") or ""))
+            return
+        if status == "completed":
+            log.info("registration already completed")
+            return
+        sleep(POLL_WAIT_AFTER_URL if printed else POLL_WAIT)
 
 
 def _accept(cfg: AppConfig, token: str) -> None:

@@ -11,8 +11,7 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
+from ntpmon.agent.config.httpclient import HttpClient, HttpResponse, TransportError
 from ntpmon.agent.config.statefile import IPConfig, MonitorData, StateFormatError, parse_ip
 from ntpmon.agent.depenv import api_url
 from ntpmon.common.errors import NtpmonError
@@ -21,7 +20,7 @@ from ntpmon.common.version import user_agent
 log = logging.getLogger(__name__)
 
 PROGRAM = "ntppool-agent"
-HTTP_TIMEOUT = httpx.Timeout(30.0, connect=10.0, read=10.0)
+HTTP_TIMEOUT = 30.0
 
 
 class ManagementError(NtpmonError):
@@ -51,7 +50,7 @@ def tls_context(ca_file: str | None) -> ssl.SSLContext:
     return ctx
 
 
-def _trace(resp: httpx.Response) -> str:
+def _trace(resp: HttpResponse) -> str:
     return resp.headers.get("Traceid", "")
 
 
@@ -96,20 +95,18 @@ class ManagementClient:
 
     def __init__(self, base: str, *, ca_file: str | None = None) -> None:
         self.base = base
-        self._http = httpx.Client(
-            timeout=HTTP_TIMEOUT,
-            verify=tls_context(ca_file),
-            headers={"User-Agent": user_agent(PROGRAM)},
+        self._http = HttpClient(
+            context=tls_context(ca_file), timeout=HTTP_TIMEOUT, user_agent=user_agent(PROGRAM)
         )
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing to release: every request uses its own connection."""
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
         try:
             return self._http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ManagementError(f"{method} {url}: {exc}") from None
+        except TransportError as exc:
+            raise ManagementError(str(exc)) from None
 
     def _authorized_json(
         self, method: str, path: str, api_key: str, error: str, ok: range, **kwargs: Any
@@ -155,7 +152,7 @@ class ManagementClient:
             api_key,
             "unexpected OIDC token response",
             range(200, 201),
-            json={"expires_in": expires_in},
+            json_body={"expires_in": expires_in},
         )
         if not isinstance(doc, dict):
             raise ManagementError("OIDC token response is not a JSON object")
