@@ -257,3 +257,14 @@ def test_token_refused_falls_back_to_api_key(make_config: MakeConfig) -> None:
     with pytest.raises(AuthorizationError):
         cfg.jwt()
     assert cfg.bearer() == "k"
+
+
+def test_state_dir_open_to_others_is_tightened(
+    make_config: MakeConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = make_config()
+    cfg.env_dir.mkdir(parents=True, mode=0o755)
+    cfg.env_dir.chmod(0o755)
+    cfg.load()
+    assert stat.S_IMODE(cfg.env_dir.stat().st_mode) == 0o700
+    assert any("open to other users" in r.getMessage() for r in caplog.records)

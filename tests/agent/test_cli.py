@@ -51,7 +51,7 @@ def test_options_after_command_and_api_ok_without_key(tmp_path: Path) -> None:
 
 def test_corrupt_state_json_is_reported_and_kept(tmp_path: Path) -> None:
     env_dir = tmp_path / "devel"
-    env_dir.mkdir()
+    env_dir.mkdir(mode=0o755)
     content = b'{"API":{"APIKey":"test-key"'
     (env_dir / "state.json").write_bytes(content)
     for command in (["api", "ok"], ["monitor", "--once"], ["setup", "--no-ipv4", "--no-ipv6"]):
@@ -60,6 +60,7 @@ def test_corrupt_state_json_is_reported_and_kept(tmp_path: Path) -> None:
         assert "state.json is not valid JSON" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert (env_dir / "state.json").read_bytes() == content
+        assert stat.S_IMODE(env_dir.stat().st_mode) == 0o755  # nothing changed
 
 
 @pytest.mark.parametrize("mode", [0o500, 0o000])

@@ -241,6 +241,9 @@ class AppConfig:
             prev_key, prev_cert = self.api_key(), self.have_certificate()
         existed = persist.file_exists(self.state_path)
         self._load_from_disk()
+        persist.tighten_dir(
+            self.env_dir
+        )  # only once the state read well: bad input changes nothing
         with contextlib.suppress(CertificateError):
             self.load_certificates()
         local_changed = self.api_key() != prev_key or self.have_certificate() != prev_cert

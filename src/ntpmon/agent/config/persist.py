@@ -34,6 +34,25 @@ def ensure_dir(path: Path) -> None:
         raise StateFileError(f"could not create state directory {str(path)!r}: {exc}") from exc
 
 
+def tighten_dir(path: Path) -> None:
+    """An existing state directory open to other users gets mode 0700 (it holds the key)."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise StateFileError(f"could not access {str(path)!r}: {exc}") from exc
+    if mode & 0o077:
+        log.warning(
+            "state directory was open to other users; setting mode 0700",
+            extra={"dir": str(path), "mode": oct(mode)},
+        )
+        try:
+            path.chmod(DIR_MODE)
+        except OSError as exc:
+            raise StateFileError(f"could not restrict {str(path)!r}: {exc}") from exc
+
+
 def replace_file(path: Path, content: bytes) -> None:
     """Write ``path.tmp``, fsync it, then rename it over ``path`` (key.pem gets mode 0600).
 
