@@ -81,10 +81,14 @@ class CadenceScript(Script):
         return object.__getattribute__(self, name)
 
 
+def status_kb(pid: int, field: str) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith(field))
+
+
 def proc_stats(pid: int) -> tuple[int, float]:
     """(peak RSS in bytes, CPU seconds) of a live process."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    hwm = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM"))
+    hwm = status_kb(pid, "VmHWM")
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
     return hwm * 1024, cpu
@@ -188,6 +192,8 @@ def main() -> int:
                 time.sleep(5)
                 peak = max(peak, proc_stats(agent.pid)[0])
             peak, cpu_end = proc_stats(agent.pid)
+            rss_now = status_kb(agent.pid, "VmRSS") * 1024
+            thread_count = status_kb(agent.pid, "Threads")
             threads = thread_cpu(agent.pid)
             _, responder_cpu = proc_stats(responders.pid)
             steady = time.monotonic() - warm
@@ -209,6 +215,8 @@ def main() -> int:
         ("server results submitted", f"{statuses}"),
         ("expected results at cadence", f"{args.servers * steady / ACTIVE_INTERVAL:.0f}"),
         ("peak RSS (MB)", f"{peak / 1e6:.1f}  (target <= 30)"),
+        ("RSS at the end (MB)", f"{rss_now / 1e6:.1f}"),
+        ("threads at the end", f"{thread_count}"),
         ("CPU s total (incl. start-up)", f"{cpu_end:.2f}"),
         ("CPU s per hour (steady)", f"{cpu_per_hour:.1f}"),
         ("share of one core", f"{cpu_per_hour / 36:.2f} %  (target < 1 %)"),
