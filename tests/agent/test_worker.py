@@ -24,9 +24,10 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def make_worker(cfg: AppConfig, api: FakeMonitorApi, port: int, *, once: bool) -> Worker:
-    client = MonitorClient(cfg, api.url)
+    telemetry = Telemetry("devel", environ={})
+    client = MonitorClient(cfg, api.url, tracer=telemetry.tracer)
     options = WorkerOptions(once=once, port=port, allow_loopback=True)
-    return Worker(4, cfg, client, Telemetry("devel", environ={}), options)
+    return Worker(4, cfg, client, telemetry, options)
 
 
 def running(worker: Worker) -> AbstractContextManager[Scope]:
@@ -55,7 +56,10 @@ def test_once_probes_every_server_and_submits_v4_batch(
     meta = submit[0].metadata
     assert meta["user-agent"].startswith("ntppool-agent/v")
     assert meta["authorization"] == "Bearer test-key"  # no JWT endpoint: API key fallback
-    assert "traceparent" in meta
+    assert all("traceparent" in c.metadata for c in calls)  # every RPC, GetConfig too
+    # the batch's RPCs share the trace of its monitor-run span
+    gs = next(c for c in calls if c.method == "GetServers").metadata["traceparent"]
+    assert gs.split("-")[1] == meta["traceparent"].split("-")[1]
     assert "agent1-abc123.devel.mon.ntppool.dev" in submit[0].client_cn
 
 

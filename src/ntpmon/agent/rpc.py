@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import grpc
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.certs import ClientCertificate
@@ -65,12 +65,14 @@ class MonitorClient:
         ca_file: str | None = None,
         timeout: float = CALL_TIMEOUT,
         on_call: Callable[[str, bool, float], None] | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.cfg = cfg
         self.target = grpc_target(base_url)
         self.ca_file = ca_file
         self.timeout = timeout
         self._on_call = on_call
+        self._tracer = tracer or trace.get_tracer(__name__)
         self._lock = threading.Lock()
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.MonitorServiceStub | None = None
@@ -121,6 +123,12 @@ class MonitorClient:
         return meta
 
     def _call(self, name: str, request: Any, timeout: float) -> Any:
+        """One RPC inside a client span, so its trace context always reaches monitor-api."""
+        span_name = f"monitor.v2.MonitorService/{name}"
+        with self._tracer.start_as_current_span(span_name, kind=trace.SpanKind.CLIENT):
+            return self._call_in_span(name, request, timeout)
+
+    def _call_in_span(self, name: str, request: Any, timeout: float) -> Any:
         started = time.monotonic()
         ok = False
         try:

@@ -87,7 +87,11 @@ def run_monitor(
         lambda: cfg.certificate().not_after if cfg.have_certificate() else None
     )
     client = MonitorClient(
-        cfg, monitor_api_url(cfg, environ), ca_file=opts.ca_file, on_call=telemetry.rpc_done
+        cfg,
+        monitor_api_url(cfg, environ),
+        ca_file=opts.ca_file,
+        on_call=telemetry.rpc_done,
+        tracer=telemetry.tracer,
     )
     wopts = WorkerOptions(opts.once, opts.sanity_only, opts.knobs.port, opts.knobs.allow_loopback)
     errors: list[BaseException] = []
