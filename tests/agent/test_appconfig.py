@@ -268,3 +268,16 @@ def test_state_dir_open_to_others_is_tightened(
     cfg.load()
     assert stat.S_IMODE(cfg.env_dir.stat().st_mode) == 0o700
     assert any("open to other users" in r.getMessage() for r in caplog.records)
+
+
+def test_certificate_appearing_on_disk_fires_waiter_on_load(
+    make_config: MakeConfig, test_ca: TestCA
+) -> None:
+    cfg = make_config()
+    cfg.load()
+    waiter = cfg.wait_for_config_change()
+    issued = test_ca.issue("new-abc123.devel.mon.ntppool.dev")
+    cfg.cert_path.write_bytes(issued.cert_pem)
+    cfg.key_path.write_bytes(issued.key_pem)
+    cfg.load()
+    assert waiter.done.is_set() and cfg.have_certificate()
