@@ -14,10 +14,12 @@ from agent.certs_helper import TestCA
 from agent.fake_monitor_api import FakeMonitorApi
 from agent.threads_helper import in_thread, wait_for
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.checkconfig import CheckConfig
 from ntpmon.agent.rpc import MonitorClient, RPCError
 from ntpmon.agent.scope import Scope
 from ntpmon.agent.telemetry import Telemetry
 from ntpmon.agent.worker import Worker, WorkerOptions
+from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
 
 pytestmark = pytest.mark.timeout(60)
@@ -192,3 +194,23 @@ def test_metrics_count_rpcs_and_results_by_outcome(
     assert completed == {"ok": 2, "error": 1}
     expiry = points["monitor.ssl_earliest_cert_expiry"][0][1]
     assert expiry == live_config.certificate().not_after.timestamp()
+
+
+def test_a_failing_probe_does_not_lose_the_batch(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    from ntpmon.agent.worker import default_probe
+
+    bad_ip = ipaddress.ip_address(responders[0].host).packed
+
+    def probe(server: pb.Server, cfg: CheckConfig) -> pb.ServerStatus | None:
+        if server.ip_bytes == bad_ip:
+            raise RuntimeError("probe bug")
+        return default_probe(server, cfg)
+
+    telemetry = Telemetry("devel", environ={})
+    options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
+    client = MonitorClient(live_config, monitor_api.url)
+    Worker(4, live_config, client, telemetry, options, probe=probe).run(Scope())
+    submit = next(c for c in monitor_api.servicer.calls if c.method == "SubmitResults")
+    assert len(submit.request.list) == len(responders) - 1

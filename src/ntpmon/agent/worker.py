@@ -290,7 +290,11 @@ class Worker:
         with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="probe") as pool:
             futures = [pool.submit(self.probe, s, cfg) for s in servers]
             for future in as_completed(futures):
-                status = future.result()
+                try:
+                    status = future.result()
+                except Exception as exc:  # a bug in one probe must not lose the whole batch
+                    self.log.exception("probe failed", extra={"error": str(exc)})
+                    continue
                 if status is not None:
                     out.append(status)
         return out
