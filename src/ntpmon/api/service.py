@@ -26,7 +26,6 @@ from ntpmon.api.monitor_config import (
 from ntpmon.api.mqtt_jwt import standard_token, topic_prefix
 from ntpmon.api.rpcerrors import RpcError, internal, invalid, not_found, not_live
 from ntpmon.api.submit import (
-    BatchWrites,
     TicketError,
     check_request_shape,
     prepare_batch,
@@ -105,16 +104,18 @@ class MonitorService:
             raise not_found()
         return ident
 
-    def _seen_then_live(self, call: CallInfo, mon_id: str, now: datetime) -> q.MonitorIdentity:
-        """Look up, stamp ``last_seen`` (even for a monitor that is not live), check liveness."""
-        with self.engine.begin() as conn:
-            ident = self._lookup(conn, call, mon_id)
-            q.update_monitor_seen(conn, id=ident.monitor.id, now=now)
-        if not _is_live(ident.monitor.status):
-            raise not_live()
+    def _seen(
+        self, conn: Connection, call: CallInfo, mon_id: str, now: datetime
+    ) -> q.MonitorIdentity:
+        """Look up and stamp ``last_seen`` (even for a monitor that is not live)."""
+        ident = self._lookup(conn, call, mon_id)
+        q.update_monitor_seen(conn, id=ident.monitor.id, now=now)
         return ident
 
-    def _config(self, conn: Connection, ident: q.MonitorIdentity) -> MonitorConfig:
+    def _config_or_error(
+        self, conn: Connection, ident: q.MonitorIdentity
+    ) -> MonitorConfig | RpcError:
+        """The merged config, or the INTERNAL error to answer after the bookkeeping commits."""
         defaults = q.get_system_monitor_config(conn, ip_version=ident.monitor.ip_version)
         try:
             return effective_config(ident.monitor.config, defaults)
@@ -123,7 +124,7 @@ class MonitorService:
                 "could not get config",
                 extra={"monitor": ident.monitor.tls_name, "error": str(exc)},
             )
-            raise internal("could not get config") from None
+            return internal("could not get config")
 
     def _config_response(
         self, ident: q.MonitorIdentity, config: MonitorConfig
@@ -145,12 +146,22 @@ class MonitorService:
 
     def get_config(self, request: pb.GetConfigRequest, call: CallInfo) -> pb.GetConfigResponse:
         now = self.clock.now()
-        ident = self._seen_then_live(call, request.mon_id, now)
         version = version_from_user_agent(call.user_agent)
-        with self.engine.begin() as conn:
+
+        def work(conn: Connection) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None]:
+            ident = self._seen(conn, call, request.mon_id, now)
+            if not _is_live(ident.monitor.status):
+                return ident, None
             if version and version != ident.monitor.client_version:
                 q.update_monitor_version(conn, id=ident.monitor.id, client_version=version)
-            config = self._config(conn, ident)
+            return ident, self._config_or_error(conn, ident)
+
+        # One transaction: the bookkeeping writes commit even when the answer is an error.
+        ident, config = run_in_tx(self.engine, work, policy=BATCH_RETRY)
+        if config is None:
+            raise not_live()
+        if isinstance(config, RpcError):
+            raise config
         response = self._config_response(ident, config)
         self._attach_mqtt(response, ident, now)
         return response
@@ -179,19 +190,24 @@ class MonitorService:
 
     def get_servers(self, request: pb.GetServersRequest, call: CallInfo) -> pb.GetServersResponse:
         now = self.clock.now()
-        ident = self._seen_then_live(call, request.mon_id, now)
-        monitor = ident.monitor
-        with self.engine.connect() as conn:
-            schedule = parse_schedule(get_system_setting(conn, key=SETTINGS_KEY))
-            config = self._config(conn, ident)
-        interval = (
-            schedule.interval_active
-            if monitor.status == MonitorStatus.ACTIVE
-            else schedule.interval_testing
-        )
         batch = new_ulid(now)
 
-        def select_and_queue(conn: Connection) -> list[Server]:
+        def work(
+            conn: Connection,
+        ) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None, list[Server]]:
+            ident = self._seen(conn, call, request.mon_id, now)
+            monitor = ident.monitor
+            if not _is_live(monitor.status):
+                return ident, None, []
+            schedule = parse_schedule(get_system_setting(conn, key=SETTINGS_KEY))
+            config = self._config_or_error(conn, ident)
+            if isinstance(config, RpcError):
+                return ident, config, []
+            interval = (
+                schedule.interval_active
+                if monitor.status == MonitorStatus.ACTIVE
+                else schedule.interval_testing
+            )
             rows = q.select_servers_for_monitor(
                 conn,
                 monitor_id=monitor.id,
@@ -205,9 +221,15 @@ class MonitorService:
             q.update_server_score_queue(
                 conn, monitor_id=monitor.id, server_ids=[s.id for s in rows], now=now
             )
-            return rows
+            return ident, config, rows
 
-        rows = run_in_tx(self.engine, select_and_queue, policy=BATCH_RETRY)
+        # One transaction for the bookkeeping, the selection and the queue update (one commit).
+        ident, config, rows = run_in_tx(self.engine, work, policy=BATCH_RETRY)
+        if config is None:
+            raise not_live()
+        if isinstance(config, RpcError):
+            raise config
+        monitor = ident.monitor
         self.metrics.requested(_labels(ident), len(rows))
         response = pb.GetServersResponse(
             batch_id=batch.text.encode(), config=self._config_response(ident, config)
@@ -228,53 +250,52 @@ class MonitorService:
         self, request: pb.SubmitResultsRequest, call: CallInfo
     ) -> pb.SubmitResultsResponse:
         now = self.clock.now()
-        with self.engine.connect() as conn:
-            ident = self._lookup(conn, call, request.mon_id)
-        monitor = ident.monitor
-        if not _is_live(monitor.status):
-            raise not_live()
-        statuses = list(request.list)
-        check_request_shape(request.version, statuses)
-        labels = _labels(ident)
-        version_text = str(request.version)
-        try:
-            batch = parse_ulid(request.batch_id)
-        except InvalidUlidError:
-            raise invalid("invalid batch ID") from None
-        self._check_batch_order(
-            batch,
-            last_submit=monitor.last_submit,
-            now=now,
-            labels=labels,
-            version_text=version_text,
-            statuses=statuses,
-        )
-        agent_version = monitor.client_version.split("/", 1)[0]
-        try:
-            results = prepare_batch(
-                statuses,
-                signer=self.signer,
-                monitor_id=monitor.id,
-                batch_id=batch.text,
-                safe_zero_offset=check_version(agent_version, SAFE_ZERO_OFFSET),
-            )
-        except TicketError as exc:
-            self.metrics.completed(
-                labels, version_text, {"signature_validation": len(statuses) - exc.index}
-            )
-            log.warning(
-                "signature validation failed",
-                extra={"monitor": monitor.tls_name, "batch": batch.text, "index": exc.index},
-            )
-            raise invalid("signature validation failed") from None
+        counted: list[tuple[MetricLabels, dict[str, int]]] = []
 
-        def write_batch(conn: Connection) -> BatchWrites:
+        def work(conn: Connection) -> tuple[MetricLabels, dict[str, int]]:
+            counted.clear()  # a retried attempt must not count twice
+            ident = self._lookup(conn, call, request.mon_id)
+            monitor = ident.monitor
+            if not _is_live(monitor.status):
+                raise not_live()
+            statuses = list(request.list)
+            check_request_shape(request.version, statuses)
+            labels = _labels(ident)
+            try:
+                batch = parse_ulid(request.batch_id)
+            except InvalidUlidError:
+                raise invalid("invalid batch ID") from None
+            if batch.time > now + FUTURE_BATCH_SLACK:
+                raise RpcError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "invalid batch submission: batch id is from the future",
+                )
+            last = monitor.last_submit
+            if last is not None and batch.time <= as_utc(last):
+                counted.append((labels, {"batch_out_of_order": len(statuses)}))
+                raise _order_error(batch, last)
+            agent_version = monitor.client_version.split("/", 1)[0]
+            try:
+                results = prepare_batch(
+                    statuses,
+                    signer=self.signer,
+                    monitor_id=monitor.id,
+                    batch_id=batch.text,
+                    safe_zero_offset=check_version(agent_version, SAFE_ZERO_OFFSET),
+                )
+            except TicketError as exc:
+                counted.append((labels, {"signature_validation": len(statuses) - exc.index}))
+                log.warning(
+                    "signature validation failed",
+                    extra={"monitor": monitor.tls_name, "batch": batch.text, "index": exc.index},
+                )
+                raise invalid("signature validation failed") from None
+            # Every ticket verified: only now may last_submit move (guarded, row-locking).
             if not q.claim_batch(conn, monitor_id=monitor.id, batch_time=batch.time, now=now):
                 current = q.get_monitor_for_identity(
                     conn, tls_name=call.name, mon_id=request.mon_id
                 )
-                last = current.monitor.last_submit if current else None
-                raise _order_error(batch, last)
+                raise _order_error(batch, current.monitor.last_submit if current else None)
             assignments = q.get_assignments_by_ip(
                 conn, monitor_id=monitor.id, ips=[r.ip_text for r in results]
             )
@@ -282,34 +303,20 @@ class MonitorService:
             q.update_server_scores(conn, writes.score_updates)
             q.update_servers_stratum(conn, writes.server_strata)
             insert_log_scores(conn, writes.log_rows)
-            return writes
-
-        writes = run_in_tx(self.engine, write_batch, policy=BATCH_RETRY)
-        self.metrics.completed(labels, version_text, writes.counts)
-        log.debug(
-            "batch recorded",
-            extra={"monitor": monitor.tls_name, "batch": batch.text, "results": len(results)},
-        )
-        return pb.SubmitResultsResponse(ok=True)
-
-    def _check_batch_order(
-        self,
-        batch: Ulid,
-        *,
-        last_submit: datetime | None,
-        now: datetime,
-        labels: MetricLabels,
-        version_text: str,
-        statuses: list[pb.ServerStatus],
-    ) -> None:
-        if batch.time > now + FUTURE_BATCH_SLACK:
-            raise RpcError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "invalid batch submission: batch id is from the future",
+            log.debug(
+                "batch recorded",
+                extra={"monitor": monitor.tls_name, "batch": batch.text, "results": len(results)},
             )
-        if last_submit is not None and batch.time <= as_utc(last_submit):
-            self.metrics.completed(labels, version_text, {"batch_out_of_order": len(statuses)})
-            raise _order_error(batch, last_submit)
+            return labels, writes.counts
+
+        try:
+            labels, counts = run_in_tx(self.engine, work, policy=BATCH_RETRY)
+        except RpcError:
+            for labels, counts in counted:  # the refusals that count (api.md §8.5)
+                self.metrics.completed(labels, str(request.version), counts)
+            raise
+        self.metrics.completed(labels, str(request.version), counts)
+        return pb.SubmitResultsResponse(ok=True)
 
 
 def _order_error(batch: Ulid, last_submit: datetime | None) -> RpcError:
