@@ -208,15 +208,21 @@ def main() -> int:
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+    load = os.getloadavg()[0]
     print(
-        f"monitor-api SubmitResults benchmark: MariaDB, {BATCH} results per batch, {os.cpu_count()} CPUs"
+        f"monitor-api SubmitResults benchmark: MariaDB, {BATCH} results per batch, "
+        f"{os.cpu_count()} CPUs, load average {load:.1f}"
     )
-    header = f"{'clients':>7} {'results':>8} {'seconds':>7} {'results/s':>9} {'GetServers p50/p99 ms':>22} {'SubmitResults p50/p99 ms':>25} {'errors':>6}"
+    header = (
+        f"{'clients':>7} {'results':>8} {'seconds':>7} {'results/s':>9} "
+        f"{'GetServers p50/p99 ms':>22} {'SubmitResults p50/p99 ms':>25} {'errors':>6}"
+    )
     print(header)
     print("-" * len(header))
     for n, results, elapsed, rate, g50, g99, s50, s99, errors in rows:
         print(
-            f"{n:>7} {results:>8} {elapsed:>7.1f} {rate:>9.0f} {g50:>10.1f} / {g99:>8.1f}  {s50:>12.1f} / {s99:>8.1f}  {errors:>6}"
+            f"{n:>7} {results:>8} {elapsed:>7.1f} {rate:>9.0f} {g50:>10.1f} / {g99:>8.1f}  "
+            f"{s50:>12.1f} / {s99:>8.1f}  {errors:>6}"
         )
     print("targets: >= 5000 results/s; p99 SubmitResults < 50 ms at 50 clients")
     return 0
