@@ -62,7 +62,7 @@ def _wrap(
             try:
                 if name is None:
                     raise RpcError(grpc.StatusCode.UNAUTHENTICATED, MISSING_NAME)
-                return fn(request, CallInfo(name=name, user_agent=user_agent))
+                return fn(request, CallInfo(name=name, user_agent=user_agent, span=span))
             except RpcError as exc:
                 code = exc.code
                 span.fail(exc.code.name, exc.message)

@@ -126,6 +126,7 @@ class MonitorApiServer:
             self.metrics,
             deploy_env=options.env,
             mqtt=options.mqtt,
+            tracer=self.tracer,
         )
         names = [f"api.{options.env}.mon.ntppool.dev", "localhost", "127.0.0.1", "::1"]
         self.server_cert = self._server_certificate(names + options.server_names)

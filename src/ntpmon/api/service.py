@@ -7,8 +7,10 @@ Handlers take the authenticated monitor name from :mod:`ntpmon.api.rpcwrap` and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import grpc
 from sqlalchemy import Connection, Engine
@@ -32,6 +34,7 @@ from ntpmon.api.submit import (
     score_batch,
 )
 from ntpmon.api.tickets import TicketSigner
+from ntpmon.api.tracing import RpcTracer, SpanHandle
 from ntpmon.api.ulid import InvalidUlidError, Ulid, new_ulid, parse_ulid
 from ntpmon.common.clock import Clock, as_utc
 from ntpmon.common.environments import DeployEnv, DeployEnvError
@@ -40,6 +43,8 @@ from ntpmon.db.common import get_system_setting, insert_log_scores
 from ntpmon.db.models import MonitorStatus, Server
 from ntpmon.db.tx import RetryPolicy, run_in_tx
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +61,16 @@ class MqttSettings:
 
 @dataclass(frozen=True, slots=True)
 class CallInfo:
-    """What the wrapper knows about a call: the certificate name and the user agent."""
+    """What the wrapper knows about a call: the certificate name, user agent and RPC span."""
 
     name: str
     user_agent: str
+    span: SpanHandle | None = None
+
+    def annotate(self, **attributes: str | int) -> None:
+        if self.span is not None:
+            for key, value in attributes.items():
+                self.span.set(key, value)
 
 
 def _labels(ident: q.MonitorIdentity) -> MetricLabels:
@@ -88,6 +99,7 @@ class MonitorService:
         *,
         deploy_env: DeployEnv = DeployEnv.DEVEL,
         mqtt: MqttSettings | None = None,
+        tracer: RpcTracer | None = None,
     ) -> None:
         self.engine = engine
         self.signer = signer
@@ -95,6 +107,12 @@ class MonitorService:
         self.metrics = metrics
         self.deploy_env = deploy_env
         self.mqtt = mqtt or MqttSettings()
+        self.tracer = tracer or RpcTracer()
+
+    def _tx(self, name: str, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one transaction (bounded deadlock retry) under a child span."""
+        with self.tracer.child(f"db.{name}"):
+            return run_in_tx(self.engine, fn, policy=BATCH_RETRY)
 
     # -- shared steps -------------------------------------------------------------------------
 
@@ -102,6 +120,7 @@ class MonitorService:
         ident = q.get_monitor_for_identity(conn, tls_name=call.name, mon_id=mon_id)
         if ident is None:
             raise not_found()
+        call.annotate(monitor_id=ident.monitor.id, monitor_account=ident.account_id)
         return ident
 
     def _seen(
@@ -157,7 +176,7 @@ class MonitorService:
             return ident, self._config_or_error(conn, ident)
 
         # One transaction: the bookkeeping writes commit even when the answer is an error.
-        ident, config = run_in_tx(self.engine, work, policy=BATCH_RETRY)
+        ident, config = self._tx("get_config", work)
         if config is None:
             raise not_live()
         if isinstance(config, RpcError):
@@ -191,6 +210,7 @@ class MonitorService:
     def get_servers(self, request: pb.GetServersRequest, call: CallInfo) -> pb.GetServersResponse:
         now = self.clock.now()
         batch = new_ulid(now)
+        call.annotate(batchID=batch.text)
 
         def work(
             conn: Connection,
@@ -224,7 +244,7 @@ class MonitorService:
             return ident, config, rows
 
         # One transaction for the bookkeeping, the selection and the queue update (one commit).
-        ident, config, rows = run_in_tx(self.engine, work, policy=BATCH_RETRY)
+        ident, config, rows = self._tx("get_servers", work)
         if config is None:
             raise not_live()
         if isinstance(config, RpcError):
@@ -265,6 +285,7 @@ class MonitorService:
                 batch = parse_ulid(request.batch_id)
             except InvalidUlidError:
                 raise invalid("invalid batch ID") from None
+            call.annotate(batchID=batch.text)
             if batch.time > now + FUTURE_BATCH_SLACK:
                 raise RpcError(
                     grpc.StatusCode.FAILED_PRECONDITION,
@@ -310,7 +331,7 @@ class MonitorService:
             return labels, writes.counts
 
         try:
-            labels, counts = run_in_tx(self.engine, work, policy=BATCH_RETRY)
+            labels, counts = self._tx("submit_results", work)
         except RpcError:
             for labels, counts in counted:  # the refusals that count (api.md §8.5)
                 self.metrics.completed(labels, str(request.version), counts)

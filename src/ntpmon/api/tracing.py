@@ -44,7 +44,10 @@ class RpcTracer:
     ) -> Iterator[SpanHandle]:
         parent = extract(dict(metadata))
         with self._tracer.start_as_current_span(
-            f"{SERVICE_NAME}/{method}", context=parent, record_exception=False
+            f"{SERVICE_NAME}/{method}",
+            context=parent,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             span.set_attribute("monitor_name", monitor or "unknown")
             span.set_attribute("monitor_ip", mon_id)
