@@ -223,3 +223,32 @@ def test_no_certificate_for_a_monitor_that_is_not_live(db, server, http, capsys)
     _cli(db, "admin", "monitors", "delete", tls_name, capsys=capsys)
     gone = http.get("/monitor/api/config", headers={"Authorization": f"Bearer {api_key}"})
     assert gone.status_code == 401
+
+
+def test_loopback_registration_is_refused_outside_devel(db, tmp_path):
+    from ntpmon.common.environments import DeployEnv
+
+    options = ServerOptions(
+        engine=db,
+        data_dir=tmp_path / "prod",
+        env=DeployEnv.TEST,
+        listen="127.0.0.1:0",
+        management_listen="127.0.0.1:0",
+        health_listen="127.0.0.1:0",
+        metrics_listen="127.0.0.1:0",
+        grace=1,
+    )
+    running = MonitorApiServer(options)
+    running.wait_ready()
+    try:
+        before = snapshot(db)
+        with _client(running, tmp_path) as client:
+            reply = client.post(
+                "/monitor/api/registration",
+                headers={"Registration-ID": new_ulid(SystemClock().now()).text},
+            )
+        assert reply.status_code == 400
+        assert "cannot be used for a monitor" in reply.text
+        assert snapshot(db) == before
+    finally:
+        running.stop()
