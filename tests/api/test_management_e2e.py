@@ -17,24 +17,31 @@ from ntpmon.api.runner import MonitorApiServer, ServerOptions
 from ntpmon.api.ulid import new_ulid
 from ntpmon.common.cli import run_app
 from ntpmon.common.clock import SystemClock
+from ntpmon.common.environments import DeployEnv
 from ntpmon.db.tables import api_keys, log_scores, monitors, server_scores
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
 
 
-@pytest.fixture
-def server(db: Engine, tmp_path) -> Iterator[MonitorApiServer]:
-    options = ServerOptions(
+def _options(db: Engine, data_dir, env: DeployEnv = DeployEnv.DEVEL) -> ServerOptions:
+    """Every listener on a free loopback port."""
+    loopback = "127.0.0.1:0"
+    return ServerOptions(
         engine=db,
-        data_dir=tmp_path / "data",
-        listen="127.0.0.1:0",
-        management_listen="127.0.0.1:0",
-        health_listen="127.0.0.1:0",
-        metrics_listen="127.0.0.1:0",
+        data_dir=data_dir,
+        env=env,
+        listen=loopback,
+        management_listen=loopback,
+        health_listen=loopback,
+        metrics_listen=loopback,
         grace=2,
     )
-    running = MonitorApiServer(options)
+
+
+@pytest.fixture
+def server(db: Engine, tmp_path) -> Iterator[MonitorApiServer]:
+    running = MonitorApiServer(_options(db, tmp_path / "data"))
     running.wait_ready()
     try:
         yield running
@@ -226,19 +233,7 @@ def test_no_certificate_for_a_monitor_that_is_not_live(db, server, http, capsys)
 
 
 def test_loopback_registration_is_refused_outside_devel(db, tmp_path):
-    from ntpmon.common.environments import DeployEnv
-
-    options = ServerOptions(
-        engine=db,
-        data_dir=tmp_path / "prod",
-        env=DeployEnv.TEST,
-        listen="127.0.0.1:0",
-        management_listen="127.0.0.1:0",
-        health_listen="127.0.0.1:0",
-        metrics_listen="127.0.0.1:0",
-        grace=1,
-    )
-    running = MonitorApiServer(options)
+    running = MonitorApiServer(_options(db, tmp_path / "prod", DeployEnv.TEST))
     running.wait_ready()
     try:
         before = snapshot(db)
