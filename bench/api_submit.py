@@ -144,6 +144,12 @@ def client_loop(
             stats.results += len(statuses)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -187,7 +193,9 @@ def main() -> int:
             rows = []
             for n in args.clients:
                 reset(engine)
+                cpu0 = cpu_seconds(proc.pid)
                 elapsed, stats, _ = run_round(n, port, ca, args.seconds)
+                cpu = cpu_seconds(proc.pid) - cpu0
                 gs = [x for s in stats for x in s.get_servers_ms]
                 sr = [x for s in stats for x in s.submit_ms]
                 results = sum(s.results for s in stats)
@@ -203,6 +211,7 @@ def main() -> int:
                         pct(sr, 50),
                         pct(sr, 99),
                         errors,
+                        cpu * 1000 / max(len(sr), 1),
                     )
                 )
         finally:
@@ -215,14 +224,15 @@ def main() -> int:
     )
     header = (
         f"{'clients':>7} {'results':>8} {'seconds':>7} {'results/s':>9} "
-        f"{'GetServers p50/p99 ms':>22} {'SubmitResults p50/p99 ms':>25} {'errors':>6}"
+        f"{'GetServers p50/p99 ms':>22} {'SubmitResults p50/p99 ms':>25} {'errors':>6} "
+        f"{'server CPU ms/batch':>19}"
     )
     print(header)
     print("-" * len(header))
-    for n, results, elapsed, rate, g50, g99, s50, s99, errors in rows:
+    for n, results, elapsed, rate, g50, g99, s50, s99, errors, cpu_ms in rows:
         print(
             f"{n:>7} {results:>8} {elapsed:>7.1f} {rate:>9.0f} {g50:>10.1f} / {g99:>8.1f}  "
-            f"{s50:>12.1f} / {s99:>8.1f}  {errors:>6}"
+            f"{s50:>12.1f} / {s99:>8.1f}  {errors:>6} {cpu_ms:>19.1f}"
         )
     print("targets: >= 5000 results/s; p99 SubmitResults < 50 ms at 50 clients")
     return 0

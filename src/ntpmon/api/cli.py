@@ -71,6 +71,9 @@ def server(  # noqa: PLR0917 - typer options
     data_dir: DataDirOption = Path(DEFAULT_DATA_DIR),
     deployment_mode: EnvOption = "devel",
     listen: Annotated[str, typer.Option(help="gRPC mTLS listener")] = ":8000",
+    jwt_listen: Annotated[
+        str, typer.Option(envvar="MONITOR_API_JWT_LISTEN", help="gRPC JWT-only listener (off)")
+    ] = "",
     management_listen: Annotated[str, typer.Option(help="management HTTPS listener")] = ":8443",
     health_listen: Annotated[str, typer.Option(help="health HTTP listener")] = ":8080",
     metrics_listen: Annotated[str, typer.Option(help="Prometheus listener")] = ":9000",
@@ -104,6 +107,7 @@ def server(  # noqa: PLR0917 - typer options
         data_dir=data_dir,
         env=env,
         listen=listen,
+        jwt_listen=jwt_listen,
         management_listen=management_listen,
         health_listen=health_listen,
         metrics_listen=metrics_listen,

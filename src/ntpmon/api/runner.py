@@ -26,7 +26,8 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
-from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
+from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
+from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.oidc import TokenIssuer
@@ -50,6 +51,7 @@ class ServerOptions:
     data_dir: Path
     env: DeployEnv = DeployEnv.DEVEL
     listen: str = ":8000"
+    jwt_listen: str = ""
     management_listen: str = ":8443"
     health_listen: str = ":8080"
     metrics_listen: str = ":9000"
@@ -145,6 +147,19 @@ class MonitorApiServer:
             max_workers=options.max_workers,
         )
         self.ports["grpc"] = self.grpc.port
+        self.jwt_grpc: GrpcListener | None = None
+        if options.jwt_listen:
+            verifier = JwtVerifier(self.tokens.public_key(), public_url)
+            self.jwt_grpc = GrpcListener(
+                build_handler(self.service, self.metrics, self.tracer, JwtIdentity(verifier)),
+                TlsMaterial(
+                    self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()
+                ),
+                _grpc_address(options.jwt_listen),
+                max_workers=options.max_workers,
+                require_client_cert=False,
+            )
+            self.ports["grpc_jwt"] = self.jwt_grpc.port
         management = build_management_app(
             ManagementContext(
                 engine=options.engine,
@@ -217,7 +232,9 @@ class MonitorApiServer:
         """Graceful shutdown: HTTP first, then in-flight RPCs finish within ``grace``."""
         for server, _ in self._uvicorn:
             server.should_exit = True
-        self.grpc.stop(self.options.grace)
+        listeners = [self.grpc] + ([self.jwt_grpc] if self.jwt_grpc else [])
+        for done in [listener.shutdown(self.options.grace) for listener in listeners]:
+            done.wait()
         self._thread.join(timeout=self.options.grace + 5)
         self.tracer.shutdown()
         log.info("monitor-api stopped")
