@@ -40,7 +40,7 @@ from ntpmon.common.clock import Clock, as_utc
 from ntpmon.common.environments import DeployEnv, DeployEnvError
 from ntpmon.db import api as q
 from ntpmon.db.common import get_system_setting, insert_log_scores
-from ntpmon.db.models import MonitorStatus, Server
+from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tx import RetryPolicy, run_in_tx
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 
@@ -214,7 +214,7 @@ class MonitorService:
 
         def work(
             conn: Connection,
-        ) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None, list[Server]]:
+        ) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None, list[q.DueServer]]:
             ident = self._seen(conn, call, request.mon_id, now)
             monitor = ident.monitor
             if not _is_live(monitor.status):
