@@ -122,3 +122,14 @@ def test_ca_root_prints_the_pem_or_says_what_to_do(tmp_path, capsys):
     ca = EmbeddedCA.load_or_create(tmp_path / "ca")
     assert run_app(cli_app, "monitor-api", ["ca", "root", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out == ca.root_pem()
+
+
+def test_db_mon_prints_rows_with_merged_config(db, clock, capsys):
+    seed(db, clock)
+    code, out, _ = _run(db, capsys, "db", "mon", "uspao1-abc123.devel.mon.ntppool.dev")
+    assert code == 0
+    lines = out.splitlines()
+    assert "192.0.2.10 testing" in lines[0]
+    assert json.loads(lines[1].split("config: ", 1)[1])["samples"] == 0
+    assert "2001:db8::10" in lines[2]
+    assert _run(db, capsys, "db", "mon", "nobody.devel.mon.ntppool.dev")[1] == "No monitor found\n"

@@ -23,7 +23,8 @@ DEFAULT_DATA_DIR = "./var/monitor-api"
 app = typer.Typer(
     help="NTP Pool monitor API server (ntpmon).", no_args_is_help=True, add_completion=False
 )
-app.add_typer(build_db_app(), name="db")
+db_app = build_db_app()
+app.add_typer(db_app, name="db")
 app.add_typer(build_admin_app(), name="admin")
 ca_app = typer.Typer(help="The embedded monitor CA.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
@@ -42,6 +43,41 @@ EnvOption = Annotated[
 def version_cmd() -> None:
     """Print the program version."""
     typer.echo(version_line("monitor-api"))
+
+
+@db_app.command("mon")
+def db_mon(name: str, dsn: DsnOption = None) -> None:
+    """Print every current monitor row named NAME with its merged config (debug aid)."""
+    import dataclasses
+    import json
+
+    from ntpmon.api.monitor_config import MonitorConfigError, effective_config
+    from ntpmon.db.api import get_monitors_by_tls_name, get_system_monitor_config
+    from ntpmon.db.engine import open_database
+
+    engine = open_database(dsn, wait=5.0)
+    try:
+        with engine.connect() as conn:
+            rows = get_monitors_by_tls_name(conn, tls_name=name)
+            defaults = {
+                m.id: get_system_monitor_config(conn, ip_version=m.ip_version) for m in rows
+            }
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo("No monitor found")
+        return
+    for monitor in rows:
+        try:
+            merged: object = dataclasses.asdict(
+                effective_config(monitor.config, defaults[monitor.id])
+            )
+        except MonitorConfigError as exc:
+            merged = f"invalid: {exc}"
+        typer.echo(
+            f"{monitor.id} {monitor.tls_name} {monitor.ip_version} {monitor.ip} {monitor.status}"
+        )
+        typer.echo(f"  config: {json.dumps(merged, default=list)}")
 
 
 @ca_app.command("root")
