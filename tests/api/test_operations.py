@@ -121,3 +121,58 @@ def test_shutdown_lets_an_in_flight_batch_finish(db, clock, ca):
     assert outcome["reply"].ok
     with db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(log_scores)).scalar() == 3
+
+
+def test_the_same_batch_submitted_concurrently_is_recorded_once(db, clock, ca):
+    seed(db, clock)
+    server = _Server(db, clock, ca, RpcTracer())
+    batch = server.stub.GetServers(pb.GetServersRequest(mon_id=MONITOR_IP))
+    request = pb.SubmitResultsRequest(
+        version=4,
+        mon_id=MONITOR_IP,
+        batch_id=batch.batch_id,
+        list=[status_for(s) for s in batch.servers],
+    )
+    codes: list[grpc.StatusCode] = []
+    blocker = db.connect()
+    tx = blocker.begin()
+    if db.dialect.name != "sqlite":  # on SQLite, BEGIN IMMEDIATE already holds the lock
+        blocker.execute(select(monitors.c.id).with_for_update())
+
+    def submit() -> None:
+        try:
+            server.stub.SubmitResults(request, timeout=30)
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as exc:
+            codes.append(exc.code())
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for t in threads:
+        t.start()
+    threading.Event().wait(0.5)  # all four have read the monitor and wait for its row lock
+    tx.rollback()
+    blocker.close()
+    for t in threads:
+        t.join(30)
+    server.channel.close()
+    server.listener.stop(1)
+    assert sorted(c.name for c in codes) == ["ALREADY_EXISTS"] * 3 + ["OK"]
+    with db.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(log_scores)).scalar() == 3
+
+
+def test_one_access_log_line_per_rpc_with_the_monitor_name(db, clock, ca, caplog):
+    seed(db, clock)
+    server = _Server(db, clock, ca, RpcTracer())
+    with caplog.at_level("INFO", logger="ntpmon.api.access"):
+        server.stub.GetConfig(pb.GetConfigRequest(mon_id=MONITOR_IP))
+        with pytest.raises(grpc.RpcError):
+            server.stub.GetConfig(pb.GetConfigRequest(mon_id="192.0.2.99"))
+    server.channel.close()
+    server.listener.stop(1)
+    records = [r for r in caplog.records if r.name == "ntpmon.api.access"]
+    assert [(r.method, r.code, r.monitor) for r in records] == [
+        ("GetConfig", "OK", "uspao1-abc123.devel.mon.ntppool.dev"),
+        ("GetConfig", "NOT_FOUND", "uspao1-abc123.devel.mon.ntppool.dev"),
+    ]
+    assert all(r.peer.startswith("ipv4:127.0.0.1:") for r in records)

@@ -313,10 +313,7 @@ class MonitorService:
                 raise invalid("signature validation failed") from None
             # Every ticket verified: only now may last_submit move (guarded, row-locking).
             if not q.claim_batch(conn, monitor_id=monitor.id, batch_time=batch.time, now=now):
-                current = q.get_monitor_for_identity(
-                    conn, tls_name=call.name, mon_id=request.mon_id
-                )
-                raise _order_error(batch, current.monitor.last_submit if current else None)
+                raise _order_error(batch, q.get_last_submit(conn, monitor_id=monitor.id))
             assignments = q.get_assignments_by_ip(
                 conn, monitor_id=monitor.id, ips=[r.ip_text for r in results]
             )

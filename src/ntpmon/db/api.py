@@ -206,6 +206,13 @@ def claim_batch(conn: Connection, *, monitor_id: int, batch_time: datetime, now:
     return result.rowcount == 1
 
 
+def get_last_submit(conn: Connection, *, monitor_id: int) -> datetime | None:
+    """The committed ``last_submit`` (a locking read: the batch snapshot may be older)."""
+    return conn.execute(
+        select(monitors.c.last_submit).where(monitors.c.id == monitor_id).with_for_update()
+    ).scalar()
+
+
 def get_assignments_by_ip(
     conn: Connection, *, monitor_id: int, ips: Iterable[str]
 ) -> dict[str, Assignment]:
