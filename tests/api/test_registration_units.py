@@ -18,7 +18,9 @@ from ntpmon.api.registration import (
     new_tls_name,
     usable_monitor_address,
 )
-from ntpmon.api.ticketkeys import TicketKeyError, keyring_for, load_key_file
+from ntpmon.api.ticketkeys import FileKeyring, TicketKeyError, keyring_for, load_key_file
+from ntpmon.api.tickets import TicketSigner
+from ntpmon.common.clock import FixedClock
 from ntpmon.common.environments import DeployEnv, is_valid_monitor_name
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -95,15 +97,29 @@ def test_key_file_created_private_kept_and_rotated(tmp_path):
     assert len(json.loads(path.read_text())["keys"]) == 2
 
 
+def test_file_keyring_rotates_while_running_and_old_tickets_verify(tmp_path):
+    clock = FixedClock(NOW)
+    ring = keyring_for(tmp_path, clock, {})
+    assert isinstance(ring, FileKeyring)
+    signer = TicketSigner(ring)
+    ticket = signer.sign(7, "B" * 26, b"\x01\x02\x03\x04")
+    clock.advance(timedelta(hours=9))
+    assert not ring.maybe_rotate()
+    clock.advance(timedelta(hours=2))
+    assert ring.maybe_rotate()
+    assert signer.sign(7, "B" * 26, b"\x01\x02\x03\x04").startswith(b"2-")
+    assert signer.verify(ticket, 7, "B" * 26, b"\x01\x02\x03\x04")
+
+
 def test_environment_keys_win_and_bad_ones_are_errors(tmp_path):
-    ring = keyring_for(tmp_path, NOW, {"MONITOR_TICKET_KEYS": "3:abc"})
+    ring = keyring_for(tmp_path, FixedClock(NOW), {"MONITOR_TICKET_KEYS": "3:abc"})
     assert ring.newest() == (3, b"abc")
     assert not (tmp_path / "ticket-keys.json").exists()
     with pytest.raises(TicketKeyError):
-        keyring_for(tmp_path, NOW, {"MONITOR_TICKET_KEYS": "nope"})
+        keyring_for(tmp_path, FixedClock(NOW), {"MONITOR_TICKET_KEYS": "nope"})
     (tmp_path / "ticket-keys.json").write_text("{broken")
     with pytest.raises(TicketKeyError):
-        keyring_for(tmp_path, NOW, {})
+        keyring_for(tmp_path, FixedClock(NOW), {})
 
 
 def test_render_table_and_json():

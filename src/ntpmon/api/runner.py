@@ -32,7 +32,7 @@ from ntpmon.api.management import ManagementContext, build_management_app
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.service import MonitorService, MqttSettings
-from ntpmon.api.ticketkeys import keyring_for
+from ntpmon.api.ticketkeys import CHECK_EVERY, FileKeyring, TicketKeyError, keyring_for
 from ntpmon.api.tickets import TicketSigner
 from ntpmon.api.tracing import tracer_from_environment
 from ntpmon.common.clock import Clock, SystemClock
@@ -120,7 +120,9 @@ class MonitorApiServer:
         self.ca = EmbeddedCA.load_or_create(data_dir / "ca")
         self.metrics = ApiMetrics()
         self.tracer = tracer_from_environment(str(options.env))
-        self.signer = TicketSigner(keyring_for(data_dir, options.clock.now()))
+        self.keyring = keyring_for(data_dir, options.clock)
+        self.signer = TicketSigner(self.keyring)
+        self._stopping = threading.Event()
         self.service = MonitorService(
             options.engine,
             self.signer,
@@ -193,6 +195,8 @@ class MonitorApiServer:
         ]
         self._thread = threading.Thread(target=self._serve_http, name="http", daemon=True)
         self._thread.start()
+        if isinstance(self.keyring, FileKeyring):
+            threading.Thread(target=self._rotate_keys, name="ticket-keys", daemon=True).start()
         log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
 
     def _plain(self, app: Starlette) -> uvicorn.Config:
@@ -213,6 +217,16 @@ class MonitorApiServer:
         _write_private(directory / "tls.key", issued.key_pem)
         return issued
 
+    def _rotate_keys(self) -> None:
+        """Check the ticket keys every two hours until shutdown."""
+        assert isinstance(self.keyring, FileKeyring)
+        while not self._stopping.wait(CHECK_EVERY.total_seconds()):
+            try:
+                if self.keyring.maybe_rotate():
+                    log.info("ticket key rotated", extra={"version": self.keyring.newest()[0]})
+            except TicketKeyError as exc:
+                log.error("ticket key rotation failed", extra={"error": str(exc)})
+
     def _serve_http(self) -> None:
         async def main() -> None:
             await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in self._uvicorn))
@@ -230,6 +244,7 @@ class MonitorApiServer:
 
     def stop(self) -> None:
         """Graceful shutdown: HTTP first, then in-flight RPCs finish within ``grace``."""
+        self._stopping.set()
         for server, _ in self._uvicorn:
             server.should_exit = True
         listeners = [self.grpc] + ([self.jwt_grpc] if self.jwt_grpc else [])

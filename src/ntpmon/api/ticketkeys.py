@@ -10,14 +10,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from ntpmon.api.tickets import StaticKeyring
+from ntpmon.common.clock import Clock
 from ntpmon.common.errors import NtpmonError
 
 ROTATE_AFTER = timedelta(hours=10)
+CHECK_EVERY = timedelta(hours=2)
+CHECK_EVERY = timedelta(hours=2)
 ENV_KEYS = "MONITOR_TICKET_KEYS"
 
 
@@ -57,9 +61,39 @@ def load_key_file(
     return StaticKeyring(keys)
 
 
+class FileKeyring:
+    """The data-dir key file as a :class:`~ntpmon.api.tickets.KeyStore` that can rotate live.
+
+    :meth:`maybe_rotate` is called periodically (every :data:`CHECK_EVERY`); a new version is
+    written when the newest is older than ``rotate_after``, and all versions keep verifying.
+    """
+
+    def __init__(self, path: Path, clock: Clock, rotate_after: timedelta = ROTATE_AFTER) -> None:
+        self._path = path
+        self._clock = clock
+        self._rotate_after = rotate_after
+        self._lock = threading.Lock()
+        self._ring = load_key_file(path, clock.now(), rotate_after)
+
+    def newest(self) -> tuple[int, bytes]:
+        with self._lock:
+            return self._ring.newest()
+
+    def secret(self, version: int) -> bytes | None:
+        with self._lock:
+            return self._ring.secret(version)
+
+    def maybe_rotate(self) -> bool:
+        """Re-read the file, rotating if due; True when a new version became the newest."""
+        with self._lock:
+            before = self._ring.newest()[0]
+            self._ring = load_key_file(self._path, self._clock.now(), self._rotate_after)
+            return self._ring.newest()[0] != before
+
+
 def keyring_for(
-    data_dir: Path, now: datetime, environ: Mapping[str, str] | None = None
-) -> StaticKeyring:
+    data_dir: Path, clock: Clock, environ: Mapping[str, str] | None = None
+) -> StaticKeyring | FileKeyring:
     """``MONITOR_TICKET_KEYS`` when set (tests, several replicas), else the data-dir key file."""
     environ = os.environ if environ is None else environ
     spec = environ.get(ENV_KEYS, "")
@@ -68,4 +102,4 @@ def keyring_for(
             return StaticKeyring.parse(spec)
         except ValueError as exc:
             raise TicketKeyError(f"{ENV_KEYS}: {exc}") from None
-    return load_key_file(data_dir / "ticket-keys.json", now)
+    return FileKeyring(data_dir / "ticket-keys.json", clock)
