@@ -21,7 +21,6 @@ from ntpmon.common.errors import NtpmonError
 
 ROTATE_AFTER = timedelta(hours=10)
 CHECK_EVERY = timedelta(hours=2)
-CHECK_EVERY = timedelta(hours=2)
 ENV_KEYS = "MONITOR_TICKET_KEYS"
 
 
