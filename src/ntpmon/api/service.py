@@ -27,6 +27,7 @@ from ntpmon.api.monitor_config import (
 )
 from ntpmon.api.mqtt_jwt import standard_token, topic_prefix
 from ntpmon.api.rpcerrors import RpcError, internal, invalid, not_found, not_live
+from ntpmon.api.settings_cache import TtlCache
 from ntpmon.api.submit import (
     TicketError,
     check_request_shape,
@@ -49,6 +50,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 FUTURE_BATCH_SLACK = timedelta(minutes=1)
+SETTINGS_TTL = 5.0  # seconds an edited system setting may take to apply
 BATCH_RETRY = RetryPolicy(initial=0.05, factor=2.0, max_interval=0.2, max_elapsed=0.3)
 
 
@@ -100,6 +102,7 @@ class MonitorService:
         deploy_env: DeployEnv = DeployEnv.DEVEL,
         mqtt: MqttSettings | None = None,
         tracer: RpcTracer | None = None,
+        settings_ttl: float = SETTINGS_TTL,
     ) -> None:
         self.engine = engine
         self.signer = signer
@@ -108,6 +111,7 @@ class MonitorService:
         self.deploy_env = deploy_env
         self.mqtt = mqtt or MqttSettings()
         self.tracer = tracer or RpcTracer()
+        self._settings: TtlCache[str, str | None] = TtlCache(settings_ttl)
 
     def _tx(self, name: str, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one transaction (bounded deadlock retry) under a child span."""
@@ -135,7 +139,11 @@ class MonitorService:
         self, conn: Connection, ident: q.MonitorIdentity
     ) -> MonitorConfig | RpcError:
         """The merged config, or the INTERNAL error to answer after the bookkeeping commits."""
-        defaults = q.get_system_monitor_config(conn, ip_version=ident.monitor.ip_version)
+        ip_version = ident.monitor.ip_version
+        defaults = self._settings.get(
+            f"system-monitor-{ip_version}",
+            lambda: q.get_system_monitor_config(conn, ip_version=ip_version),
+        )
         try:
             return effective_config(ident.monitor.config, defaults)
         except MonitorConfigError as exc:
@@ -219,7 +227,9 @@ class MonitorService:
             monitor = ident.monitor
             if not _is_live(monitor.status):
                 return ident, None, []
-            schedule = parse_schedule(get_system_setting(conn, key=SETTINGS_KEY))
+            schedule = parse_schedule(
+                self._settings.get(SETTINGS_KEY, lambda: get_system_setting(conn, key=SETTINGS_KEY))
+            )
             config = self._config_or_error(conn, ident)
             if isinstance(config, RpcError):
                 return ident, config, []
