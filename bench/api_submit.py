@@ -77,13 +77,13 @@ def reset(engine) -> None:
         conn.execute(update(monitors).values(last_submit=None))
 
 
-def start_server(dsn: str, data_dir: Path) -> tuple[subprocess.Popen, int]:
+def start_server(dsn: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen, int]:
     cmd = [
         str(Path(sys.executable).parent / "monitor-api"), "server",
         "--database-dsn", dsn, "--data-dir", str(data_dir),
         "--listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0",
         "--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-        "--log-level", "warn",
+        "--log-level", "warn", "--max-workers", str(workers),
     ]  # fmt: skip
     env = dict(os.environ, MONITOR_TICKET_KEYS="1:bench-key")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
@@ -183,11 +183,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="duration per round")
     parser.add_argument("--clients", type=int, nargs="*", default=list(CLIENT_COUNTS))
+    parser.add_argument("--workers", type=int, default=16, help="server gRPC threads")
     args = parser.parse_args()
     with temporary_mysql_database("ntpmon_bench") as engine, tempfile.TemporaryDirectory() as tmp:
         seed(engine, max(args.clients))
         dsn = engine.url.render_as_string(hide_password=False)
-        proc, port = start_server(dsn, Path(tmp))
+        proc, port = start_server(dsn, Path(tmp), args.workers)
         try:
             ca = EmbeddedCA.load_or_create(Path(tmp) / "ca")
             rows = []

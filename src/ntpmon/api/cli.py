@@ -126,6 +126,7 @@ def server(  # noqa: PLR0917 - typer options
     ),
     mqtt_port: Annotated[int, typer.Option(help="MQTT broker port for agents")] = 1883,
     grace: Annotated[float, typer.Option(help="seconds in-flight RPCs get at shutdown")] = 10.0,
+    max_workers: Annotated[int, typer.Option(help="gRPC handler threads")] = 16,
     log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the gRPC service, the management API, health and metrics until SIGTERM/SIGINT."""
@@ -152,6 +153,7 @@ def server(  # noqa: PLR0917 - typer options
         public_url=public_url.rstrip("/"),
         mqtt=MqttSettings(host=mqtt_host, port=mqtt_port, jwt_key=jwt_key),
         grace=grace,
+        max_workers=max_workers,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
