@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import jwt
 import pytest
-from api_testkit import MONITOR_IP, MONITOR_NAME, seed, snapshot
+from api_testkit import MONITOR_IP, MONITOR_NAME, loopback_options, seed, snapshot
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ntpmon.api.oidc import TokenIssuer
-from ntpmon.api.runner import MonitorApiServer, ServerOptions
+from ntpmon.api.runner import MonitorApiServer
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2_grpc as pb_grpc
 
@@ -22,19 +22,8 @@ ISSUER = "https://mon.example.test"
 
 @pytest.fixture
 def server(db, tmp_path) -> Iterator[MonitorApiServer]:
-    loopback = "127.0.0.1:0"
     running = MonitorApiServer(
-        ServerOptions(
-            engine=db,
-            data_dir=tmp_path,
-            listen=loopback,
-            jwt_listen=loopback,
-            management_listen=loopback,
-            health_listen=loopback,
-            metrics_listen=loopback,
-            public_url=ISSUER,
-            grace=1,
-        )
+        loopback_options(db, tmp_path, jwt_listen="127.0.0.1:0", public_url=ISSUER)
     )
     running.wait_ready()
     try:

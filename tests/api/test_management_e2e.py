@@ -9,11 +9,11 @@ from collections.abc import Iterator
 import httpx
 import jwt
 import pytest
-from api_testkit import snapshot
+from api_testkit import loopback_options, snapshot
 from sqlalchemy import Engine, select
 
 from ntpmon.api.cli import app as cli_app
-from ntpmon.api.runner import MonitorApiServer, ServerOptions
+from ntpmon.api.runner import MonitorApiServer
 from ntpmon.api.ulid import new_ulid
 from ntpmon.common.cli import run_app
 from ntpmon.common.clock import SystemClock
@@ -24,24 +24,9 @@ from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
 
 
-def _options(db: Engine, data_dir, env: DeployEnv = DeployEnv.DEVEL) -> ServerOptions:
-    """Every listener on a free loopback port."""
-    loopback = "127.0.0.1:0"
-    return ServerOptions(
-        engine=db,
-        data_dir=data_dir,
-        env=env,
-        listen=loopback,
-        management_listen=loopback,
-        health_listen=loopback,
-        metrics_listen=loopback,
-        grace=2,
-    )
-
-
 @pytest.fixture
 def server(db: Engine, tmp_path) -> Iterator[MonitorApiServer]:
-    running = MonitorApiServer(_options(db, tmp_path / "data"))
+    running = MonitorApiServer(loopback_options(db, tmp_path / "data"))
     running.wait_ready()
     try:
         yield running
@@ -233,7 +218,7 @@ def test_no_certificate_for_a_monitor_that_is_not_live(db, server, http, capsys)
 
 
 def test_loopback_registration_is_refused_outside_devel(db, tmp_path):
-    running = MonitorApiServer(_options(db, tmp_path / "prod", DeployEnv.TEST))
+    running = MonitorApiServer(loopback_options(db, tmp_path / "prod", DeployEnv.TEST))
     running.wait_ready()
     try:
         before = snapshot(db)

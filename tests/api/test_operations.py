@@ -49,6 +49,26 @@ class _Server:
         self.stub = pb_grpc.MonitorServiceStub(self.channel)
 
 
+def _full_batch(server: _Server) -> pb.SubmitResultsRequest:
+    """A fresh batch with a good result for every server handed out."""
+    batch = server.stub.GetServers(pb.GetServersRequest(mon_id=MONITOR_IP))
+    return pb.SubmitResultsRequest(
+        version=4,
+        mon_id=MONITOR_IP,
+        batch_id=batch.batch_id,
+        list=[status_for(s) for s in batch.servers],
+    )
+
+
+def _lock_monitors(db):
+    """Hold the monitors' row locks (SQLite: the write lock) until the returned tx ends."""
+    blocker = db.connect()
+    tx = blocker.begin()
+    if db.dialect.name != "sqlite":  # on SQLite, BEGIN IMMEDIATE already holds the lock
+        blocker.execute(select(monitors.c.id).with_for_update())
+    return blocker, tx
+
+
 def test_a_span_per_rpc_with_parent_monitor_batch_and_transaction(db, clock, ca):
     ids = seed(db, clock)
     exporter = InMemorySpanExporter()
@@ -83,17 +103,8 @@ def test_shutdown_lets_an_in_flight_batch_finish(db, clock, ca):
     """A batch blocked on the database when shutdown starts still commits completely."""
     seed(db, clock)
     server = _Server(db, clock, ca, RpcTracer())
-    batch = server.stub.GetServers(pb.GetServersRequest(mon_id=MONITOR_IP))
-    request = pb.SubmitResultsRequest(
-        version=4,
-        mon_id=MONITOR_IP,
-        batch_id=batch.batch_id,
-        list=[status_for(s) for s in batch.servers],
-    )
-    blocker = db.connect()
-    tx = blocker.begin()
-    if db.dialect.name != "sqlite":  # on SQLite, BEGIN IMMEDIATE already holds the lock
-        blocker.execute(select(monitors.c.id).with_for_update())
+    request = _full_batch(server)
+    blocker, tx = _lock_monitors(db)
     outcome: dict[str, object] = {}
 
     def submit() -> None:
@@ -126,18 +137,9 @@ def test_shutdown_lets_an_in_flight_batch_finish(db, clock, ca):
 def test_the_same_batch_submitted_concurrently_is_recorded_once(db, clock, ca):
     seed(db, clock)
     server = _Server(db, clock, ca, RpcTracer())
-    batch = server.stub.GetServers(pb.GetServersRequest(mon_id=MONITOR_IP))
-    request = pb.SubmitResultsRequest(
-        version=4,
-        mon_id=MONITOR_IP,
-        batch_id=batch.batch_id,
-        list=[status_for(s) for s in batch.servers],
-    )
+    request = _full_batch(server)
     codes: list[grpc.StatusCode] = []
-    blocker = db.connect()
-    tx = blocker.begin()
-    if db.dialect.name != "sqlite":  # on SQLite, BEGIN IMMEDIATE already holds the lock
-        blocker.execute(select(monitors.c.id).with_for_update())
+    blocker, tx = _lock_monitors(db)
 
     def submit() -> None:
         try:
