@@ -56,5 +56,7 @@ def test_statements_per_batch_do_not_grow_with_its_size(db, clock, stratum_chang
         )
         assert len(request.list) == size
         counts[size] = _statements(db, lambda r=request: service.submit_results(r, call))
-    assert counts[1] == counts[10] == counts[50]
-    assert counts[50] <= 7  # lookup, claim, read, update, (strata), insert, + 1 spare
+    # lookup, guarded last_submit, read of servers + assignments, CASE update, insert;
+    # plus the servers' strata when they change, plus SQLite's explicit BEGIN IMMEDIATE
+    expected = 5 + stratum_changes + (db.dialect.name == "sqlite")
+    assert counts == {1: expected, 10: expected, 50: expected}
