@@ -324,9 +324,10 @@ class MonitorService:
             # Every ticket verified: only now may last_submit move (guarded, row-locking).
             if not q.claim_batch(conn, monitor_id=monitor.id, batch_time=batch.time, now=now):
                 raise _order_error(batch, q.get_last_submit(conn, monitor_id=monitor.id))
-            assignments = q.get_assignments_by_ip(
-                conn, monitor_id=monitor.id, ips=[r.ip_text for r in results]
+            found = q.get_assignments_by_ip(
+                conn, monitor_id=monitor.id, ips={t for r in results for t in r.spellings}
             )
+            assignments = {ipbytes.canonical_of_text(ip): a for ip, a in found.items()}
             writes = score_batch(results, assignments, monitor_id=monitor.id)
             q.update_server_scores(conn, writes.score_updates)
             q.update_servers_stratum(conn, writes.server_strata)
