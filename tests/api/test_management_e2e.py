@@ -178,6 +178,17 @@ def test_bad_registration_id_is_400_and_changes_nothing(reg_id, db, http):
     assert snapshot(db) == before
 
 
+def test_oversized_registration_form_is_413_and_changes_nothing(db, http):
+    before = snapshot(db)
+    reply = http.post(
+        "/monitor/api/registration",
+        headers={"Registration-ID": new_ulid(SystemClock().now()).text},
+        data={"hostname": "x" * 10_000},
+    )
+    assert reply.status_code == 413
+    assert snapshot(db) == before
+
+
 @pytest.mark.parametrize(
     ("method", "path", "headers"),
     [
