@@ -7,11 +7,13 @@ rotation does every 10 hours. Vault KV is the production option (:mod:`ntpmon.ap
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -36,28 +38,40 @@ def _write_private(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """One version in the key file."""
+
+    version: int
+    secret: str
+    created: int
+
+
+def _read_entries(path: Path) -> list[KeyEntry]:
+    if not path.exists():
+        return []
+    try:
+        return [
+            KeyEntry(int(e["version"]), str(e["secret"]), int(e["created"]))
+            for e in json.loads(path.read_text())["keys"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TicketKeyError(f"cannot read ticket keys from {path}: {exc}") from None
+
+
 def load_key_file(
     path: Path, now: datetime, rotate_after: timedelta = ROTATE_AFTER
 ) -> StaticKeyring:
     """Read (creating or rotating as needed) ``{"keys":[{"version","secret","created"}]}``."""
-    entries: list[dict[str, object]] = []
-    if path.exists():
-        try:
-            entries = json.loads(path.read_text())["keys"]
-            keys = {int(e["version"]): str(e["secret"]).encode() for e in entries}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise TicketKeyError(f"cannot read ticket keys from {path}: {exc}") from None
-    else:
-        keys = {}
-    newest = max(entries, key=lambda e: int(e["version"]), default=None)  # type: ignore[arg-type]
-    if newest is None or now.timestamp() - float(newest["created"]) > rotate_after.total_seconds():  # type: ignore[arg-type]
-        version = (int(newest["version"]) + 1) if newest else 1  # type: ignore[call-overload]
-        secret = secrets.token_urlsafe(16)
-        entries.append({"version": version, "secret": secret, "created": int(now.timestamp())})
-        keys[version] = secret.encode()
+    entries = _read_entries(path)
+    newest = max(entries, key=lambda e: e.version, default=None)
+    if newest is None or now.timestamp() - newest.created > rotate_after.total_seconds():
+        version = newest.version + 1 if newest else 1
+        entries.append(KeyEntry(version, secrets.token_urlsafe(16), int(now.timestamp())))
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_private(path, json.dumps({"keys": entries}, indent=1))
-    return StaticKeyring(keys)
+        doc = {"keys": [dataclasses.asdict(e) for e in entries]}
+        _write_private(path, json.dumps(doc, indent=1))
+    return StaticKeyring({e.version: e.secret.encode() for e in entries})
 
 
 class FileKeyring:
