@@ -9,14 +9,15 @@ from collections.abc import Iterator
 import httpx
 import jwt
 import pytest
-from api_testkit import snapshot
+from api_testkit import loopback_options, snapshot
 from sqlalchemy import Engine, select
 
 from ntpmon.api.cli import app as cli_app
-from ntpmon.api.runner import MonitorApiServer, ServerOptions
+from ntpmon.api.runner import MonitorApiServer
 from ntpmon.api.ulid import new_ulid
 from ntpmon.common.cli import run_app
 from ntpmon.common.clock import SystemClock
+from ntpmon.common.environments import DeployEnv
 from ntpmon.db.tables import api_keys, log_scores, monitors, server_scores
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 
@@ -25,16 +26,7 @@ pytestmark = [pytest.mark.db, pytest.mark.e2e]
 
 @pytest.fixture
 def server(db: Engine, tmp_path) -> Iterator[MonitorApiServer]:
-    options = ServerOptions(
-        engine=db,
-        data_dir=tmp_path / "data",
-        listen="127.0.0.1:0",
-        management_listen="127.0.0.1:0",
-        health_listen="127.0.0.1:0",
-        metrics_listen="127.0.0.1:0",
-        grace=2,
-    )
-    running = MonitorApiServer(options)
+    running = MonitorApiServer(loopback_options(db, tmp_path / "data"))
     running.wait_ready()
     try:
         yield running
@@ -186,6 +178,17 @@ def test_bad_registration_id_is_400_and_changes_nothing(reg_id, db, http):
     assert snapshot(db) == before
 
 
+def test_oversized_registration_form_is_413_and_changes_nothing(db, http):
+    before = snapshot(db)
+    reply = http.post(
+        "/monitor/api/registration",
+        headers={"Registration-ID": new_ulid(SystemClock().now()).text},
+        data={"hostname": "x" * 10_000},
+    )
+    assert reply.status_code == 413
+    assert snapshot(db) == before
+
+
 @pytest.mark.parametrize(
     ("method", "path", "headers"),
     [
@@ -223,3 +226,20 @@ def test_no_certificate_for_a_monitor_that_is_not_live(db, server, http, capsys)
     _cli(db, "admin", "monitors", "delete", tls_name, capsys=capsys)
     gone = http.get("/monitor/api/config", headers={"Authorization": f"Bearer {api_key}"})
     assert gone.status_code == 401
+
+
+def test_loopback_registration_is_refused_outside_devel(db, tmp_path):
+    running = MonitorApiServer(loopback_options(db, tmp_path / "prod", DeployEnv.TEST))
+    running.wait_ready()
+    try:
+        before = snapshot(db)
+        with _client(running, tmp_path) as client:
+            reply = client.post(
+                "/monitor/api/registration",
+                headers={"Registration-ID": new_ulid(SystemClock().now()).text},
+            )
+        assert reply.status_code == 400
+        assert "cannot be used for a monitor" in reply.text
+        assert snapshot(db) == before
+    finally:
+        running.stop()

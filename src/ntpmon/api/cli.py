@@ -23,7 +23,8 @@ DEFAULT_DATA_DIR = "./var/monitor-api"
 app = typer.Typer(
     help="NTP Pool monitor API server (ntpmon).", no_args_is_help=True, add_completion=False
 )
-app.add_typer(build_db_app(), name="db")
+db_app = build_db_app()
+app.add_typer(db_app, name="db")
 app.add_typer(build_admin_app(), name="admin")
 ca_app = typer.Typer(help="The embedded monitor CA.", no_args_is_help=True)
 app.add_typer(ca_app, name="ca")
@@ -42,6 +43,41 @@ EnvOption = Annotated[
 def version_cmd() -> None:
     """Print the program version."""
     typer.echo(version_line("monitor-api"))
+
+
+@db_app.command("mon")
+def db_mon(name: str, dsn: DsnOption = None) -> None:
+    """Print every current monitor row named NAME with its merged config (debug aid)."""
+    import dataclasses
+    import json
+
+    from ntpmon.api.monitor_config import MonitorConfigError, effective_config
+    from ntpmon.db.api import get_monitors_by_tls_name, get_system_monitor_config
+    from ntpmon.db.engine import open_database
+
+    engine = open_database(dsn, wait=5.0)
+    try:
+        with engine.connect() as conn:
+            rows = get_monitors_by_tls_name(conn, tls_name=name)
+            defaults = {
+                m.id: get_system_monitor_config(conn, ip_version=m.ip_version) for m in rows
+            }
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo("No monitor found")
+        return
+    for monitor in rows:
+        try:
+            merged: object = dataclasses.asdict(
+                effective_config(monitor.config, defaults[monitor.id])
+            )
+        except MonitorConfigError as exc:
+            merged = f"invalid: {exc}"
+        typer.echo(
+            f"{monitor.id} {monitor.tls_name} {monitor.ip_version} {monitor.ip} {monitor.status}"
+        )
+        typer.echo(f"  config: {json.dumps(merged, default=list)}")
 
 
 @ca_app.command("root")
@@ -71,6 +107,9 @@ def server(  # noqa: PLR0917 - typer options
     data_dir: DataDirOption = Path(DEFAULT_DATA_DIR),
     deployment_mode: EnvOption = "devel",
     listen: Annotated[str, typer.Option(help="gRPC mTLS listener")] = ":8000",
+    jwt_listen: Annotated[
+        str, typer.Option(envvar="MONITOR_API_JWT_LISTEN", help="gRPC JWT-only listener (off)")
+    ] = "",
     management_listen: Annotated[str, typer.Option(help="management HTTPS listener")] = ":8443",
     health_listen: Annotated[str, typer.Option(help="health HTTP listener")] = ":8080",
     metrics_listen: Annotated[str, typer.Option(help="Prometheus listener")] = ":9000",
@@ -87,6 +126,7 @@ def server(  # noqa: PLR0917 - typer options
     ),
     mqtt_port: Annotated[int, typer.Option(help="MQTT broker port for agents")] = 1883,
     grace: Annotated[float, typer.Option(help="seconds in-flight RPCs get at shutdown")] = 10.0,
+    max_workers: Annotated[int, typer.Option(help="gRPC handler threads")] = 16,
     log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the gRPC service, the management API, health and metrics until SIGTERM/SIGINT."""
@@ -104,6 +144,7 @@ def server(  # noqa: PLR0917 - typer options
         data_dir=data_dir,
         env=env,
         listen=listen,
+        jwt_listen=jwt_listen,
         management_listen=management_listen,
         health_listen=health_listen,
         metrics_listen=metrics_listen,
@@ -112,6 +153,7 @@ def server(  # noqa: PLR0917 - typer options
         public_url=public_url.rstrip("/"),
         mqtt=MqttSettings(host=mqtt_host, port=mqtt_port, jwt_key=jwt_key),
         grace=grace,
+        max_workers=max_workers,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -144,6 +144,9 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
             return _text(400, "cannot tell the client address")
         if not usable_monitor_address(address, ctx.env):
             return _text(400, f"address {address} cannot be used for a monitor")
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+            return _text(413, "form too large")
         body = await request.body()
         if len(body) > MAX_FORM_BYTES:
             return _text(413, "form too large")

@@ -70,6 +70,9 @@ class TokenIssuer:
         token = jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self.kid})
         return token, lifetime
 
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._key.public_key()
+
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(self._key.public_key()))
         jwk |= {"kid": self.kid, "use": "sig", "alg": "ES256"}

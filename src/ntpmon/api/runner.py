@@ -26,12 +26,13 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
-from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
+from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
+from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.service import MonitorService, MqttSettings
-from ntpmon.api.ticketkeys import keyring_for
+from ntpmon.api.ticketkeys import CHECK_EVERY, FileKeyring, TicketKeyError, keyring_for
 from ntpmon.api.tickets import TicketSigner
 from ntpmon.api.tracing import tracer_from_environment
 from ntpmon.common.clock import Clock, SystemClock
@@ -50,6 +51,7 @@ class ServerOptions:
     data_dir: Path
     env: DeployEnv = DeployEnv.DEVEL
     listen: str = ":8000"
+    jwt_listen: str = ""
     management_listen: str = ":8443"
     health_listen: str = ":8080"
     metrics_listen: str = ":9000"
@@ -118,7 +120,9 @@ class MonitorApiServer:
         self.ca = EmbeddedCA.load_or_create(data_dir / "ca")
         self.metrics = ApiMetrics()
         self.tracer = tracer_from_environment(str(options.env))
-        self.signer = TicketSigner(keyring_for(data_dir, options.clock.now()))
+        self.keyring = keyring_for(data_dir, options.clock)
+        self.signer = TicketSigner(self.keyring)
+        self._stopping = threading.Event()
         self.service = MonitorService(
             options.engine,
             self.signer,
@@ -126,6 +130,7 @@ class MonitorApiServer:
             self.metrics,
             deploy_env=options.env,
             mqtt=options.mqtt,
+            tracer=self.tracer,
         )
         names = [f"api.{options.env}.mon.ntppool.dev", "localhost", "127.0.0.1", "::1"]
         self.server_cert = self._server_certificate(names + options.server_names)
@@ -144,6 +149,19 @@ class MonitorApiServer:
             max_workers=options.max_workers,
         )
         self.ports["grpc"] = self.grpc.port
+        self.jwt_grpc: GrpcListener | None = None
+        if options.jwt_listen:
+            verifier = JwtVerifier(self.tokens.public_key(), public_url)
+            self.jwt_grpc = GrpcListener(
+                build_handler(self.service, self.metrics, self.tracer, JwtIdentity(verifier)),
+                TlsMaterial(
+                    self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()
+                ),
+                _grpc_address(options.jwt_listen),
+                max_workers=options.max_workers,
+                require_client_cert=False,
+            )
+            self.ports["grpc_jwt"] = self.jwt_grpc.port
         management = build_management_app(
             ManagementContext(
                 engine=options.engine,
@@ -177,6 +195,8 @@ class MonitorApiServer:
         ]
         self._thread = threading.Thread(target=self._serve_http, name="http", daemon=True)
         self._thread.start()
+        if isinstance(self.keyring, FileKeyring):
+            threading.Thread(target=self._rotate_keys, name="ticket-keys", daemon=True).start()
         log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
 
     def _plain(self, app: Starlette) -> uvicorn.Config:
@@ -197,6 +217,16 @@ class MonitorApiServer:
         _write_private(directory / "tls.key", issued.key_pem)
         return issued
 
+    def _rotate_keys(self) -> None:
+        """Check the ticket keys every two hours until shutdown."""
+        assert isinstance(self.keyring, FileKeyring)
+        while not self._stopping.wait(CHECK_EVERY.total_seconds()):
+            try:
+                if self.keyring.maybe_rotate():
+                    log.info("ticket key rotated", extra={"version": self.keyring.newest()[0]})
+            except TicketKeyError as exc:
+                log.error("ticket key rotation failed", extra={"error": str(exc)})
+
     def _serve_http(self) -> None:
         async def main() -> None:
             await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in self._uvicorn))
@@ -214,9 +244,12 @@ class MonitorApiServer:
 
     def stop(self) -> None:
         """Graceful shutdown: HTTP first, then in-flight RPCs finish within ``grace``."""
+        self._stopping.set()
         for server, _ in self._uvicorn:
             server.should_exit = True
-        self.grpc.stop(self.options.grace)
+        listeners = [self.grpc] + ([self.jwt_grpc] if self.jwt_grpc else [])
+        for done in [listener.shutdown(self.options.grace) for listener in listeners]:
+            done.wait()
         self._thread.join(timeout=self.options.grace + 5)
         self.tracer.shutdown()
         log.info("monitor-api stopped")
