@@ -128,8 +128,6 @@ def open_app_config(g: Globals, *, with_api: bool = True) -> AppConfig:
         cfg.load()
     except AuthorizationError:
         log.warning("API key unauthorized; continuing without it")
-    if not g.debug and cfg.data().otlp_log_level:
-        log.debug("cached OTLP log level", extra={"level": cfg.data().otlp_log_level})
     return cfg
 
 
@@ -185,7 +183,13 @@ def monitor_cmd(
     run_monitor(
         cfg,
         MonitorOptions(
-            once, sanity_only, g.ipv4, g.ipv6, g.ca_file, opts.devel_knobs(g.env.value, os.environ)
+            once,
+            sanity_only,
+            g.ipv4,
+            g.ipv6,
+            g.ca_file,
+            opts.devel_knobs(g.env.value, os.environ),
+            debug=g.debug,
         ),
         scope,
         environ=os.environ,

@@ -33,6 +33,7 @@ class MonitorOptions:
     ipv6: bool = True
     ca_file: str | None = None
     knobs: DevelKnobs = field(default_factory=DevelKnobs)
+    debug: bool = False
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -82,7 +83,12 @@ def run_monitor(
         scope.cancel()
         _join(threads)
         raise
-    telemetry = Telemetry(cfg.env.value, environ=environ)
+    telemetry = Telemetry(
+        cfg.env.value,
+        environ=environ,
+        debug=opts.debug,
+        otlp_log_level=cfg.data().otlp_log_level,  # the cached server preference (§4.4)
+    )
     telemetry.watch_certificate(
         lambda: cfg.certificate().not_after if cfg.have_certificate() else None
     )

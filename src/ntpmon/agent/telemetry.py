@@ -1,6 +1,6 @@
-"""OpenTelemetry for the agent (agent.md §14): traces and metrics, exported over OTLP only when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is configured; otherwise spans still carry trace context into
-every RPC so monitor-api's logs can be joined with the agent's.
+"""OpenTelemetry for the agent (agent.md §14): traces, metrics and logs, exported over OTLP
+only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is configured; otherwise spans still carry trace
+context into every RPC so monitor-api's logs can be joined with the agent's.
 
 Providers are owned by the Telemetry object (not installed globally) so tests and several
 agents in one process do not share state.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -23,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span
 
+from ntpmon.common.logsetup import LogLevelError, parse_level
 from ntpmon.common.version import version
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,8 @@ class Telemetry:
         *,
         environ: Mapping[str, str] | None = None,
         metric_reader: MetricReader | None = None,
+        debug: bool = False,
+        otlp_log_level: str = "",
     ) -> None:
         environ = os.environ if environ is None else environ
         resource = Resource.create(
@@ -49,6 +53,8 @@ class Telemetry:
             }
         )
         self.exporting = bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        self.log_handler: logging.Handler | None = None
+        self.debug = debug
         self.tracer_provider = TracerProvider(resource=resource)
         readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
         if self.exporting:
@@ -59,6 +65,7 @@ class Telemetry:
 
             self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+            self._start_log_export(resource)
         self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
         self.tracer = self.tracer_provider.get_tracer("monitor.client")
         self.meter = meter = self.meter_provider.get_meter("monitor.client")
@@ -67,6 +74,8 @@ class Telemetry:
         self._tests_requested = meter.create_counter("monitor.tests_requested_total")
         self._tests_completed = meter.create_counter("monitor.tests_completed_total")
         self.otlp_log_level = ""
+        if otlp_log_level:
+            self.set_otlp_log_level(otlp_log_level)
 
     @contextmanager
     def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
@@ -86,9 +95,32 @@ class Telemetry:
     def test_completed(self, family: int, result: str) -> None:
         self._tests_completed.add(1, {"ip_version": f"v{family}", "result": result})
 
+    def _start_log_export(self, resource: Resource) -> None:
+        """Records also go to OTLP, at their own level (the server's choice, debug with --debug)."""
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+        from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+        self.logger_provider = LoggerProvider(resource=resource)
+        self.logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+        with warnings.catch_warnings():
+            # deprecated in favour of opentelemetry-instrumentation-logging, one more dependency
+            # for the same handler; this one is still shipped and works
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.log_handler = LoggingHandler(logger_provider=self.logger_provider)
+        self.log_handler.setLevel(logging.DEBUG if self.debug else logging.INFO)
+        logging.getLogger().addHandler(self.log_handler)
+
     def set_otlp_log_level(self, level: str) -> None:
-        """The server's preference for exported logs (kept; applied when exporting logs)."""
+        """Apply the server's level for exported logs; ``--debug`` keeps them at debug."""
         self.otlp_log_level = level
+        try:
+            numeric = parse_level(level)
+        except LogLevelError:
+            log.warning("invalid OTLP log level from server", extra={"level": level})
+            return
+        if self.log_handler is not None and not self.debug:
+            self.log_handler.setLevel(numeric)
 
     def watch_certificate(self, not_after: Callable[[], datetime | None]) -> None:
         """``monitor.ssl_earliest_cert_expiry``: the client certificate's notAfter (Unix s)."""
@@ -105,3 +137,6 @@ class Telemetry:
         """Flush and stop the exporters (bounded by the SDK's own timeouts)."""
         self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
+        if self.log_handler is not None:
+            logging.getLogger().removeHandler(self.log_handler)
+            self.logger_provider.shutdown()
