@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
 from ntpmon.agent.telemetry import Telemetry
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    """Telemetry adjusts the process's root logger, as the agent wants; tests share a process."""
+    root = logging.getLogger()
+    level, handlers = root.level, {h: h.level for h in root.handlers}
+    yield
+    root.setLevel(level)
+    for handler, handler_level in handlers.items():
+        handler.setLevel(handler_level)
 
 
 def test_no_exporters_without_endpoint() -> None:
@@ -34,6 +46,7 @@ def test_otlp_log_level(debug: bool, server_level: str, expected: int) -> None:
     try:
         assert telemetry.exporting and telemetry.log_handler is not None
         assert telemetry.log_handler.level == expected
+        assert logging.getLogger().getEffectiveLevel() <= expected  # records reach the exporter
         assert telemetry.log_handler in logging.getLogger().handlers
     finally:
         telemetry.shutdown()

@@ -108,8 +108,18 @@ class Telemetry:
             # for the same handler; this one is still shipped and works
             warnings.simplefilter("ignore", DeprecationWarning)
             self.log_handler = LoggingHandler(logger_provider=self.logger_provider)
-        self.log_handler.setLevel(logging.DEBUG if self.debug else logging.INFO)
-        logging.getLogger().addHandler(self.log_handler)
+        root = logging.getLogger()
+        for handler in root.handlers:  # stderr keeps its own level when the root level drops
+            if handler.level == logging.NOTSET:
+                handler.setLevel(root.level)
+        root.addHandler(self.log_handler)
+        self._set_export_level(logging.DEBUG if self.debug else logging.INFO)
+
+    def _set_export_level(self, level: int) -> None:
+        assert self.log_handler is not None
+        self.log_handler.setLevel(level)
+        root = logging.getLogger()
+        root.setLevel(min(level, *(h.level or level for h in root.handlers)))
 
     def set_otlp_log_level(self, level: str) -> None:
         """Apply the server's level for exported logs; ``--debug`` keeps them at debug."""
@@ -120,7 +130,7 @@ class Telemetry:
             log.warning("invalid OTLP log level from server", extra={"level": level})
             return
         if self.log_handler is not None and not self.debug:
-            self.log_handler.setLevel(numeric)
+            self._set_export_level(numeric)
 
     def watch_certificate(self, not_after: Callable[[], datetime | None]) -> None:
         """``monitor.ssl_earliest_cert_expiry``: the client certificate's notAfter (Unix s)."""
