@@ -22,6 +22,7 @@ from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementClient
 from ntpmon.agent.depenv import DeploymentEnv, api_host, parse_env
+from ntpmon.agent.journal import stderr_is_journal, use_journal_priorities
 from ntpmon.agent.scope import Scope
 from ntpmon.common.cli import run_app
 from ntpmon.common.logsetup import parse_level, setup_logging
@@ -92,7 +93,12 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
     if debug or os.environ.get("MONITOR_DEBUG", "").lower() == "true":
         level = logging.DEBUG
         os.environ["MONITOR_DEBUG"] = "true"
+    journal = stderr_is_journal(os.environ)
+    if journal and os.environ.get("DEBUG_INVOCATION"):
+        level = logging.DEBUG  # systemd asked for a debug run of this unit
     setup_logging(level)
+    if journal:
+        use_journal_priorities(os.environ)
     os.environ.setdefault("OTEL_SERVICE_NAME", "ntppool-agent")
     if ctx.invoked_subcommand == "version":
         return
