@@ -52,7 +52,8 @@ def test_once_probes_every_server_and_submits_v4_batch(
     for ip, status in by_ip.items():
         assert status.ticket == b"ticket-" + ip
         assert not status.no_response and status.error == "" and status.stratum == 2
-        assert abs(status.offset.ToNanoseconds()) < 5_000_000
+        # same clock on both ends: the measured offset is bounded by half the round trip
+        assert abs(status.offset.ToNanoseconds()) <= status.rtt.ToNanoseconds() // 2 + 1000
     for responder in responders:
         assert responder.requests >= 2  # the local clock check, then the batch
     meta = submit[0].metadata
