@@ -184,33 +184,38 @@ class Worker:
 
     # -- config loop (§10.2) ------------------------------------------------------------
     def _config_loop(self, scope: Scope) -> None:
+        """GetConfig hourly or at once after a config change; it must outlive any failure."""
         first_run, errors = True, 0
         while not scope.cancelled:
             waiter = self.cfg.wait_for_config_change(scope)
             try:
                 resp = self.client.get_config(self.mon_id)
-            except (NtpmonError, OSError) as exc:
+                first_run = self._apply_config(resp, first_run)
+                wait = CONFIG_INTERVAL
+            except Exception as exc:  # a bug in a hook must not stop config updates either
                 errors += 1
                 wait = min(10.0 * errors, CONFIG_ERROR_MAX) if first_run else CONFIG_ERROR_MAX
                 msg = "expired certificate" if "expired certificate" in str(exc) else "GetConfig"
                 self.log.warning(f"{msg} failed", extra={"error": str(exc), "retry_in": wait})
-            else:
-                self.mon_cfg.update(resp)
-                if self.hooks.on_config is not None:
-                    self.hooks.on_config(self.family, resp)
-                if resp.otlp_log_level:
-                    if self.hooks.on_otlp_level is not None:
-                        self.hooks.on_otlp_level(resp.otlp_log_level)
-                    self.cfg.set_cached_otlp_log_level(resp.otlp_log_level)
-                if first_run and resp.base_checks:
-                    self._initial_config.set()
-                    first_run = False
-                elif first_run:
-                    self.log.warning("no BaseChecks in config")
-                wait = CONFIG_INTERVAL
             if waiter.wait(wait) and not scope.cancelled:
                 self.log.info("HTTP config changed; fetching config")
             waiter.cancel()
+
+    def _apply_config(self, resp: pb.GetConfigResponse, first_run: bool) -> bool:
+        """Use a GetConfig answer; returns whether the initial config is still awaited."""
+        self.mon_cfg.update(resp)
+        if self.hooks.on_config is not None:
+            self.hooks.on_config(self.family, resp)
+        if resp.otlp_log_level:
+            if self.hooks.on_otlp_level is not None:
+                self.hooks.on_otlp_level(resp.otlp_log_level)
+            self.cfg.set_cached_otlp_log_level(resp.otlp_log_level)
+        if first_run and resp.base_checks:
+            self._initial_config.set()
+            return False
+        if first_run:
+            self.log.warning("no BaseChecks in config")
+        return first_run
 
     # -- batches (§10.3, §10.4) ---------------------------------------------------------
     def _retry_batches(self, scope: Scope, local_ok: LocalCheck) -> tuple[int, Exception | None]:
