@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 from agent.certs_helper import TestCA
 from agent.fake_management import FakeManagement, ManagementServer
@@ -15,6 +16,7 @@ from agent.fake_monitor_api import FakeMonitorApi, Script
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.mgmt import ManagementClient
 from ntpmon.agent.depenv import DeploymentEnv
+from ntpmon.api.runner import MonitorApiServer, ServerOptions
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
 
@@ -120,3 +122,22 @@ def live_config(tmp_path: Path, test_ca: TestCA) -> AppConfig:
     cfg.ca_path.write_bytes(test_ca.pem)
     cfg.load()
     return cfg
+
+
+@pytest.fixture
+def api_server(db: Engine, tmp_path: Path) -> Iterator[MonitorApiServer]:
+    options = ServerOptions(
+        engine=db,
+        data_dir=tmp_path / "api-data",
+        listen="127.0.0.1:0",
+        management_listen="127.0.0.1:0",
+        health_listen="127.0.0.1:0",
+        metrics_listen="127.0.0.1:0",
+        grace=2,
+    )
+    server = MonitorApiServer(options)
+    server.wait_ready()
+    try:
+        yield server
+    finally:
+        server.stop()

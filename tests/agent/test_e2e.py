@@ -21,10 +21,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select
 
+from agent.real_api import admin
 from agent.threads_helper import wait_for
-from ntpmon.api.cli import app as api_cli
-from ntpmon.api.runner import MonitorApiServer, ServerOptions
-from ntpmon.common.cli import run_app
+from ntpmon.api.runner import MonitorApiServer
 from ntpmon.db.admin import ensure_system_monitor
 from ntpmon.db.tables import log_scores, monitors
 from ntpmon.testing.ntpserver import NTPResponder
@@ -32,25 +31,6 @@ from ntpmon.testing.ntpserver import NTPResponder
 pytestmark = [pytest.mark.db, pytest.mark.e2e, pytest.mark.timeout(180)]
 AGENT = str(Path(sys.executable).parent / "ntppool-agent")
 SERVERS = ("127.0.0.2", "127.0.0.3")
-
-
-@pytest.fixture
-def api_server(db: Engine, tmp_path: Path) -> Iterator[MonitorApiServer]:
-    options = ServerOptions(
-        engine=db,
-        data_dir=tmp_path / "api-data",
-        listen="127.0.0.1:0",
-        management_listen="127.0.0.1:0",
-        health_listen="127.0.0.1:0",
-        metrics_listen="127.0.0.1:0",
-        grace=2,
-    )
-    server = MonitorApiServer(options)
-    server.wait_ready()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -62,11 +42,6 @@ def ntp_servers() -> Iterator[list[NTPResponder]]:
     finally:
         for responder in [first, *rest]:
             responder.stop()
-
-
-def admin(db: Engine, *args: str) -> None:
-    dsn = db.url.render_as_string(hide_password=False)
-    assert run_app(api_cli, "monitor-api", ["admin", *args, "--database-dsn", dsn]) == 0
 
 
 def test_setup_approve_monitor_once_then_hot_reload(
