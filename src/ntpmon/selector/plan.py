@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ntpmon.common.clock import db_seconds
 from ntpmon.selector.constraints import (
     NetworkIndex,
     build_account_limits,
@@ -52,7 +51,7 @@ def violation_writes(em: EvaluatedMonitor, now: datetime) -> list[Write]:
     writes: list[Write] = []
     stored_since = monitor.constraint_violation_since
     if stored_type is None or stored_type != violation.type or stored_since is None:
-        writes.append(SetViolation(monitor.id, violation.type, db_seconds(now)))
+        writes.append(SetViolation(monitor.id, violation.type, now))
     elif pause:
         writes.append(SetViolation(monitor.id, violation.type, stored_since))
     if pause:
