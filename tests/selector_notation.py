@@ -92,8 +92,8 @@ def parse_specs(text: str) -> list[Spec]:
     if text in ("", "(none)"):
         return []
     specs: list[Spec] = []
-    for part in text.split(";"):
-        part = re.sub(r"\(NULL status\)", "", part).strip()
+    for raw in text.split(";"):
+        part = re.sub(r"\(NULL status\)", "", raw).strip()
         head = _HEAD.match(part)
         if head is None:
             raise ValueError(f"bad monitor notation {part!r}")

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (the spec text is kept verbatim, one scenario line per line)
 """The scenarios of spec/selector.md §14.3–§14.5, copied verbatim (produced by upstream).
 
 Each entry keeps the spec's notation (§14.1); ``selector_notation.py`` reads it.

@@ -7,6 +7,14 @@ import copy
 from datetime import UTC, datetime
 
 import pytest
+from selector_notation import (
+    evaluated_monitors,
+    parse_changes,
+    parse_limits,
+    parse_server,
+    parse_settings,
+)
+from selector_scenarios import RULE_SCENARIOS
 
 from ntpmon.selector import (
     ChangeLimits,
@@ -17,14 +25,6 @@ from ntpmon.selector import (
     rule6_bootstrap,
     select_changes,
 )
-from selector_notation import (
-    evaluated_monitors,
-    parse_changes,
-    parse_limits,
-    parse_server,
-    parse_settings,
-)
-from selector_scenarios import RULE_SCENARIOS
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
