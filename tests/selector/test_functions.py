@@ -40,6 +40,7 @@ from ntpmon.selector import (
     should_check_constraint_resolution,
     split_bootstrap_candidates,
 )
+from ntpmon.selector.network import parse_ip
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 V = "violation"
@@ -522,3 +523,27 @@ def test_attempt_promotion(
 )
 def test_calculate_change_limits(active: int, blocked: int, budget: int) -> None:
     assert calculate_change_limits(active, blocked) == ChangeLimits(budget, budget, budget)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("192.0.2.1", (4, 0xC0000201)),
+        ("0.0.0.0", (4, 0)),
+        ("010.0.0.1", None),
+        ("1.2.3.04", None),
+        (" 192.0.2.1", None),
+        ("192.0.2.1 ", None),
+        ("1.2.3", None),
+        ("1.2.3.4.5", None),
+        ("256.1.1.1", None),
+        ("１.2.3.4", None),
+        ("1.2.3.4\x00", None),
+        ("::ffff:192.0.2.1", (6, 0xFFFF_C000_0201)),
+        ("2001:db8::1", (6, 0x2001_0DB8 << 96 | 1)),
+        ("2001:db8::g", None),
+        ("", None),
+    ],
+)
+def test_parse_ip_is_strict(text: str, expected: tuple[int, int] | None) -> None:
+    assert parse_ip(text) == expected

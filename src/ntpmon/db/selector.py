@@ -87,7 +87,7 @@ def monitor_priority(avg_rtt_ms: Decimal | None, avg_step: float) -> int | None:
     return round(float(avg_rtt_ms) * (1 + (2 * (1 - avg_step))))
 
 
-def _priority_key(row: MonitorRow) -> tuple[object, ...]:
+def priority_sort_key(row: MonitorRow) -> tuple[object, ...]:
     """healthy desc, priority asc (NULL first, as MySQL), avg_step desc, avg_rtt asc, id."""
     return (
         not row.healthy,
@@ -172,7 +172,7 @@ def get_monitor_priority(conn: Connection, *, server_id: int, now: datetime) -> 
                 pause_reason=r.pause_reason,
             )
         )
-    rows.sort(key=_priority_key)
+    rows.sort(key=priority_sort_key)
     return rows
 
 

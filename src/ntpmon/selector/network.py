@@ -8,6 +8,7 @@ comparisons are shifts, which keeps a review of a server with hundreds of monito
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Iterable
 
 from ntpmon.selector.constants import DIVERSITY_V4, DIVERSITY_V6, SUBNET_V4, SUBNET_V6
@@ -19,8 +20,20 @@ SUBNET_PREFIX = {4: SUBNET_V4, 6: SUBNET_V6}
 DIVERSITY_PREFIX = {4: DIVERSITY_V4, 6: DIVERSITY_V6}
 
 
+def _parse_v4(text: str) -> ParsedIp | None:
+    """Dotted-quad IPv4 through the C library: strict like ``ipaddress`` (no leading zeros,
+    no whitespace, exactly four octets; the tests pin this) and much cheaper per address."""
+    try:
+        packed = socket.inet_pton(socket.AF_INET, text)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    return 4, int.from_bytes(packed, "big")
+
+
 def parse_ip(text: str) -> ParsedIp | None:
     """``(version, int)`` for a valid address, None for anything else."""
+    if ":" not in text:
+        return _parse_v4(text)
     try:
         addr = ipaddress.ip_address(text)
     except ValueError:

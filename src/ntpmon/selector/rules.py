@@ -265,6 +265,27 @@ def rule1_5_active_excess(
 # --- replacement procedure (Rule 3 phase 2, Rule 5 phase 2) ---------------------------
 
 
+def copy_limits(limits: dict[int, AccountLimit]) -> dict[int, AccountLimit]:
+    """An independent copy of a working-limits map."""
+    return {
+        k: AccountLimit(v.account_id, v.max_per_server, v.active_count, v.testing_count)
+        for k, v in limits.items()
+    }
+
+
+def _trial_limits(
+    limits: dict[int, AccountLimit], *monitors: EvaluatedMonitor
+) -> dict[int, AccountLimit]:
+    """A copy-on-write view for one swap attempt: only the accounts of the two monitors
+    involved can change, so only they are copied (equal to copying the whole map)."""
+    trial = dict(limits)
+    for em in monitors:
+        account = em.monitor.account_id
+        if account is not None and account in limits:
+            trial[account] = copy_limits({account: limits[account]})[account]
+    return trial
+
+
 def attempt_performance_replacement(  # noqa: PLR0917 (positional: the spec's public signature)
     ctx: SelectionContext,
     replacers: Sequence[EvaluatedMonitor],
@@ -290,7 +311,7 @@ def attempt_performance_replacement(  # noqa: PLR0917 (positional: the spec's pu
                 break  # replacers are best-first (§12 Q20)
             if replacer.monitor.count < kind.min_count:
                 continue
-            trial = {k: dataclasses.replace(v) for k, v in working_limits.items()}
+            trial = _trial_limits(working_limits, target, replacer)
             apply_limit_transition(trial, target.monitor, kind.replacer_to, kind.target_to)
             promotion = attempt_promotion(
                 ctx, replacer, kind.replacer_from, kind.replacer_to, kind.promote_reason, trial
@@ -527,7 +548,7 @@ def select_changes(
         and not any(_is_out(em) for em in evaluated)
     ):
         return []  # emergency block-all (§8.0 step 7, §12 Q8)
-    working_limits = {k: dataclasses.replace(v) for k, v in account_limits.items()}
+    working_limits = copy_limits(account_limits)
     wa, wt = len(active), len(testing)
 
     changes = rule1_immediate_blocking(ctx, active, testing)
