@@ -64,6 +64,14 @@ REASONS = {
     "BE": "bootstrap emergency promotion to testing: zero active monitors",
     "UNP": "constraint resolution: unpausing resolved constraint",
 }
+# §14.5 BASE: the addresses of the five testing monitors #11..#15.
+BASE_TESTING_IPS = {
+    11: "10.144.0.1",
+    12: "10.160.0.1",
+    13: "10.176.0.1",
+    14: "10.192.0.1",
+    15: "10.208.0.1",
+}
 _HEAD = re.compile(r"#(\d+)(?:\.\.#(\d+))?\s+([ATCP-])(?:/(\w+))?")
 
 

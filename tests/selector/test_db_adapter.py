@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
+from selector_notation import BASE_TESTING_IPS
 from selector_seed import Seeder, assignment, review_row
 from sqlalchemy import Engine, select, update
 
@@ -29,14 +30,6 @@ from ntpmon.selector.service import review_batch, review_one, simulate
 
 pytestmark = pytest.mark.db
 
-TESTING_IPS = {
-    11: "10.144.0.1",
-    12: "10.160.0.1",
-    13: "10.176.0.1",
-    14: "10.192.0.1",
-    15: "10.208.0.1",
-}
-
 
 def seed_base(seed: Seeder, *, ip7: str | None = None) -> None:
     """spec §14.5 BASE: server 192.0.2.10 (account 1), seven active and five testing monitors."""
@@ -44,7 +37,7 @@ def seed_base(seed: Seeder, *, ip7: str | None = None) -> None:
     for i in range(1, 8):
         ip = ip7 if i == 7 and ip7 else f"10.{16 * i}.0.1"
         seed.monitor(i, ip, status="active", account=100 + i, priority=i, count=40)
-    for i, ip in TESTING_IPS.items():
+    for i, ip in BASE_TESTING_IPS.items():
         seed.monitor(i, ip, status="testing", account=190 + i, priority=i + 10, count=40)
 
 
@@ -93,8 +86,15 @@ def test_monitor_in_server_subnet_is_demoted_replaced_and_paused(
     assert smr["next_review"] == db_seconds(now) + timedelta(minutes=60)
 
 
-def test_resolved_paused_monitor_is_unpaused_and_cleared(db: Engine, clock: FixedClock) -> None:
-    """PS-01 through the database: unpaused to candidate, violation cleared, check stamped."""
+@pytest.mark.parametrize(
+    ("checked_hours_ago", "status", "changed"),
+    [(10, "candidate", True), (4, "paused", False)],
+)
+def test_paused_monitor_with_resolved_subnet(
+    db: Engine, clock: FixedClock, checked_hours_ago: int, status: str, changed: bool
+) -> None:
+    """PS-01/PS-02 through the database: the stale violation is cleared either way; the
+    monitor is unpaused only when its last check is more than 8 h old."""
     now = clock.now()
     with db.begin() as conn:
         seed = Seeder(conn, now)
@@ -104,48 +104,24 @@ def test_resolved_paused_monitor_is_unpaused_and_cleared(db: Engine, clock: Fixe
             30,
             "network_same_subnet",
             now - timedelta(hours=100),
-            last_check=now - timedelta(hours=10),
+            last_check=now - timedelta(hours=checked_hours_ago),
             pause_reason="constraint",
         )
 
     review = review_one(db, clock, seed.server_id)
 
-    assert review.changed
+    assert review.changed is changed
     with db.connect() as conn:
         m30 = assignment(conn, seed.server_id, seed.monitors[30].id)
-    assert m30["status"] == "candidate"
+        smr = review_row(conn, seed.server_id)
+    assert m30["status"] == status
     assert m30["constraint_violation_type"] is None
     assert m30["constraint_violation_since"] is None
     assert m30["pause_reason"] is None
     assert m30["last_constraint_check"] == db_seconds(now)
-
-
-def test_recent_check_keeps_monitor_paused(db: Engine, clock: FixedClock) -> None:
-    """PS-02: checked 4 h ago: only the stale violation is cleared; nothing changes."""
-    now = clock.now()
-    with db.begin() as conn:
-        seed = Seeder(conn, now)
-        seed_base(seed)
-        seed.monitor(30, "198.51.100.5", status="paused", account=300, priority=10, count=12)
-        seed.store_violation(
-            30,
-            "network_same_subnet",
-            now - timedelta(hours=100),
-            last_check=now - timedelta(hours=4),
-            pause_reason="constraint",
-        )
-
-    review = review_one(db, clock, seed.server_id)
-
-    assert not review.changed
-    with db.connect() as conn:
-        m30 = assignment(conn, seed.server_id, seed.monitors[30].id)
-        smr = review_row(conn, seed.server_id)
-    assert m30["status"] == "paused"
-    assert m30["constraint_violation_type"] is None
-    assert m30["last_constraint_check"] == db_seconds(now)
-    assert smr["last_change"] is None
-    assert smr["next_review"] == db_seconds(now) + timedelta(minutes=20)
+    assert smr["last_change"] == (db_seconds(now) if changed else None)
+    delay = 60 if changed else 20
+    assert smr["next_review"] == db_seconds(now) + timedelta(minutes=delay)
 
 
 def test_monitor_without_assignment_row_is_promoted_as_candidate(

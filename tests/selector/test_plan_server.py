@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from selector_notation import (
+    BASE_TESTING_IPS,
     monitor_rows,
     parse_changes,
     parse_evaluation,
@@ -27,13 +28,6 @@ from ntpmon.selector import (
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 BASE_SERVER = ServerInfo(id=7, account_id=1, ip="192.0.2.10", ip_version="v4")
-TESTING_IPS = {
-    11: "10.144.0.1",
-    12: "10.160.0.1",
-    13: "10.176.0.1",
-    14: "10.192.0.1",
-    15: "10.208.0.1",
-}
 
 
 def base_rows() -> list[MonitorRow]:
@@ -58,7 +52,7 @@ def base_rows() -> list[MonitorRow]:
             monitor_priority=i + 10,
             count=50,
         )
-        for i, ip in TESTING_IPS.items()
+        for i, ip in BASE_TESTING_IPS.items()
     ]
     return active + testing
 

@@ -176,54 +176,58 @@ def get_monitor_priority(conn: Connection, *, server_id: int, now: datetime) -> 
     return rows
 
 
-def _assignment(server_id: int, monitor_id: int) -> object:
-    return and_(server_scores.c.server_id == server_id, server_scores.c.monitor_id == monitor_id)
+def _update_assignment(conn: Connection, server_id: int, monitor_id: int, **values: object) -> int:
+    """UPDATE one (server, monitor) row of ``server_scores``; returns the rows matched."""
+    return conn.execute(
+        update(server_scores)
+        .where(server_scores.c.server_id == server_id, server_scores.c.monitor_id == monitor_id)
+        .values(**values)
+    ).rowcount
 
 
 def update_server_score_constraint_violation(
     conn: Connection, *, server_id: int, monitor_id: int, type: str, since: datetime
 ) -> int:
     """Q32: record a (new or re-asserted) violation with the time it was first seen."""
-    return conn.execute(
-        update(server_scores)
-        .where(_assignment(server_id, monitor_id))
-        .values(constraint_violation_type=type, constraint_violation_since=db_seconds(since))
-    ).rowcount
+    return _update_assignment(
+        conn,
+        server_id,
+        monitor_id,
+        constraint_violation_type=type,
+        constraint_violation_since=db_seconds(since),
+    )
 
 
 def clear_server_score_constraint_violation(
     conn: Connection, *, server_id: int, monitor_id: int, now: datetime
 ) -> int:
     """Q33: the violation has gone: forget it and its pause reason."""
-    return conn.execute(
-        update(server_scores)
-        .where(_assignment(server_id, monitor_id))
-        .values(
-            constraint_violation_type=None,
-            constraint_violation_since=None,
-            last_constraint_check=db_seconds(now),
-            pause_reason=None,
-        )
-    ).rowcount
+    return _update_assignment(
+        conn,
+        server_id,
+        monitor_id,
+        constraint_violation_type=None,
+        constraint_violation_since=None,
+        last_constraint_check=db_seconds(now),
+        pause_reason=None,
+    )
 
 
 def update_server_score_pause_reason(
     conn: Connection, *, server_id: int, monitor_id: int, pause_reason: str, now: datetime
 ) -> int:
     """Q34: why a monitor was paused for this server (after Q5 ``paused``)."""
-    return conn.execute(
-        update(server_scores)
-        .where(_assignment(server_id, monitor_id))
-        .values(pause_reason=pause_reason, last_constraint_check=db_seconds(now))
-    ).rowcount
+    return _update_assignment(
+        conn,
+        server_id,
+        monitor_id,
+        pause_reason=pause_reason,
+        last_constraint_check=db_seconds(now),
+    )
 
 
 def update_server_score_last_constraint_check(
     conn: Connection, *, server_id: int, monitor_id: int, now: datetime
 ) -> int:
     """Q35: a paused monitor's constraint was re-checked."""
-    return conn.execute(
-        update(server_scores)
-        .where(_assignment(server_id, monitor_id))
-        .values(last_constraint_check=db_seconds(now))
-    ).rowcount
+    return _update_assignment(conn, server_id, monitor_id, last_constraint_check=db_seconds(now))

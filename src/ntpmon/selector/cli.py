@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
+from sqlalchemy import Engine
 
 from ntpmon.common.clock import SystemClock
 from ntpmon.common.dbcli import DsnOption
@@ -26,6 +29,17 @@ selector_app = typer.Typer(help="Monitor selection for each server.", no_args_is
 LogLevelOption = Annotated[
     str, typer.Option("--log-level", envvar="LOG_LEVEL", help="debug, info, warn or error")
 ]
+
+
+@contextmanager
+def _database(dsn: str | None, log_level: str) -> Iterator[Engine]:
+    """Logging set up, the database opened and checked, and the engine disposed at the end."""
+    setup_logging(log_level)
+    engine = open_database(dsn)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
 
 
 @selector_app.callback()
@@ -45,19 +59,17 @@ def server_cmd(
     log_level: LogLevelOption = "info",
 ) -> None:
     """Review due servers forever (batches of 10; idle back-off 3 s to 60 s)."""
-    setup_logging(log_level)
-    engine = open_database(dsn)
-    registry = CollectorRegistry()
-    metrics = SelectorMetrics(registry)
-    server, _thread = start_http_server(metrics_port, addr=metrics_addr, registry=registry)
-    typer.echo(f"selector metrics on http://{metrics_addr}:{server.server_port}/metrics")
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        run_loop(engine, SystemClock(), metrics, stop)
-    finally:
-        server.shutdown()
-        engine.dispose()
+    with _database(dsn, log_level) as engine:
+        registry = CollectorRegistry()
+        metrics = SelectorMetrics(registry)
+        server, _thread = start_http_server(metrics_port, addr=metrics_addr, registry=registry)
+        typer.echo(f"selector metrics on http://{metrics_addr}:{server.server_port}/metrics")
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            run_loop(engine, SystemClock(), metrics, stop)
+        finally:
+            server.shutdown()
 
 
 @selector_app.command("once")
@@ -69,9 +81,7 @@ def once_cmd(
     log_level: LogLevelOption = "warn",
 ) -> None:
     """Review one batch of due servers (or exactly SERVER_ID) and exit."""
-    setup_logging(log_level)
-    engine = open_database(dsn)
-    try:
+    with _database(dsn, log_level) as engine:
         clock = SystemClock()
         if server_id is None:
             reviews = review_batch(engine, clock)
@@ -80,8 +90,6 @@ def once_cmd(
             typer.echo(f"reviewed {len(reviews)} server(s)")
         else:
             typer.echo(format_review(review_one(engine, clock, server_id)))
-    finally:
-        engine.dispose()
 
 
 @selector_app.command("simulate")
@@ -94,9 +102,5 @@ def simulate_cmd(
     log_level: LogLevelOption = "warn",
 ) -> None:
     """Print what a review of SERVER_ID would change, without writing anything."""
-    setup_logging(log_level)
-    engine = open_database(dsn)
-    try:
+    with _database(dsn, log_level) as engine:
         typer.echo(format_plan(simulate(engine, SystemClock(), server_id), verbose=verbose))
-    finally:
-        engine.dispose()

@@ -338,6 +338,31 @@ def attempt_performance_replacement(  # noqa: PLR0917 (positional: the spec's pu
     return changes
 
 
+def _promote_in_order(  # noqa: PLR0917
+    ctx: SelectionContext,
+    monitors: Sequence[EvaluatedMonitor],
+    needed: int,
+    kind: ReplacementKind,
+    reason: str,
+    working_limits: dict[int, AccountLimit],
+) -> list[StatusChange]:
+    """Walk ``monitors`` best first until ``needed`` promotions succeeded (Rules 3 and 5,
+    phase 1). Monitors with too few data points are skipped; the promotion check decides the
+    rest (it also refuses monitors that are not globally active/testing)."""
+    changes: list[StatusChange] = []
+    for em in monitors:
+        if len(changes) >= needed:
+            break
+        if em.monitor.count < kind.min_count:
+            continue
+        change = attempt_promotion(
+            ctx, em, kind.replacer_from, kind.replacer_to, reason, working_limits
+        )
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
 # --- Rule 3 -----------------------------------------------------------------------------
 
 
@@ -355,17 +380,16 @@ def rule3_testing_to_active(  # noqa: PLR0917 (positional: the spec's public sig
     changes: list[StatusChange] = []
     to_add = max(0, ctx.target - wa)
     if to_add > 0 and budget > 0:
-        needed = min(to_add, budget)
-        for em in testing:
-            if len(changes) >= needed:
-                break
-            if em.monitor.count < MIN_COUNT_FOR_ACTIVE:
-                continue
-            change = attempt_promotion(ctx, em, T, A, REASON_PROMOTE_ACTIVE, working_limits)
-            if change is not None:
-                changes.append(change)
-                wa += 1
-                wt -= 1
+        changes = _promote_in_order(
+            ctx,
+            testing,
+            min(to_add, budget),
+            TESTING_TO_ACTIVE,
+            REASON_PROMOTE_ACTIVE,
+            working_limits,
+        )
+        wa += len(changes)
+        wt -= len(changes)
     swap_budget = budget - len(changes)
     if swap_budget > 0 and testing and active:
         changes += attempt_performance_replacement(
@@ -392,18 +416,10 @@ def rule5_candidate_to_testing(  # noqa: PLR0917 (positional: the spec's public 
         return RuleResult([], wa, wt)
     capacity = max(0, dynamic_testing_target(wa) - wt)
     needed = min(budget, MAX_CAPACITY_PROMOTIONS, capacity)
-    changes: list[StatusChange] = []
-    for em in candidates:
-        if len(changes) >= needed:
-            break
-        if em.monitor.global_status not in LIVE_GLOBAL:
-            continue
-        if em.monitor.count < MIN_COUNT_FOR_TESTING:
-            continue
-        change = attempt_promotion(ctx, em, C, T, REASON_CANDIDATE_TESTING, working_limits)
-        if change is not None:
-            changes.append(change)
-            wt += 1
+    changes = _promote_in_order(
+        ctx, candidates, needed, CANDIDATE_TO_TESTING, REASON_CANDIDATE_TESTING, working_limits
+    )
+    wt += len(changes)
     replace_budget = budget - len(changes)
     if replace_budget > 0 and candidates and testing:
         # Candidates promoted above stay eligible as replacers (§12 Q5).

@@ -8,26 +8,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from ntpmon.db import models
 from ntpmon.selector.constants import TARGET_ACTIVE
 
-
-class GlobalStatus(StrEnum):
-    """``monitors.status``: the monitor's standing in the whole pool."""
-
-    PENDING = "pending"
-    TESTING = "testing"
-    ACTIVE = "active"
-    PAUSED = "paused"
-    DELETED = "deleted"
-
-
-class ServerStatus(StrEnum):
-    """``server_scores.status``: the monitor's role for one server."""
-
-    CANDIDATE = "candidate"
-    TESTING = "testing"
-    ACTIVE = "active"
-    PAUSED = "paused"
+# The DB spellings are defined once, in ntpmon.db.models (plain enums, no I/O).
+GlobalStatus = models.MonitorStatus  # monitors.status: the monitor's standing in the whole pool
+ServerStatus = models.ServerScoreStatus  # server_scores.status: the monitor's role for one server
+PauseReason = models.PauseReason  # server_scores.pause_reason
 
 
 class CandidateState(StrEnum):
@@ -48,11 +35,6 @@ class ViolationType(StrEnum):
     ACCOUNT = "account"
     LIMIT = "limit"
     NETWORK_DIVERSITY = "network_diversity"
-
-
-class PauseReason(StrEnum):
-    CONSTRAINT = "constraint"
-    EXCESS = "excess"
 
 
 LIVE_GLOBAL = frozenset({GlobalStatus.ACTIVE, GlobalStatus.TESTING})
