@@ -92,23 +92,29 @@ class Seeder:
             )
         if global_status != "active":
             set_monitor_status(self.conn, id=mid, status=MonitorStatus(global_status), now=self.now)
-        step = 1.0 if healthy else -1.0
+        times = [self.now - timedelta(minutes=10 * (i + 1)) for i in range(count)]
+        self.logs(mid, times, rtt=priority * 1000, step=1.0 if healthy else -1.0)
+        self.monitors[label] = SeededMonitor(label, mid, tls_name)
+        return mid
+
+    def logs(
+        self, monitor_id: int, times: list[datetime], *, rtt: int | None, step: float = 1.0
+    ) -> None:
+        """One log score per time for ``monitor_id`` on this seeder's server."""
         rows = [
             log_score_values(
                 server_id=self.server_id,
-                monitor_id=mid,
-                ts=self.now - timedelta(minutes=10 * (i + 1)),
+                monitor_id=monitor_id,
+                ts=ts,
                 score=0.0,
                 step=step,
                 offset=0.0,
-                rtt=priority * 1000,
+                rtt=rtt,
                 attributes=None,
             )
-            for i in range(count)
+            for ts in times
         ]
         insert_log_scores(self.conn, rows)
-        self.monitors[label] = SeededMonitor(label, mid, tls_name)
-        return mid
 
     def store_violation(
         self,

@@ -13,7 +13,6 @@ from sqlalchemy import Engine, select, update
 from ntpmon.common.clock import FixedClock, db_seconds
 from ntpmon.db import selector as q
 from ntpmon.db.admin import create_monitor
-from ntpmon.db.common import insert_log_scores, log_score_values
 from ntpmon.db.models import MonitorType
 from ntpmon.db.tables import monitors, server_scores, servers_monitor_review
 from ntpmon.selector import (
@@ -158,54 +157,15 @@ def test_monitor_priority_rows(db: Engine, clock: FixedClock) -> None:
         seed.monitor(3, "10.3.0.1", status=None, priority=7, count=4, flags={"x": 1}, account=9)
         mid4 = seed.monitor(4, "10.4.0.1", status="candidate", priority=1, count=0)
         # Outside the window (exactly 24 h old is excluded: ts > now - 24 h).
-        old = [
-            log_score_values(
-                server_id=seed.server_id,
-                monitor_id=mid4,
-                ts=now - timedelta(hours=h),
-                score=0,
-                step=1,
-                offset=None,
-                rtt=1000,
-                attributes=None,
-            )
-            for h in (24, 30)
-        ]
+        seed.logs(mid4, [now - timedelta(hours=24), now - timedelta(hours=30)], rtt=1000)
         # 2.5 ms average: 2500 µs → priority round(2.5 × 1) = 2 (half to even).
         mid5 = seed.monitor(5, "10.5.0.1", status="candidate", priority=2, count=1)
-        halves = [
-            log_score_values(
-                server_id=seed.server_id,
-                monitor_id=mid5,
-                ts=now - timedelta(minutes=m),
-                score=0,
-                step=1,
-                offset=None,
-                rtt=3000,
-                attributes=None,
-            )
-            for m in (1,)
-        ]
-        insert_log_scores(conn, old + halves)
+        seed.logs(mid5, [now - timedelta(minutes=1)], rtt=3000)
         scorer = create_monitor(conn, tls_name="scorer", ip="10.9.0.1", now=now)
         conn.execute(
             update(monitors).where(monitors.c.id == scorer).values(type=str(MonitorType.SCORE))
         )
-        insert_log_scores(
-            conn,
-            [
-                log_score_values(
-                    server_id=seed.server_id,
-                    monitor_id=scorer,
-                    ts=now,
-                    score=0,
-                    step=1,
-                    offset=None,
-                    rtt=1000,
-                    attributes=None,
-                )
-            ],
-        )
+        seed.logs(scorer, [now], rtt=1000)
 
     with db.connect() as conn:
         rows = q.get_monitor_priority(conn, server_id=seed.server_id, now=now)
@@ -269,21 +229,7 @@ def test_batch_reviews_due_servers_and_survives_a_failing_one(
         bad = Seeder(conn, now, tag="b")
         bad.server("198.51.100.1")
         mid = bad.monitor(1, "10.200.0.1", status="candidate", priority=1, count=0)
-        insert_log_scores(
-            conn,
-            [
-                log_score_values(
-                    server_id=bad.server_id,
-                    monitor_id=mid,
-                    ts=now - timedelta(minutes=1),
-                    score=0,
-                    step=1,
-                    offset=None,
-                    rtt=None,
-                    attributes=None,
-                )
-            ],
-        )
+        bad.logs(mid, [now - timedelta(minutes=1)], rtt=None)
         later = Seeder(conn, now, tag="l")
         later.server("198.51.100.2")
         smr = servers_monitor_review
@@ -324,21 +270,7 @@ def test_review_one_reports_missing_rtt(db: Engine, clock: FixedClock) -> None:
         seed = Seeder(conn, now)
         seed.server("198.51.100.1")
         mid = seed.monitor(1, "10.200.0.1", status="candidate", priority=1, count=0)
-        insert_log_scores(
-            conn,
-            [
-                log_score_values(
-                    server_id=seed.server_id,
-                    monitor_id=mid,
-                    ts=now,
-                    score=0,
-                    step=1,
-                    offset=None,
-                    rtt=None,
-                    attributes=None,
-                )
-            ],
-        )
+        seed.logs(mid, [now], rtt=None)
     with pytest.raises(MissingRttError, match=f"monitor {mid}"):
         review_one(db, clock, seed.server_id)
 
