@@ -330,6 +330,11 @@ def is_unchangeable(vtype: str | None) -> bool:
     return vtype in UNCHANGEABLE
 
 
+def stored_pause_reason(monitor: MonitorCandidate) -> str:
+    """The stored pause reason; NULL means ``constraint`` (an empty string stays unknown)."""
+    return PauseReason.CONSTRAINT if monitor.pause_reason is None else monitor.pause_reason
+
+
 def should_check_constraint_resolution(
     monitor: MonitorCandidate, pause_reason: str | None, now: datetime | None
 ) -> bool:

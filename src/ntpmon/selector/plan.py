@@ -11,6 +11,7 @@ from ntpmon.selector.constraints import (
     build_account_limits,
     is_unchangeable,
     should_check_constraint_resolution,
+    stored_pause_reason,
 )
 from ntpmon.selector.evaluate import evaluate_monitors
 from ntpmon.selector.rules import select_changes
@@ -70,7 +71,7 @@ def plan_server(server: ServerInfo, rows: Sequence[MonitorRow], now: datetime) -
     for em in evaluated:
         writes += violation_writes(em, now)
     for em in evaluated:
-        reason = em.monitor.pause_reason or PauseReason.CONSTRAINT
+        reason = stored_pause_reason(em.monitor)
         if should_check_constraint_resolution(em.monitor, reason, now):
             writes.append(TouchLastCheck(em.monitor.id))
     return ServerPlan(server, evaluated, changes, writes)

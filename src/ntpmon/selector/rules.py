@@ -35,6 +35,7 @@ from ntpmon.selector.constraints import (
     can_promote_to_testing,
     check_constraint_resolution,
     should_check_constraint_resolution,
+    stored_pause_reason,
 )
 from ntpmon.selector.scoring import emergency_reason, outperforms, split_bootstrap_candidates
 from ntpmon.selector.types import (
@@ -44,7 +45,6 @@ from ntpmon.selector.types import (
     ChangeLimits,
     EvaluatedMonitor,
     MonitorRow,
-    PauseReason,
     RuleResult,
     SelectionContext,
     ServerInfo,
@@ -467,7 +467,7 @@ def rule7_constraint_resolution(
     """Unpause at most two paused monitors whose constraint has gone away."""
     changes: list[StatusChange] = []
     for em in paused:
-        reason = em.monitor.pause_reason or PauseReason.CONSTRAINT
+        reason = stored_pause_reason(em.monitor)
         if should_check_constraint_resolution(
             em.monitor, reason, now
         ) and check_constraint_resolution(em.monitor, ctx.server):
