@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 import pytest
@@ -25,7 +26,7 @@ from ntpmon.selector import (
 )
 from ntpmon.selector.db import SelectorStore
 from ntpmon.selector.metrics import SelectorMetrics
-from ntpmon.selector.service import review_batch, review_one, simulate
+from ntpmon.selector.service import IdleBackoff, review_batch, review_one, run_loop, simulate
 
 pytestmark = pytest.mark.db
 
@@ -355,3 +356,29 @@ def test_failed_writes_follow_upstream_policy(db: Engine, clock: FixedClock) -> 
         assert assignment(conn, seed.server_id, ids[11])["status"] == "active"
         assert assignment(conn, seed.server_id, ids[2])["pause_reason"] is None
         assert assignment(conn, seed.server_id, ids[3])["pause_reason"] == "constraint"
+
+
+def test_run_loop_takes_batches_of_ten_until_idle(db: Engine, clock: FixedClock) -> None:
+    with db.begin() as conn:
+        seed = Seeder(conn, clock.now())
+        for i in range(12):
+            seed.server(f"192.0.2.{i + 1}")
+    stop = threading.Event()
+    sizes: list[int] = []
+
+    def on_batch(reviews: list) -> None:
+        sizes.append(len(reviews))
+        if not reviews:
+            stop.set()
+
+    run_loop(db, clock, None, stop, backoff=IdleBackoff(first=0.01), on_batch=on_batch)
+
+    assert sizes == [10, 2, 0]
+
+
+def test_idle_backoff_doubles_to_the_cap_and_resets() -> None:
+    backoff = IdleBackoff(jitter=0.0)
+    assert [backoff.delay() for _ in range(7)] == [3.0, 6.0, 12.0, 24.0, 48.0, 60.0, 60.0]
+    backoff.reset()
+    assert backoff.delay() == 3.0
+    assert all(2.4 <= IdleBackoff().delay() <= 3.6 for _ in range(20))
