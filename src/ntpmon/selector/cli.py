@@ -15,11 +15,13 @@ from typing import Annotated
 import typer
 from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from ntpmon.common.clock import SystemClock
 from ntpmon.common.dbcli import DsnOption
 from ntpmon.common.logsetup import setup_logging
 from ntpmon.db.engine import open_database
+from ntpmon.selector.errors import SelectorError
 from ntpmon.selector.metrics import SelectorMetrics
 from ntpmon.selector.report import format_plan, format_review
 from ntpmon.selector.service import review_batch, review_one, run_loop, simulate
@@ -33,11 +35,17 @@ LogLevelOption = Annotated[
 
 @contextmanager
 def _database(dsn: str | None, log_level: str) -> Iterator[Engine]:
-    """Logging set up, the database opened and checked, and the engine disposed at the end."""
+    """Logging set up, the database opened and checked, and the engine disposed at the end.
+
+    A database error that ends a command becomes one line (``prog: error: ...``).
+    """
     setup_logging(log_level)
     engine = open_database(dsn)
     try:
         yield engine
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise SelectorError(f"database error: {reason}") from exc
     finally:
         engine.dispose()
 
