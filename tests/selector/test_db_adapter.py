@@ -382,3 +382,51 @@ def test_idle_backoff_doubles_to_the_cap_and_resets() -> None:
     backoff.reset()
     assert backoff.delay() == 3.0
     assert all(2.4 <= IdleBackoff().delay() <= 3.6 for _ in range(20))
+
+
+def test_assignment_updates_q32_to_q35(db: Engine, clock: FixedClock) -> None:
+    """Each violation query writes exactly its columns of one (server, monitor) row."""
+    now = clock.now()
+    earlier = now - timedelta(hours=5)
+    with db.begin() as conn:
+        seed = Seeder(conn, now)
+        seed.server("192.0.2.10")
+        mid = seed.monitor(1, "10.1.0.1", status="candidate", count=1)
+        other = seed.monitor(2, "10.2.0.1", status="candidate", count=1)
+        key = {"server_id": seed.server_id, "monitor_id": mid}
+        steps = [
+            (
+                lambda: q.update_server_score_constraint_violation(
+                    conn, **key, type="limit", since=earlier
+                ),
+                {"constraint_violation_type": "limit", "constraint_violation_since": earlier},
+            ),
+            (
+                lambda: q.update_server_score_pause_reason(
+                    conn, **key, pause_reason="constraint", now=earlier
+                ),
+                {"pause_reason": "constraint", "last_constraint_check": earlier},
+            ),
+            (
+                lambda: q.update_server_score_last_constraint_check(conn, **key, now=now),
+                {"last_constraint_check": now},
+            ),
+            (
+                lambda: q.clear_server_score_constraint_violation(conn, **key, now=now),
+                {
+                    "constraint_violation_type": None,
+                    "constraint_violation_since": None,
+                    "pause_reason": None,
+                    "last_constraint_check": now,
+                },
+            ),
+        ]
+        for run, expected in steps:
+            assert run() == 1
+            row = assignment(conn, seed.server_id, mid)
+            for column, value in expected.items():
+                want = db_seconds(value) if isinstance(value, type(now)) else value
+                assert row[column] == want, column
+        untouched = assignment(conn, seed.server_id, other)
+        assert untouched["constraint_violation_type"] is None
+        assert untouched["last_constraint_check"] is None

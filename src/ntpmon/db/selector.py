@@ -8,8 +8,20 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
 
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Select,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from ntpmon.common.clock import db_seconds
 from ntpmon.db.admin import get_server_by_id
@@ -36,32 +48,52 @@ def get_servers_monitor_review(
     return [int(row[0]) for row in conn.execute(query)]
 
 
+def _prebuilt_update(table: Table, keys: tuple[str, ...], **values: object) -> Update:
+    """An UPDATE built once, keyed on ``keys``; ``values`` maps a column to a literal or to
+    ``...`` for "bound per call" (parameter ``v_<column>``, key parameters ``k_<column>``).
+
+    Constructing a Core statement costs more than running a small one, and these run several
+    times per server; Core statements are immutable, so sharing them is safe.
+    """
+    assignments = {
+        column: bindparam(f"v_{column}", type_=table.c[column].type) if value is ... else value
+        for column, value in values.items()
+    }
+    where = [table.c[k] == bindparam(f"k_{k}", type_=table.c[k].type) for k in keys]
+    return update(table).where(*where).values(assignments)
+
+
+_REVIEWED = _prebuilt_update(
+    servers_monitor_review, ("server_id",), last_review=..., next_review=...
+)
+_REVIEWED_CHANGED = _prebuilt_update(
+    servers_monitor_review, ("server_id",), last_review=..., last_change=..., next_review=...
+)
+
+
 def update_servers_monitor_review(
     conn: Connection, *, server_id: int, now: datetime, next_review: datetime
 ) -> int:
     """Q28: reviewed, nothing changed."""
-    smr = servers_monitor_review
-    return conn.execute(
-        update(smr)
-        .where(smr.c.server_id == server_id)
-        .values(last_review=db_seconds(now), next_review=db_seconds(next_review))
-    ).rowcount
+    params = {
+        "k_server_id": server_id,
+        "v_last_review": db_seconds(now),
+        "v_next_review": db_seconds(next_review),
+    }
+    return conn.execute(_REVIEWED, params).rowcount
 
 
 def update_servers_monitor_review_changed(
     conn: Connection, *, server_id: int, now: datetime, next_review: datetime
 ) -> int:
     """Q29: reviewed and at least one status change applied."""
-    smr = servers_monitor_review
-    return conn.execute(
-        update(smr)
-        .where(smr.c.server_id == server_id)
-        .values(
-            last_review=db_seconds(now),
-            last_change=db_seconds(now),
-            next_review=db_seconds(next_review),
-        )
-    ).rowcount
+    params = {
+        "k_server_id": server_id,
+        "v_last_review": db_seconds(now),
+        "v_last_change": db_seconds(now),
+        "v_next_review": db_seconds(next_review),
+    }
+    return conn.execute(_REVIEWED_CHANGED, params).rowcount
 
 
 def get_server(conn: Connection, *, id: int) -> Server | None:
@@ -100,14 +132,14 @@ def priority_sort_key(row: MonitorRow) -> tuple[object, ...]:
     )
 
 
-def get_monitor_priority(conn: Connection, *, server_id: int, now: datetime) -> list[MonitorRow]:
-    """Q31: every agent monitor with log scores for the server in the last 24 h, best first.
+def _monitor_priority_query() -> Select[Any]:
+    """Q31 as one Core statement, built once: ``:server_id`` and ``:cutoff`` are bound per call.
 
     The log rows are aggregated per monitor in a subquery and joined to the monitor, its
     assignment and its account (one row each), which is what upstream's GROUP BY amounts to.
-    ``monitor id`` is appended as the final sort key so ties are deterministic (§2.2).
     """
     ls = log_scores
+    server_id, cutoff = bindparam("server_id"), bindparam("cutoff", type_=ls.c.ts.type)
     agg = (
         select(
             ls.c.monitor_id,
@@ -116,12 +148,12 @@ def get_monitor_priority(conn: Connection, *, server_id: int, now: datetime) -> 
             func.avg(ls.c.step).label("avg_step"),
             func.count().label("n"),
         )
-        .where(ls.c.server_id == server_id, ls.c.ts > db_seconds(now - LOOKBACK))
+        .where(ls.c.server_id == server_id, ls.c.ts > cutoff)
         .group_by(ls.c.monitor_id)
         .subquery("agg")
     )
     m, ss, a = monitors, server_scores, accounts
-    query = (
+    return (
         select(
             m.c.id,
             m.c.id_token,
@@ -147,8 +179,21 @@ def get_monitor_priority(conn: Connection, *, server_id: int, now: datetime) -> 
         )
         .where(m.c.type == str(MonitorType.MONITOR))
     )
+
+
+# Immutable (Core statements are), built once because constructing it costs more than running it.
+MONITOR_PRIORITY_QUERY = _monitor_priority_query()
+
+
+def get_monitor_priority(conn: Connection, *, server_id: int, now: datetime) -> list[MonitorRow]:
+    """Q31: every agent monitor with log scores for the server in the last 24 h, best first.
+
+    ``monitor id`` is appended as the final sort key so ties are deterministic (§2.2).
+    """
+    query = MONITOR_PRIORITY_QUERY
+    params = {"server_id": server_id, "cutoff": db_seconds(now - LOOKBACK)}
     rows = []
-    for r in conn.execute(query):
+    for r in conn.execute(query, params):
         avg_step = float(r.avg_step)
         avg_rtt = mysql_avg_rtt_ms(r.rtt_sum, int(r.rtt_count))
         rows.append(
@@ -176,13 +221,31 @@ def get_monitor_priority(conn: Connection, *, server_id: int, now: datetime) -> 
     return rows
 
 
-def _update_assignment(conn: Connection, server_id: int, monitor_id: int, **values: object) -> int:
-    """UPDATE one (server, monitor) row of ``server_scores``; returns the rows matched."""
-    return conn.execute(
-        update(server_scores)
-        .where(server_scores.c.server_id == server_id, server_scores.c.monitor_id == monitor_id)
-        .values(**values)
-    ).rowcount
+_ASSIGNMENT = ("server_id", "monitor_id")
+_SET_VIOLATION = _prebuilt_update(
+    server_scores, _ASSIGNMENT, constraint_violation_type=..., constraint_violation_since=...
+)
+_CLEAR_VIOLATION = _prebuilt_update(
+    server_scores,
+    _ASSIGNMENT,
+    constraint_violation_type=None,
+    constraint_violation_since=None,
+    last_constraint_check=...,
+    pause_reason=None,
+)
+_SET_PAUSE_REASON = _prebuilt_update(
+    server_scores, _ASSIGNMENT, pause_reason=..., last_constraint_check=...
+)
+_TOUCH_LAST_CHECK = _prebuilt_update(server_scores, _ASSIGNMENT, last_constraint_check=...)
+
+
+def _update_assignment(
+    conn: Connection, stmt: Update, server_id: int, monitor_id: int, **values: object
+) -> int:
+    """Run one prebuilt UPDATE of a (server, monitor) row; returns the rows matched."""
+    params = {"k_server_id": server_id, "k_monitor_id": monitor_id}
+    params.update({f"v_{column}": value for column, value in values.items()})
+    return conn.execute(stmt, params).rowcount
 
 
 def update_server_score_constraint_violation(
@@ -191,9 +254,10 @@ def update_server_score_constraint_violation(
     """Q32: record a (new or re-asserted) violation with the time it was first seen."""
     return _update_assignment(
         conn,
+        _SET_VIOLATION,
         server_id,
         monitor_id,
-        constraint_violation_type=type,
+        constraint_violation_type=str(type),
         constraint_violation_since=db_seconds(since),
     )
 
@@ -203,13 +267,7 @@ def clear_server_score_constraint_violation(
 ) -> int:
     """Q33: the violation has gone: forget it and its pause reason."""
     return _update_assignment(
-        conn,
-        server_id,
-        monitor_id,
-        constraint_violation_type=None,
-        constraint_violation_since=None,
-        last_constraint_check=db_seconds(now),
-        pause_reason=None,
+        conn, _CLEAR_VIOLATION, server_id, monitor_id, last_constraint_check=db_seconds(now)
     )
 
 
@@ -219,9 +277,10 @@ def update_server_score_pause_reason(
     """Q34: why a monitor was paused for this server (after Q5 ``paused``)."""
     return _update_assignment(
         conn,
+        _SET_PAUSE_REASON,
         server_id,
         monitor_id,
-        pause_reason=pause_reason,
+        pause_reason=str(pause_reason),
         last_constraint_check=db_seconds(now),
     )
 
@@ -230,4 +289,6 @@ def update_server_score_last_constraint_check(
     conn: Connection, *, server_id: int, monitor_id: int, now: datetime
 ) -> int:
     """Q35: a paused monitor's constraint was re-checked."""
-    return _update_assignment(conn, server_id, monitor_id, last_constraint_check=db_seconds(now))
+    return _update_assignment(
+        conn, _TOUCH_LAST_CHECK, server_id, monitor_id, last_constraint_check=db_seconds(now)
+    )
