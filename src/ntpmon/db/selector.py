@@ -24,9 +24,15 @@ from sqlalchemy import (
 )
 
 from ntpmon.common.clock import db_seconds
-from ntpmon.db.admin import get_server_by_id
-from ntpmon.db.models import MonitorType, Server
-from ntpmon.db.tables import accounts, log_scores, monitors, server_scores, servers_monitor_review
+from ntpmon.db.models import MonitorType, Server, from_row
+from ntpmon.db.tables import (
+    accounts,
+    log_scores,
+    monitors,
+    server_scores,
+    servers,
+    servers_monitor_review,
+)
 from ntpmon.selector.constants import LOOKBACK, REVIEW_BATCH
 from ntpmon.selector.types import MonitorRow
 
@@ -96,9 +102,13 @@ def update_servers_monitor_review_changed(
     return conn.execute(_REVIEWED_CHANGED, params).rowcount
 
 
+_GET_SERVER = select(servers).where(servers.c.id == bindparam("k_id"))
+
+
 def get_server(conn: Connection, *, id: int) -> Server | None:
-    """Q30: the server under review."""
-    return get_server_by_id(conn, id=id)
+    """Q30: the server under review (the statement is built once, as the UPDATEs below)."""
+    row = conn.execute(_GET_SERVER, {"k_id": id}).first()
+    return from_row(Server, row) if row else None
 
 
 def mysql_avg_rtt_ms(rtt_sum: int | Decimal | None, rtt_count: int) -> Decimal | None:
