@@ -17,11 +17,11 @@ import json
 import random
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
-from sqlalchemy import Engine, insert
+from sqlalchemy import Engine, event, insert
 
 from ntpmon.common.clock import FixedClock, db_seconds
 from ntpmon.db.selector import monitor_priority, mysql_avg_rtt_ms, priority_sort_key
@@ -275,18 +275,65 @@ def seed_database(engine: Engine, pool: Pool) -> tuple[int, float]:
     return log_rows, time.perf_counter() - started
 
 
-def review_pool(engine: Engine, clock: FixedClock) -> tuple[int, int, float, float]:
-    """Review until no server is due: servers, applied changes, wall s, selector CPU s."""
+def statement_kind(statement: str) -> str:
+    """A short name for a statement of the review, for the time breakdown."""
+    head = " ".join(statement.split()[:2]).upper()
+    if "agg" in statement:
+        return "Q31 monitor priority"
+    if head.startswith("UPDATE SERVER_SCORES"):
+        return "server_scores updates"
+    if head.startswith("UPDATE SERVERS_MONITOR_REVIEW"):
+        return "Q28/Q29 reschedule"
+    if "FROM servers_monitor_review" in statement:
+        return "Q27 due servers"
+    if "FROM servers" in statement:
+        return "Q30 server"
+    return "other"
+
+
+@dataclass
+class StatementTimer:
+    """Time spent inside the database driver per kind of statement (SQLAlchemy events)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def attach(self, engine: Engine) -> None:
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def detach(self, engine: Engine) -> None:
+        event.remove(engine, "before_cursor_execute", self._before)
+        event.remove(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany) -> None:
+        kind = statement_kind(statement)
+        took = time.perf_counter() - conn.info.pop("bench_started")
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + took
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+
+
+def review_pool(engine: Engine, clock: FixedClock) -> tuple[int, int, float, float, StatementTimer]:
+    """Review until no server is due: servers, changes, wall s, selector CPU s, DB times."""
     metrics = SelectorMetrics(CollectorRegistry())
+    timer = StatementTimer()
+    timer.attach(engine)
     reviewed = changes = 0
     started, cpu_started = time.perf_counter(), time.process_time()
-    while True:
-        reviews = review_batch(engine, clock, metrics)
-        if not reviews:
-            break
-        reviewed += len(reviews)
-        changes += sum(len(r.result.applied) for r in reviews if r.result)
-    return reviewed, changes, time.perf_counter() - started, time.process_time() - cpu_started
+    try:
+        while True:
+            reviews = review_batch(engine, clock, metrics)
+            if not reviews:
+                break
+            reviewed += len(reviews)
+            changes += sum(len(r.result.applied) for r in reviews if r.result)
+    finally:
+        timer.detach(engine)
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    return reviewed, changes, wall, cpu, timer
 
 
 def main() -> None:
@@ -325,14 +372,24 @@ def main() -> None:
             "  selector cpu s"
         )
         clock = FixedClock(NOW)
+        timers: list[tuple[str, StatementTimer]] = []
         for label in ("first pass", "second pass (+61 min)"):
-            reviewed, applied, took, cpu = review_pool(engine, clock)
+            reviewed, applied, took, cpu, timer = review_pool(engine, clock)
             per_server = took / reviewed * 1000
             print(
                 f"{label:<28} {reviewed:>7} {applied:>8} {took:>8.2f} {per_server:>10.3f}"
                 f" {reviewed / took:>10.0f} {cpu:>15.2f}"
             )
+            timers.append((label, timer))
             clock.advance(timedelta(minutes=61))
+        print()
+        print("time inside the database driver, by statement   (pass: statements, seconds)")
+        for label, timer in timers:
+            parts = [
+                f"{kind}: {timer.counts[kind]}, {secs:.1f} s"
+                for kind, secs in sorted(timer.seconds.items(), key=lambda kv: -kv[1])
+            ]
+            print(f"  {label}: " + "; ".join(parts))
         print("target: whole pool < 60 s")
 
 
