@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -81,12 +82,40 @@ class FileKeyring:
     written when the newest is older than ``rotate_after``, and all versions keep verifying.
     """
 
-    def __init__(self, path: Path, clock: Clock, rotate_after: timedelta = ROTATE_AFTER) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        rotate_after: timedelta = ROTATE_AFTER,
+        *,
+        follower: bool = False,
+        reload_every: float = 1.0,
+    ) -> None:
         self._path = path
         self._clock = clock
         self._rotate_after = rotate_after
+        self._follower = follower
+        self._reload_every = reload_every
         self._lock = threading.Lock()
-        self._ring = load_key_file(path, clock.now(), rotate_after)
+        self._ring = self._load()
+        self._loaded_at = time.monotonic()
+
+    @classmethod
+    def follower_of(cls, path: Path, clock: Clock) -> FileKeyring:
+        """A read-only view for a worker process: another process owns rotation.
+
+        When asked for a version newer than it holds (the owner rotated and signed with it),
+        it re-reads the file, at most once per ``reload_every`` seconds.
+        """
+        return cls(path, clock, follower=True)
+
+    def _load(self) -> StaticKeyring:
+        if not self._follower:
+            return load_key_file(self._path, self._clock.now(), self._rotate_after)
+        entries = _read_entries(self._path)
+        if not entries:
+            raise TicketKeyError(f"no ticket keys in {self._path}")
+        return StaticKeyring({e.version: e.secret.encode() for e in entries})
 
     def newest(self) -> tuple[int, bytes]:
         with self._lock:
@@ -94,20 +123,37 @@ class FileKeyring:
 
     def secret(self, version: int) -> bytes | None:
         with self._lock:
-            return self._ring.secret(version)
+            found = self._ring.secret(version)
+            if (
+                found is None
+                and self._follower
+                and version > self._ring.newest()[0]
+                and time.monotonic() - self._loaded_at >= self._reload_every
+            ):
+                self._ring = self._load()
+                self._loaded_at = time.monotonic()
+                found = self._ring.secret(version)
+            return found
 
     def maybe_rotate(self) -> bool:
-        """Re-read the file, rotating if due; True when a new version became the newest."""
+        """Re-read the file, rotating if due (never as a follower); True when a new version
+        became the newest."""
         with self._lock:
             before = self._ring.newest()[0]
-            self._ring = load_key_file(self._path, self._clock.now(), self._rotate_after)
+            self._ring = self._load()
+            self._loaded_at = time.monotonic()
             return self._ring.newest()[0] != before
 
 
 def keyring_for(
-    data_dir: Path, clock: Clock, environ: Mapping[str, str] | None = None
+    data_dir: Path,
+    clock: Clock,
+    environ: Mapping[str, str] | None = None,
+    *,
+    follower: bool = False,
 ) -> StaticKeyring | FileKeyring:
-    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas), else the data-dir key file."""
+    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas), else the data-dir key file
+    (read-only for a ``follower``, a worker process of a server that owns the file)."""
     environ = os.environ if environ is None else environ
     spec = environ.get(ENV_KEYS, "")
     if spec:
@@ -115,4 +161,5 @@ def keyring_for(
             return StaticKeyring.parse(spec)
         except ValueError as exc:
             raise TicketKeyError(f"{ENV_KEYS}: {exc}") from None
-    return FileKeyring(data_dir / "ticket-keys.json", clock)
+    path = data_dir / "ticket-keys.json"
+    return FileKeyring.follower_of(path, clock) if follower else FileKeyring(path, clock)

@@ -126,17 +126,21 @@ def open_database(
     default_sqlite: Path | None = None,
     create: bool = False,
     wait: float = 45.0,
+    pool_size: int = 5,
+    max_overflow: int = 5,
 ) -> Engine:
     """Resolve, connect and check the database a command needs.
 
     ``create`` makes missing tables (the embedded SQLite default and ``db init``); without it a
-    database that lacks ntpmon's tables is refused with one clear line.
+    database that lacks ntpmon's tables is refused with one clear line. A server with many
+    handler threads sizes the pool to match: an overflow connection is closed when returned
+    to a full pool, so an undersized pool reconnects (TCP, auth, session set-up) under load.
     """
     from ntpmon.db.config import resolve_settings
     from ntpmon.db.ddl import check_schema, create_schema
 
     settings = resolve_settings(dsn, default_sqlite=default_sqlite)
-    engine = create_db_engine(settings)
+    engine = create_db_engine(settings, pool_size=pool_size, max_overflow=max_overflow)
     wait_for_database(engine, settings, timeout=wait)
     if create:
         create_schema(engine)
