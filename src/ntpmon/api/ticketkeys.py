@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -89,25 +88,30 @@ class FileKeyring:
         rotate_after: timedelta = ROTATE_AFTER,
         *,
         follower: bool = False,
-        reload_every: float = 1.0,
     ) -> None:
         self._path = path
         self._clock = clock
         self._rotate_after = rotate_after
         self._follower = follower
-        self._reload_every = reload_every
         self._lock = threading.Lock()
+        self._stamp = self._file_stamp()
         self._ring = self._load()
-        self._loaded_at = time.monotonic()
 
     @classmethod
     def follower_of(cls, path: Path, clock: Clock) -> FileKeyring:
         """A read-only view for a worker process: another process owns rotation.
 
         When asked for a version newer than it holds (the owner rotated and signed with it),
-        it re-reads the file, at most once per ``reload_every`` seconds.
+        it re-reads the file if the file changed since it last read it (one ``stat``).
         """
         return cls(path, clock, follower=True)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self._path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
 
     def _load(self) -> StaticKeyring:
         if not self._follower:
@@ -124,15 +128,12 @@ class FileKeyring:
     def secret(self, version: int) -> bytes | None:
         with self._lock:
             found = self._ring.secret(version)
-            if (
-                found is None
-                and self._follower
-                and version > self._ring.newest()[0]
-                and time.monotonic() - self._loaded_at >= self._reload_every
-            ):
-                self._ring = self._load()
-                self._loaded_at = time.monotonic()
-                found = self._ring.secret(version)
+            if found is None and self._follower and version > self._ring.newest()[0]:
+                stamp = self._file_stamp()
+                if stamp != self._stamp:
+                    self._stamp = stamp
+                    self._ring = self._load()
+                    found = self._ring.secret(version)
             return found
 
     def maybe_rotate(self) -> bool:
@@ -140,8 +141,8 @@ class FileKeyring:
         became the newest."""
         with self._lock:
             before = self._ring.newest()[0]
+            self._stamp = self._file_stamp()
             self._ring = self._load()
-            self._loaded_at = time.monotonic()
             return self._ring.newest()[0] != before
 
 
