@@ -9,13 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, PoolResetState, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ntpmon.common.errors import NtpmonError
 from ntpmon.db.config import DatabaseConfigError, DatabaseSettings, read_config_file
 
 log = logging.getLogger(__name__)
+
+COMMITTED = "ntpmon.committed"  # Connection.info flag: the transaction just committed
 
 SESSION_INIT = (
     "SET time_zone='+00:00', sql_mode='ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,"
@@ -45,11 +47,33 @@ def create_db_engine(
         max_overflow=max_overflow,
         pool_recycle=180,
         pool_pre_ping=True,
+        pool_reset_on_return=None,  # see _rollback_unless_committed
         connect_args=connect_args,
     )
+    event.listen(engine, "reset", _rollback_unless_committed)
     if settings.config_file is not None:
         _reload_credentials_per_connection(engine, settings.config_file)
     return engine
+
+
+def mark_committed(conn: Connection) -> None:
+    """Tell the pool that ``conn``'s last transaction committed and nothing ran since.
+
+    Call it right before the connection goes back to the pool (see :func:`run_in_tx`).
+    """
+    conn.info[COMMITTED] = True
+
+
+def _rollback_unless_committed(dbapi_conn: Any, record: Any, state: PoolResetState) -> None:
+    """The pool's reset on return: a ROLLBACK, unless the transaction just committed.
+
+    SQLAlchemy's default rolls back every returned connection, which after a commit is a
+    no-op that still costs a round trip per transaction. The flag of :func:`mark_committed`
+    is consumed here, so it can never outlive the checkout that set it.
+    """
+    committed = record.info.pop(COMMITTED, False)
+    if not (committed or state.transaction_was_reset):
+        dbapi_conn.rollback()
 
 
 def _reload_credentials_per_connection(engine: Engine, path: Path) -> None:
