@@ -37,10 +37,19 @@ def test_follower_never_writes_and_rereads_only_a_changed_file(tmp_path):
     clock.advance(timedelta(hours=11))
     assert not follower.maybe_rotate()  # a follower re-reads, it does not rotate
     assert len(json.loads(path.read_text())["keys"]) == 1
-    assert follower.secret(2) is None  # unchanged file: nothing newer to find
+    assert follower.newest()[0] == 1  # unchanged file: nothing newer to find
     assert owner.maybe_rotate()
-    assert follower.secret(2) == owner.newest()[1]
+    assert follower.newest() == owner.newest()  # the changed file is read again
+    assert follower.secret(1) == owner.secret(1)
     assert follower.secret(9) is None
+
+
+def test_follower_keeps_its_keys_when_the_file_breaks(tmp_path):
+    clock = FixedClock(NOW)
+    owner = keyring_for(tmp_path, clock, {})
+    follower = keyring_for(tmp_path, clock, {}, follower=True)
+    (tmp_path / "ticket-keys.json").write_text("{broken")
+    assert follower.newest() == owner.newest()
 
 
 def test_follower_without_a_key_file_is_an_error(tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+from api_testkit import status_for
 from sqlalchemy import Engine, func, select, update
 
 from ntpmon.api.ca import EmbeddedCA
@@ -102,13 +103,7 @@ def _one_batch(port: int, creds: grpc.ChannelCredentials) -> int:
     with grpc.secure_channel(f"127.0.0.1:{port}", creds) as channel:
         stub = pb_grpc.MonitorServiceStub(channel)
         batch = stub.GetServers(pb.GetServersRequest(mon_id=MONITOR_IP), timeout=30)
-        statuses = []
-        for s in batch.servers:
-            status = pb.ServerStatus(ticket=s.ticket, ip_bytes=s.ip_bytes, stratum=2)
-            status.offset.FromNanoseconds(1_000_000)
-            status.rtt.FromNanoseconds(10_000_000)
-            status.ts.GetCurrentTime()
-            statuses.append(status)
+        statuses = [status_for(s) for s in batch.servers]
         request = pb.SubmitResultsRequest(
             version=4, mon_id=MONITOR_IP, batch_id=batch.batch_id, list=statuses
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import threading
@@ -20,6 +21,8 @@ from pathlib import Path
 from ntpmon.api.tickets import StaticKeyring
 from ntpmon.common.clock import Clock
 from ntpmon.common.errors import NtpmonError
+
+log = logging.getLogger(__name__)
 
 ROTATE_AFTER = timedelta(hours=10)
 CHECK_EVERY = timedelta(hours=2)
@@ -101,8 +104,8 @@ class FileKeyring:
     def follower_of(cls, path: Path, clock: Clock) -> FileKeyring:
         """A read-only view for a worker process: another process owns rotation.
 
-        When asked for a version newer than it holds (the owner rotated and signed with it),
-        it re-reads the file if the file changed since it last read it (one ``stat``).
+        It re-reads the file whenever the file changed since it last read it (see
+        :meth:`_follow`), so a version the owner rotated to verifies here at once.
         """
         return cls(path, clock, follower=True)
 
@@ -123,18 +126,29 @@ class FileKeyring:
 
     def newest(self) -> tuple[int, bytes]:
         with self._lock:
+            if self._follower:
+                self._follow()
             return self._ring.newest()
 
     def secret(self, version: int) -> bytes | None:
         with self._lock:
-            found = self._ring.secret(version)
-            if found is None and self._follower and version > self._ring.newest()[0]:
-                stamp = self._file_stamp()
-                if stamp != self._stamp:
-                    self._stamp = stamp
-                    self._ring = self._load()
-                    found = self._ring.secret(version)
-            return found
+            return self._ring.secret(version)
+
+    def _follow(self) -> None:
+        """Re-read the key file if it changed (one ``stat``), keeping the keys held if the new
+        content is unreadable.
+
+        Ticket verification asks for the newest version first, so a version the owner
+        rotated to is known before its first ticket is checked.
+        """
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp  # a broken file is read once, not once per ticket
+        try:
+            self._ring = self._load()
+        except TicketKeyError as exc:
+            log.warning("keeping the ticket keys held", extra={"reason": str(exc)})
 
     def maybe_rotate(self) -> bool:
         """Re-read the file, rotating if due (never as a follower); True when a new version

@@ -76,9 +76,9 @@ class TicketSigner:
         if not sep or not head.isdigit() or len(head) > 9:
             return False
         version = int(head)
-        if version <= 0:
+        newest, _ = self._keys.newest()
+        if version <= 0 or version > newest:
             return False
-        # a version the store does not hold (e.g. newer than its newest) has no secret
         secret = self._keys.secret(version)
         if secret is None:
             return False
