@@ -153,3 +153,29 @@ def test_two_processes_accept_batches_and_stop_on_sigterm(server, db, tmp_path):
     worker = next(pid for pid in by_process if pid != server.proc.pid)
     assert not Path(f"/proc/{worker}").exists()
     assert not [line for line in server.lines if "level=ERROR" in line]
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for a reaper counts as exited)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def test_workers_stop_when_the_main_process_is_killed(tmp_path):
+    running = ServerProcess(f"sqlite:///{tmp_path}/db.sqlite", tmp_path / "data", 3)
+    try:
+        workers = [
+            int(m.group(1))
+            for line in running.lines
+            if (m := re.search(r'msg="gRPC worker started" pid=(\d+)', line))
+        ]
+        assert len(workers) == 2
+        running.proc.kill()  # SIGKILL: no chance to stop the workers itself
+        running.proc.wait()
+        assert _wait_for(lambda: all(_gone(pid) for pid in workers), timeout=30)
+    finally:
+        if running.proc.poll() is None:
+            running.proc.kill()
+            running.proc.wait()

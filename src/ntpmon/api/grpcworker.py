@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import selectors
 import signal
 import subprocess
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 READY = "ready"
 RESTART_DELAY = 1.0  # seconds between a worker's unexpected exit and its replacement
+ORPHAN_CHECK = 1.0  # seconds between a worker's checks that its main process still runs
 
 
 class WorkerStartError(NtpmonError):
@@ -130,6 +132,14 @@ class WorkerPool:
                 proc.wait()
 
 
+def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
+    """A worker whose main process died (SIGKILL, crash) stops instead of serving on alone."""
+    while not stop.wait(ORPHAN_CHECK):
+        if os.getppid() != parent:
+            log.error("main process gone, stopping", extra={"parent": parent})
+            stop.set()
+
+
 def serve(spec: WorkerSpec) -> None:
     """The worker's life: listen, say ``ready``, serve until SIGTERM/SIGINT, stop gracefully."""
     from ntpmon.api.ca import EmbeddedCA
@@ -148,6 +158,9 @@ def serve(spec: WorkerSpec) -> None:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(
+        target=_stop_when_orphaned, args=(os.getppid(), stop), name="parent", daemon=True
+    ).start()
     data_dir = Path(spec.data_dir)
     engine = open_database(
         spec.dsn,
