@@ -26,6 +26,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ntpmon.mqttcm.takeover import TakeoverState
 
@@ -61,9 +62,12 @@ class WillMessage:
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
+    """A topic filter, its QoS and handler; ``no_local`` skips our own publications."""
+
     topic_filter: str
     qos: int
     handler: MessageHandler
+    no_local: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +289,12 @@ class ConnectionManager:
         if not self._subscriptions:
             self._subscribed()
             return
-        result, mid = client.subscribe([(s.topic_filter, s.qos) for s in self._subscriptions])
+        result, mid = client.subscribe(
+            [
+                (s.topic_filter, SubscribeOptions(qos=s.qos, noLocal=s.no_local))
+                for s in self._subscriptions
+            ]
+        )
         if result != paho.MQTT_ERR_SUCCESS:
             log.error("mqtt subscribe failed", extra={"component": self._name, "rc": int(result)})
             return

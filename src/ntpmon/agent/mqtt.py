@@ -1,0 +1,315 @@
+"""The agent's MQTT side (agent.md §13): online status, ad-hoc requests, takeover back-off.
+
+* A retained online status after every connection whose subscription the broker granted, again
+  every 5 minutes, and an offline status as last will (and on a clean stop).
+* ``ntp`` and ``metrics`` requests run on a small thread pool, never on paho's network thread,
+  each within a 5 s budget. The ``ntp`` probe is an injected callable so the runner can hand
+  in ``check_host`` with the config of the family that matches the target.
+* The shared :class:`TakeoverState`: workers call :meth:`AgentMqtt.wait_ntp_allowed` before
+  each retry cycle; while another process holds our MQTT session, NTP work pauses.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import paho.mqtt.client as paho
+
+from ntpmon.common.clock import Clock, SystemClock
+from ntpmon.common.environments import DeployEnv
+from ntpmon.mqttcm.connection import (
+    BrokerEndpoint,
+    ConnectionManager,
+    SessionOptions,
+    Subscription,
+    WillMessage,
+    publish_properties,
+    response_topic,
+    user_property,
+)
+from ntpmon.mqttcm.status import encode_status, make_status
+from ntpmon.mqttcm.takeover import TakeoverState
+from ntpmon.mqttcm.topics import TopicError, Topics, client_id_from_name
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (status, response, error) as returned by ntpmon.agent.monitor.check.check_host
+CheckOutcome = tuple[Any, Any, str | None]
+AdhocProbe = Callable[[IPAddress], CheckOutcome | None]
+
+STATUS_EXPIRY_S = 86400
+REQUEST_BUDGET_S = 5.0
+
+
+class ProbeConfig(Protocol):
+    """What :func:`adhoc_probe` needs of a worker's config (``CheckConfig`` fits)."""
+
+    samples: int
+    ip: IPAddress | None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentMqttOptions:
+    """Connection settings, read once at start (agent.md §13.2)."""
+
+    env: DeployEnv
+    name: str
+    endpoint: BrokerEndpoint
+    will_delay_s: int = 30
+    status_interval_s: float = 300.0
+    request_budget_s: float = REQUEST_BUDGET_S
+    request_workers: int = 4
+
+
+# -- the NTP answer, in beevik/ntp field names and Go encodings (agent.md §13.4) [COMPAT] ------
+def go_rfc3339_nano(when: datetime) -> str:
+    """Go ``time.RFC3339Nano`` in UTC: fraction without trailing zeros, ``Z``."""
+    when = when.astimezone(UTC)
+    text = when.strftime("%Y-%m-%dT%H:%M:%S")
+    if when.microsecond:
+        text += "." + f"{when.microsecond:06d}".rstrip("0")
+    return text + "Z"
+
+
+def ntp_response_json(resp: Any) -> dict[str, Any]:
+    """An ``ntpmon.agent.ntp.NTPResponse`` as the ``NTP`` object of a reply."""
+    return {
+        "Time": go_rfc3339_nano(resp.time),
+        "ClockOffset": int(resp.clock_offset_ns),
+        "RTT": int(resp.rtt_ns),
+        "Precision": int(resp.precision_ns),
+        "Version": int(resp.version),
+        "Stratum": int(resp.stratum),
+        "ReferenceID": int(resp.reference_id),
+        "ReferenceTime": go_rfc3339_nano(resp.reference_time),
+        "RootDelay": int(resp.root_delay_ns),
+        "RootDispersion": int(resp.root_dispersion_ns),
+        "RootDistance": int(resp.root_distance_ns),
+        "Leap": int(resp.leap),
+        "MinError": int(resp.min_error_ns),
+        "KissCode": str(resp.kiss_code),
+        "Poll": int(resp.poll_ns),
+    }
+
+
+def ntp_reply(outcome: CheckOutcome) -> bytes:
+    """``{"NTP":...,"Error":...}``; ``NTP`` whenever a reply was parsed, fields omitted if empty."""
+    _status, resp, error = outcome
+    doc: dict[str, Any] = {}
+    if resp is not None:
+        doc["NTP"] = ntp_response_json(resp)
+    if error:
+        doc["Error"] = error
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def parse_ntp_request(payload: bytes) -> IPAddress:
+    """The target of ``{"IP":"<addr>"}``; ValueError for anything else."""
+    doc = json.loads(payload)
+    if not isinstance(doc, dict) or not isinstance(doc.get("IP"), str):
+        raise ValueError("request has no IP")
+    return ipaddress.ip_address(doc["IP"])
+
+
+def adhoc_probe(
+    configs: Callable[[], Sequence[ProbeConfig]],
+    check: Callable[[IPAddress, Any], CheckOutcome],
+) -> AdhocProbe:
+    """The ad-hoc probe the runner hands to :class:`AgentMqtt`.
+
+    It uses the config of the worker whose family matches the target (upstream used whichever
+    was fetched last [QUIRK fixed]), falls back to any config, and probes with one sample on a
+    copy (upstream mutated the shared config [QUIRK fixed]). No config yet → None (dropped).
+    """
+
+    def probe(ip: IPAddress) -> CheckOutcome | None:
+        available = list(configs())
+        if not available:
+            return None
+        same_family = [c for c in available if c.ip is not None and c.ip.version == ip.version]
+        cfg = (same_family or available)[0]
+        return check(ip, replace(cfg, samples=1))  # type: ignore[type-var]
+
+    return probe
+
+
+class AgentMqtt:
+    """The agent's MQTT client; ``start`` once, ``stop`` once."""
+
+    def __init__(
+        self,
+        options: AgentMqttOptions,
+        jwt: Callable[[], bytes | str | None],
+        probe: AdhocProbe,
+        *,
+        takeover: TakeoverState | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.options = options
+        self.topics = Topics(options.env)
+        self.takeover = takeover or TakeoverState()
+        self._probe = probe
+        self._clock = clock or SystemClock()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(
+            max_workers=options.request_workers, thread_name_prefix="mqtt-request"
+        )
+        self._status_thread: threading.Thread | None = None
+        self.handled: dict[str, int] = {"ntp": 0, "metrics": 0}
+        self._handled_lock = threading.Lock()
+        will = WillMessage(
+            topic=self.topics.status(options.name),
+            payload=encode_status(make_status(False, self._clock.now())),
+            delay_s=options.will_delay_s,
+            expiry_s=STATUS_EXPIRY_S,
+        )
+        session = SessionOptions(
+            client_id=client_id_from_name(options.name), username=options.name, will=will
+        )
+        self.connection = ConnectionManager(
+            options.endpoint,
+            session,
+            jwt,
+            takeover=self.takeover,
+            subscriptions=[
+                Subscription(self.topics.request_subscription(options.name), 1, self._on_request)
+            ],
+            on_subscribed=self.publish_status,
+            name="agent",
+        )
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.connection.start()
+        self._status_thread = threading.Thread(
+            target=self._republish_status, name="mqtt-status", daemon=True
+        )
+        self._status_thread.start()
+
+    def stop(self) -> None:
+        """Announce offline, disconnect, and finish the requests in flight."""
+        self._stop.set()
+        self.connection.stop(before_disconnect=self._announce_offline)
+        if self._status_thread is not None:
+            self._status_thread.join(5)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- takeover gate for the workers -------------------------------------------------------
+    def ntp_paused(self) -> bool:
+        """True while another client holds this agent's session (agent.md §13.6)."""
+        return self.takeover.in_backoff()
+
+    def wait_ntp_allowed(
+        self, timeout: float | None = None, *, cancelled: Callable[[], bool] | None = None
+    ) -> bool:
+        """Block while NTP work is paused; False on timeout or cancellation.
+
+        Cancellation is re-checked when :meth:`TakeoverState.wake` runs (hook it to shutdown).
+        """
+        if self.takeover.in_backoff():
+            log.warning("pausing NTP work: MQTT session taken over by another client")
+        return self.takeover.wait_recovered(timeout, cancelled=cancelled)
+
+    # -- status -------------------------------------------------------------------------------
+    def publish_status(self) -> None:
+        """The retained online status (QoS 1, 24 h expiry); failures only warn."""
+        payload = encode_status(make_status(True, self._clock.now()))
+        info = self.connection.publish(
+            self.topics.status(self.options.name),
+            payload,
+            qos=1,
+            retain=True,
+            properties=publish_properties(expiry_s=STATUS_EXPIRY_S),
+        )
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            log.warning("publishing online status failed", extra={"rc": int(info.rc)})
+
+    def _announce_offline(self) -> None:
+        payload = encode_status(make_status(False, self._clock.now()))
+        info = self.connection.publish(
+            self.topics.status(self.options.name),
+            payload,
+            qos=1,
+            retain=True,
+            properties=publish_properties(expiry_s=STATUS_EXPIRY_S),
+        )
+        try:
+            info.wait_for_publish(2.0)
+        except (RuntimeError, ValueError) as exc:
+            log.warning("offline status not sent", extra={"error": str(exc)})
+
+    def _republish_status(self) -> None:
+        while not self._stop.wait(self.options.status_interval_s):
+            if self.connection.is_connected():
+                self.publish_status()
+
+    # -- requests (network thread → pool) ---------------------------------------------------
+    def _on_request(self, message: paho.MQTTMessage) -> None:
+        received = time.monotonic()
+        try:
+            self._pool.submit(self._handle_request, message, received)
+        except RuntimeError:
+            log.debug("request after shutdown dropped", extra={"topic": message.topic})
+
+    def _handle_request(self, message: paho.MQTTMessage, received: float) -> None:
+        deadline = received + self.options.request_budget_s
+        try:
+            request_type, _name = self.topics.parse_request_topic(message.topic)
+        except TopicError as exc:
+            log.warning("bad request topic", extra={"error": str(exc)})
+            return
+        reply_to = response_topic(message)
+        if not reply_to:
+            log.warning("request without response topic dropped", extra={"type": request_type})
+            return
+        if request_type == "metrics":
+            reply = b""
+        elif request_type == "ntp":
+            reply = self._ntp_reply(message.payload)
+            if reply is None:
+                return
+        else:
+            log.info("unknown request type ignored", extra={"type": request_type})
+            return
+        if time.monotonic() >= deadline:
+            log.warning("request budget exceeded; reply dropped", extra={"type": request_type})
+            return
+        self._reply(reply_to, reply, message, deadline)
+        with self._handled_lock:
+            self.handled[request_type] += 1
+
+    def _ntp_reply(self, payload: bytes) -> bytes | None:
+        try:
+            ip = parse_ntp_request(payload)
+        except ValueError as exc:
+            log.warning("invalid ntp request dropped", extra={"error": str(exc)})
+            return None
+        outcome = self._probe(ip)
+        if outcome is None:
+            log.warning("ntp request before any config; dropped", extra={"ip": str(ip)})
+            return None
+        return ntp_reply(outcome)
+
+    def _reply(
+        self, topic: str, payload: bytes, request: paho.MQTTMessage, deadline: float
+    ) -> None:
+        if not self.connection.wait_connected(max(0.0, deadline - time.monotonic())):
+            log.warning("no connection within the request budget; reply dropped")
+            return
+        props = publish_properties(
+            user_properties=[
+                ("TraceID", user_property(request, "TraceID")),
+                ("SpanID", user_property(request, "SpanID")),
+            ]
+        )
+        self.connection.publish(topic, payload, qos=0, retain=False, properties=props)
