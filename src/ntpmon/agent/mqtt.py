@@ -60,11 +60,17 @@ class ProbeConfig(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class AgentMqttOptions:
-    """Connection settings, read once at start (agent.md §13.2)."""
+    """Connection settings, read once at start (agent.md §13.2).
+
+    ``version`` overrides the reported agent version (default: this build's). monitor-api only
+    sends ad-hoc checks to agents reporting ≥ v4.0.4 (agent.md §13.3).
+    """
 
     env: DeployEnv
     name: str
     endpoint: BrokerEndpoint
+    topic_prefix: str = ""
+    version: str | None = None
     will_delay_s: int = 30
     status_interval_s: float = 300.0
     request_budget_s: float = REQUEST_BUDGET_S
@@ -156,7 +162,7 @@ class AgentMqtt:
         clock: Clock | None = None,
     ) -> None:
         self.options = options
-        self.topics = Topics(options.env)
+        self.topics = Topics(options.env, options.topic_prefix)
         self.takeover = takeover or TakeoverState()
         self._probe = probe
         self._clock = clock or SystemClock()
@@ -169,7 +175,7 @@ class AgentMqtt:
         self._handled_lock = threading.Lock()
         will = WillMessage(
             topic=self.topics.status(options.name),
-            payload=encode_status(make_status(False, self._clock.now())),
+            payload=encode_status(make_status(False, self._clock.now(), options.version)),
             delay_s=options.will_delay_s,
             expiry_s=STATUS_EXPIRY_S,
         )
@@ -223,7 +229,7 @@ class AgentMqtt:
     # -- status -------------------------------------------------------------------------------
     def publish_status(self) -> None:
         """The retained online status (QoS 1, 24 h expiry); failures only warn."""
-        payload = encode_status(make_status(True, self._clock.now()))
+        payload = encode_status(make_status(True, self._clock.now(), self.options.version))
         info = self.connection.publish(
             self.topics.status(self.options.name),
             payload,
@@ -235,7 +241,7 @@ class AgentMqtt:
             log.warning("publishing online status failed", extra={"rc": int(info.rc)})
 
     def _announce_offline(self) -> None:
-        payload = encode_status(make_status(False, self._clock.now()))
+        payload = encode_status(make_status(False, self._clock.now(), self.options.version))
         info = self.connection.publish(
             self.topics.status(self.options.name),
             payload,

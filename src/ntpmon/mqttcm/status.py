@@ -26,10 +26,10 @@ def rfc3339_seconds(when: datetime) -> str:
     return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
-def build_version_info() -> dict[str, str]:
+def build_version_info(version_text: str | None = None) -> dict[str, str]:
     """The ``Version`` object: upstream's build fields, filled from this Python build."""
     return {
-        "Version": version(),
+        "Version": version_text or version(),
         "GitRev": "",
         "GitRevShort": "",
         "BuildTime": "",
@@ -51,9 +51,9 @@ class StatusMessage:
         return value if isinstance(value, str) else ""
 
 
-def make_status(online: bool, when: datetime) -> StatusMessage:
+def make_status(online: bool, when: datetime, version_text: str | None = None) -> StatusMessage:
     """This program's status at ``when`` (the will uses the time it was set up)."""
-    return StatusMessage(online, build_version_info(), rfc3339_seconds(when))
+    return StatusMessage(online, build_version_info(version_text), rfc3339_seconds(when))
 
 
 def encode_status(message: StatusMessage) -> bytes:

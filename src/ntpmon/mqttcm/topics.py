@@ -25,10 +25,18 @@ def client_id_from_name(name: str) -> str:
 
 
 class Topics:
-    """Every topic of one deployment environment."""
+    """Every topic of one deployment environment.
 
-    def __init__(self, env: DeployEnv | str) -> None:
-        self.prefix = prefix_for(env)
+    ``prefix`` overrides ``/<env>/monitors`` for brokers shared by several deployments (and for
+    tests, which each use a prefix of their own); both sides must then use the same one.
+    """
+
+    def __init__(self, env: DeployEnv | str, prefix: str = "") -> None:
+        if prefix and (
+            not prefix.startswith("/") or prefix.endswith("/") or "+" in prefix or "#" in prefix
+        ):
+            raise TopicError(f"invalid topic prefix {prefix!r} (/a/b, no wildcards)")
+        self.prefix = prefix or prefix_for(env)
 
     def status(self, name: str) -> str:
         return f"{self.prefix}/status/{name}/status"

@@ -61,6 +61,7 @@ class MqServerSettings:
     endpoint: BrokerEndpoint
     jwt_key: str
     client_id: str = ""
+    topic_prefix: str = ""
     allow_private_targets: bool = False
     check_deadline_s: float = 8.0
     send_pause_s: float = 0.4
@@ -79,7 +80,7 @@ class MqServer:
         clock: Clock,
     ) -> None:
         self.settings = settings
-        self.topics = Topics(settings.env)
+        self.topics = Topics(settings.env, settings.topic_prefix)
         self.clients = clients
         self.router = router
         self._clock = clock

@@ -112,6 +112,6 @@ def build_internal_api(
     """Wire everything; ``registry`` receives the ``monitors_connected`` gauge."""
     gauge = MonitorsConnectedGauge(registry, settings.env.value)
     clients = ClientRegistry(load_monitors, clock, gauge)
-    router = ResponseRouter(Topics(settings.env))
+    router = ResponseRouter(Topics(settings.env, settings.topic_prefix))
     mq = MqServer(settings, clients, router, clock)
     return InternalApi(build_http_app(mq, clock), mq)
