@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -34,13 +35,13 @@ def _text(text: str, trace_id: str, status: int) -> PlainTextResponse:
 
 
 async def _flag(request: Request, name: str) -> bool:
+    """A Go-style boolean from the query string or a url-encoded form body."""
     value = request.query_params.get(name)
     if value is None and request.headers.get("content-type", "").startswith(
-        ("application/x-www-form-urlencoded", "multipart/form-data")
+        "application/x-www-form-urlencoded"
     ):
-        form = await request.form()
-        field = form.get(name)
-        value = field if isinstance(field, str) else None
+        form = parse_qs((await request.body()).decode("utf-8", "replace"))
+        value = form.get(name, [None])[0]
     return parse_go_bool(value)
 
 
