@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import grpc
 from sqlalchemy import Engine, select
@@ -14,10 +15,12 @@ from sqlalchemy import Engine, select
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
 from ntpmon.api.metrics import ApiMetrics
+from ntpmon.api.runner import ServerOptions
 from ntpmon.api.service import MonitorService, MqttSettings
 from ntpmon.api.tickets import StaticKeyring, TicketSigner
 from ntpmon.api.tracing import RpcTracer
 from ntpmon.common.clock import FixedClock
+from ntpmon.common.environments import DeployEnv
 from ntpmon.db import admin
 from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tables import metadata, server_scores
@@ -121,6 +124,24 @@ def running_api(engine: Engine, clock: FixedClock, ca: EmbeddedCA) -> Iterator[R
         yield RunningApi(listener.port, ca, service, metrics, signer, listener)
     finally:
         listener.stop(1)
+
+
+def loopback_options(
+    engine: Engine, data_dir: Path, env: DeployEnv = DeployEnv.DEVEL, **extra: object
+) -> ServerOptions:
+    """``monitor-api server`` options with every listener on a free loopback port."""
+    loopback = "127.0.0.1:0"
+    return ServerOptions(
+        engine=engine,
+        data_dir=data_dir,
+        env=env,
+        listen=loopback,
+        management_listen=loopback,
+        health_listen=loopback,
+        metrics_listen=loopback,
+        grace=2,
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def status_for(server: pb.Server, offset_ms: float = 1.0, **kw: object) -> pb.ServerStatus:

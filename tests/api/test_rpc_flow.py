@@ -121,3 +121,15 @@ def test_same_batch_twice_is_already_exists_and_writes_nothing(db, clock, api):
             stub.SubmitResults(request)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert snapshot(db) == before
+
+
+def test_certificate_wins_over_a_garbage_bearer_token(db, clock, api):
+    """Scenario 14: on the mTLS listener the authorization metadata is ignored."""
+    seed(db, clock)
+    channel, stub = api.stub(api.client_cert())
+    with channel:
+        reply = stub.GetConfig(
+            pb.GetConfigRequest(mon_id=MONITOR_IP),
+            metadata=[("authorization", "Bearer garbage")],
+        )
+    assert reply.ip_bytes == bytes([192, 0, 2, 10])

@@ -350,3 +350,25 @@ def test_ceiling_applies_and_score_decays(db, clock, api):
     rows = _rows(db)
     assert rows[0].score == pytest.approx(-30 * 0.95 - 4)
     assert rows[1].score == pytest.approx(-30 * 0.95 + (-2.308 * 0.2 + 0.731))
+
+
+def test_an_ipv4_mapped_server_address_round_trips(db, clock, api):
+    ids = seed(db, clock)
+    with db.begin() as conn:
+        admin.create_server(conn, ip="::ffff:198.51.100.77", now=clock.now())
+        admin.assign_monitor_to_servers(conn, monitor_id=ids.monitor6_id, now=clock.now())
+    channel, stub = api.stub(api.client_cert())
+    with channel:
+        batch = stub.GetServers(pb.GetServersRequest(mon_id="2001:db8::10"))
+        assert [len(s.ip_bytes) for s in batch.servers] == [16]
+        reply = stub.SubmitResults(
+            pb.SubmitResultsRequest(
+                version=4,
+                mon_id="2001:db8::10",
+                batch_id=batch.batch_id,
+                list=[status_for(s) for s in batch.servers],
+            )
+        )
+    assert reply.ok
+    (row,) = _rows(db)
+    assert row.monitor_id == ids.monitor6_id

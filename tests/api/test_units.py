@@ -225,3 +225,23 @@ def test_identity_skips_foreign_names_and_ignores_cn(ca):
     assert monitor_name_from_cert(bare.cert_pem.encode()) is None
     assert monitor_name_from_cert(None) is None
     assert monitor_name_from_cert(b"garbage") is None
+
+
+def test_ttl_cache_reuses_then_reloads():
+    from ntpmon.api.settings_cache import TtlCache
+
+    now = [100.0]
+    loads: list[int] = []
+    cache: TtlCache[str, int] = TtlCache(5.0, now=lambda: now[0])
+
+    def load() -> int:
+        loads.append(1)
+        return len(loads)
+
+    assert cache.get("k", load) == 1
+    now[0] += 4.9
+    assert cache.get("k", load) == 1
+    assert cache.get("other", load) == 2
+    now[0] += 0.2
+    assert cache.get("k", load) == 3
+    assert TtlCache(0).get("k", load) == 4

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ntpmon.agent import ntp
 from ntpmon.agent.monitor.check import ProbeConfig, check_host, status_for_submission
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import Server
 from ntpmon.testing.chronyd import free_udp_port
@@ -24,83 +25,55 @@ MS = 1_000_000
 FINISHED = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 
 # (id, responder settings, error, no_response, offset present, stratum, leap)
+Outcome = tuple[str, dict, str | None, bool, bool, int, int]
+
+
+def reply(name: str, changes: dict, error: str | None, stratum: int = 2, leap: int = 0) -> Outcome:
+    """A reply the probe classifies: no_response is false and the offset is present."""
+    return (name, changes, error, False, True, stratum, leap)
+
+
+def failure(name: str, behaviour: Behaviour, error: str) -> Outcome:
+    """No usable reply: no_response, no offset, stratum 0."""
+    return (name, {"behaviour": behaviour}, error, True, False, 0, 0)
+
+
 OUTCOMES = [
-    ("good", {"offset": 0.25, "stratum": 2}, None, False, True, 2, 0),
-    ("leap-3-is-no-error", {"leap": 3}, None, False, True, 2, 3),
-    ("old-version-accepted", {"version": 3}, None, False, True, 2, 0),
+    reply("good", {"offset": 0.25, "stratum": 2}, None),
+    reply("leap-3-is-no-error", {"leap": 3}, None, leap=3),
+    reply("old-version-accepted", {"version": 3}, None),
     ("kiss-rate", {"kiss": "RATE"}, "RATE", False, False, 0, 0),
-    ("kiss-deny", {"kiss": "DENY"}, "DENY", False, True, 0, 0),
-    ("kiss-rstr", {"kiss": "RSTR"}, "RSTR", False, True, 0, 0),
-    ("kiss-other", {"kiss": "STEP"}, "STEP", False, True, 0, 0),
-    (
+    reply("kiss-deny", {"kiss": "DENY"}, "DENY", stratum=0),
+    reply("kiss-rstr", {"kiss": "RSTR"}, "RSTR", stratum=0),
+    reply("kiss-other", {"kiss": "STEP"}, "STEP", stratum=0),
+    reply(
         "stratum-16-init",
         {"stratum": 16, "reference_id": "INIT"},
         "bad stratum 16 (referenceID: 0x494e4954, INIT)",
-        False,
-        True,
-        16,
-        0,
+        stratum=16,
     ),
-    (
+    reply(
         "stratum-16-zero-refid",
         {"stratum": 16, "reference_id": 0},
         "bad stratum 16 (referenceID: 0x0, \0\0\0\0)",
-        False,
-        True,
-        16,
-        0,
+        stratum=16,
     ),
-    (
+    reply(
         "stratum-0-unprintable",
         {"stratum": 0, "reference_id": 0xC0A80001},
         "bad stratum 0 (referenceID: 0xc0a80001)",
-        False,
-        True,
-        0,
-        0,
+        stratum=0,
     ),
-    ("stratum-11", {"stratum": 11}, "bad stratum 11", False, True, 11, 0),
-    ("stratum-15", {"stratum": 15}, "bad stratum 15", False, True, 15, 0),
-    ("stratum-10-ok", {"stratum": 10}, None, False, True, 10, 0),
-    (
-        "wrong-origin",
-        {"behaviour": Behaviour.WRONG_ORIGIN},
-        "server response didn't match request",
-        True,
-        False,
-        0,
-        0,
-    ),
-    ("truncated", {"behaviour": Behaviour.TRUNCATED}, "unexpected EOF", True, False, 0, 0),
-    ("empty", {"behaviour": Behaviour.EMPTY}, "EOF", True, False, 0, 0),
-    (
-        "wrong-mode",
-        {"behaviour": Behaviour.WRONG_MODE},
-        "invalid mode in response",
-        True,
-        False,
-        0,
-        0,
-    ),
-    (
-        "zero-transmit",
-        {"behaviour": Behaviour.ZERO_TRANSMIT},
-        "invalid transmit time in response",
-        True,
-        False,
-        0,
-        0,
-    ),
-    (
-        "ticked-backwards",
-        {"behaviour": Behaviour.TICKED_BACKWARDS},
-        "server clock ticked backwards",
-        True,
-        False,
-        0,
-        0,
-    ),
-    ("no-answer", {"behaviour": Behaviour.NO_ANSWER}, "network: i/o timeout", True, False, 0, 0),
+    reply("stratum-11", {"stratum": 11}, "bad stratum 11", stratum=11),
+    reply("stratum-15", {"stratum": 15}, "bad stratum 15", stratum=15),
+    reply("stratum-10-ok", {"stratum": 10}, None, stratum=10),
+    failure("wrong-origin", Behaviour.WRONG_ORIGIN, "server response didn't match request"),
+    failure("truncated", Behaviour.TRUNCATED, "unexpected EOF"),
+    failure("empty", Behaviour.EMPTY, "EOF"),
+    failure("wrong-mode", Behaviour.WRONG_MODE, "invalid mode in response"),
+    failure("zero-transmit", Behaviour.ZERO_TRANSMIT, "invalid transmit time in response"),
+    failure("ticked-backwards", Behaviour.TICKED_BACKWARDS, "server clock ticked backwards"),
+    failure("no-answer", Behaviour.NO_ANSWER, "network: i/o timeout"),
 ]
 
 
@@ -281,3 +254,50 @@ def test_a_hostile_reply_never_raises(hostile_v4: NTPResponder, raw: bytes, echo
     assert error is None or isinstance(error, str)
     if error is None:
         assert not status.no_response and status.HasField("offset")
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "error"),
+    [
+        ("::1", "127.0.0.1", "network: bind: address family not supported by protocol"),
+        ("127.0.0.1", "::1", "network: bind: address family not supported by protocol"),
+        ("127.0.0.1", "198.51.100.254", "network: bind: cannot assign requested address"),
+    ],
+)
+def test_source_address_errors(target: str, source: str, error: str) -> None:
+    with NTPResponder(target) as server:
+        cfg = ProbeConfig(samples=1, ip=source, port=server.port, allow_loopback=True)
+        status, _response, err = check_host(target, cfg, sleep=no_sleep)
+        assert err == error
+        assert status is not None and status.no_response
+        assert server.requests == 0
+
+
+def test_query_refuses_a_source_that_is_not_an_address() -> None:
+    with pytest.raises(ntp.NTPNetworkError, match=r"^bind: invalid argument$"):
+        ntp.query("127.0.0.1", port=free_udp_port(), local_address="localhost")
+
+
+def test_query_is_called_with_the_contract_keywords() -> None:
+    """An injected query sees exactly query(host, timeout=3.0, local_address=...) (§17)."""
+    calls: list[tuple[str, dict]] = []
+
+    def recording_query(host: str, **kwargs: object) -> ntp.NTPResponse:
+        calls.append((host, dict(kwargs)))
+        return ntp.query(host, **kwargs)  # port 123 on loopback: nobody listens, refused
+
+    cfg = ProbeConfig(samples=2, ip="127.0.0.3", allow_loopback=True)
+    _status, _response, error = check_host("127.0.0.1", cfg, query=recording_query, sleep=no_sleep)
+    assert error == "network: read: connection refused"
+    assert calls == [("127.0.0.1", {"timeout": 3.0, "local_address": "127.0.0.3"})] * 2
+
+
+def test_an_unexpected_query_failure_is_a_failed_sample_not_a_crash() -> None:
+    def broken_query(host: str, **kwargs: object) -> ntp.NTPResponse:
+        raise RuntimeError("query bug")
+
+    status, response, error = check_host(
+        "192.0.2.1", ProbeConfig(samples=2), query=broken_query, sleep=no_sleep
+    )
+    assert error == "query bug"
+    assert status is not None and status.no_response and response is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ntpmon.agent.monitor.check import Sample, address_rejection, select_best
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import ServerStatus
@@ -88,3 +90,28 @@ def test_address_rejection(
     addr = ipaddress.ip_address(ip) if ip else None
     assert address_rejection(addr) == rejection
     assert address_rejection(addr, allow_loopback=True) == devel_rejection
+
+
+SAMPLE_SPECS = st.lists(
+    st.tuples(st.sampled_from([OK, TIMEOUT, BAD]), st.none() | st.integers(1, 500)),
+    min_size=1,
+    max_size=6,
+)
+
+
+@given(SAMPLE_SPECS)
+def test_select_best_properties(specs: list[tuple[str, int | None]]) -> None:
+    built = [sample(kind, None if kind == TIMEOUT else rtt) for kind, rtt in specs]
+    best = select_best(built)
+    good = [s for s in built if s.error is None]
+    if good:
+        assert best.error is None
+        if all(s.status.HasField("rtt") for s in good):
+            lowest = min(s.status.rtt.ToNanoseconds() for s in good)
+            assert best.status.rtt.ToNanoseconds() == lowest
+            # ties keep the earliest
+            assert best is next(s for s in good if s.status.rtt.ToNanoseconds() == lowest)
+    elif any(not s.status.no_response for s in built):
+        assert not best.status.no_response
+    else:
+        assert best is built[0]

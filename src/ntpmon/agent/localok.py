@@ -68,7 +68,14 @@ def host_passes(status: ServerStatus | None, error: str | None) -> tuple[bool, s
 
 
 def resolve_first(host: str, ip_version: int) -> IPAddress | None:
-    """The first address of ``host`` in the worker's family (system resolver), or None."""
+    """The first address of ``host`` in the worker's family (system resolver), or None.
+
+    An address literal is taken as it is (no resolver traffic): one of the other family is
+    simply not usable by this worker.
+    """
+    literal = as_ip(host)
+    if literal is not None:
+        return literal if literal.version == ip_version else None
     family = socket.AF_INET if ip_version == 4 else socket.AF_INET6
     try:
         infos = socket.getaddrinfo(host, None, family=family, type=socket.SOCK_DGRAM)

@@ -8,6 +8,7 @@ handler, maps errors to status codes, records the duration and writes one access
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ import grpc
 from sqlalchemy.exc import SQLAlchemyError
 
 from ntpmon.api.identity import MISSING_NAME, monitor_name_from_cert
+from ntpmon.api.jwtauth import InvalidTokenError, JwtVerifier, bearer_token
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.rpcerrors import RpcError
 from ntpmon.api.service import CallInfo, MonitorService
@@ -44,25 +46,57 @@ def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
     return {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
 
 
+Identify = Callable[[grpc.ServicerContext, dict[str, str], str], str]
+"""Returns the caller's monitor name for (context, metadata, method) or raises RpcError."""
+
+
+def certificate_identity(
+    context: grpc.ServicerContext, metadata: dict[str, str], method: str
+) -> str:
+    """mTLS listener: the monitor name in the verified client certificate (metadata ignored)."""
+    certs = context.auth_context().get("x509_pem_cert") or []
+    name = monitor_name_from_cert(certs[0] if certs else None)
+    if name is None:
+        raise RpcError(grpc.StatusCode.UNAUTHENTICATED, MISSING_NAME)
+    return name
+
+
+class JwtIdentity:
+    """JWT listener: the subject of the bearer token, checked for the method's scope."""
+
+    def __init__(self, verifier: JwtVerifier) -> None:
+        self._verifier = verifier
+
+    def __call__(self, context: grpc.ServicerContext, metadata: dict[str, str], method: str) -> str:
+        token = bearer_token(metadata.get("authorization", ""))
+        if not token:
+            raise RpcError(grpc.StatusCode.UNAUTHENTICATED, "Authentication required")
+        try:
+            return self._verifier.subject(token, method)
+        except InvalidTokenError as exc:
+            log.info("invalid JWT", extra={"method": method, "reason": str(exc)})
+            raise RpcError(grpc.StatusCode.UNAUTHENTICATED, "Invalid JWT token") from None
+
+
 def _wrap(
     method: str,
     fn: Callable[[Any, CallInfo], Any],
     metrics: ApiMetrics,
     tracer: RpcTracer,
+    identify: Identify,
 ) -> Callable[[Any, grpc.ServicerContext], Any]:
     def handler(request: Any, context: grpc.ServicerContext) -> Any:
         started = time.monotonic()
-        certs = context.auth_context().get("x509_pem_cert") or []
-        name = monitor_name_from_cert(certs[0] if certs else None)
         metadata = _metadata(context)
         user_agent = metadata.get("user-agent", "")
         code = grpc.StatusCode.OK
         mon_id = getattr(request, "mon_id", "")
-        with tracer.span(method, metadata, name, mon_id) as span:
+        name: str | None = None
+        with tracer.span(method, metadata, mon_id) as span:
             try:
-                if name is None:
-                    raise RpcError(grpc.StatusCode.UNAUTHENTICATED, MISSING_NAME)
-                return fn(request, CallInfo(name=name, user_agent=user_agent))
+                name = identify(context, metadata, method)
+                span.set("monitor_name", name)
+                return fn(request, CallInfo(name=name, user_agent=user_agent, span=span))
             except RpcError as exc:
                 code = exc.code
                 span.fail(exc.code.name, exc.message)
@@ -95,7 +129,10 @@ def _wrap(
 
 
 def build_handler(
-    service: MonitorService, metrics: ApiMetrics, tracer: RpcTracer
+    service: MonitorService,
+    metrics: ApiMetrics,
+    tracer: RpcTracer,
+    identify: Identify = certificate_identity,
 ) -> grpc.GenericRpcHandler:
     """The generic handler of the three methods (paths ``/monitor.v2.MonitorService/...``)."""
     methods = {
@@ -109,7 +146,7 @@ def build_handler(
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
-            _wrap(name, fn, metrics, tracer),
+            _wrap(name, fn, metrics, tracer, identify),
             request_deserializer=req.FromString,
             response_serializer=resp.SerializeToString,
         )
@@ -129,6 +166,7 @@ class GrpcListener:
         *,
         max_workers: int = 32,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        require_client_cert: bool = True,
     ) -> None:
         self._server = grpc.server(
             ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="grpc"),
@@ -140,14 +178,18 @@ class GrpcListener:
         )
         credentials = grpc.ssl_server_credentials(
             [(tls.key_pem.encode(), tls.cert_pem.encode())],
-            root_certificates=tls.client_ca_pem.encode(),
-            require_client_auth=True,
+            root_certificates=tls.client_ca_pem.encode() if require_client_cert else None,
+            require_client_auth=require_client_cert,
         )
         self.port = self._server.add_secure_port(address, credentials)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
         self._server.start()
 
+    def shutdown(self, grace: float) -> threading.Event:
+        """Refuse new calls; the event is set once running ones finished (or ``grace`` passed)."""
+        return self._server.stop(grace)
+
     def stop(self, grace: float) -> None:
         """Refuse new calls, wait up to ``grace`` seconds for running ones, then close."""
-        self._server.stop(grace).wait()
+        self.shutdown(grace).wait()

@@ -38,3 +38,16 @@ def canonical_text(addr: IPAddress) -> str:
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
         return f"::ffff:{addr.ipv4_mapped}"
     return str(addr)
+
+
+def spellings(addr: IPAddress) -> set[str]:
+    """Every text form a server row may hold for ``addr`` (Go's and Python's mapped forms)."""
+    return {canonical_text(addr), str(addr)}
+
+
+def canonical_of_text(text: str) -> str:
+    """The canonical text of an address stored as text (unparseable text is kept as is)."""
+    try:
+        return canonical_text(ipaddress.ip_address(text))
+    except ValueError:
+        return text

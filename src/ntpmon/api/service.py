@@ -7,8 +7,10 @@ Handlers take the authenticated monitor name from :mod:`ntpmon.api.rpcwrap` and 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import grpc
 from sqlalchemy import Connection, Engine
@@ -25,26 +27,30 @@ from ntpmon.api.monitor_config import (
 )
 from ntpmon.api.mqtt_jwt import standard_token, topic_prefix
 from ntpmon.api.rpcerrors import RpcError, internal, invalid, not_found, not_live
+from ntpmon.api.settings_cache import TtlCache
 from ntpmon.api.submit import (
-    BatchWrites,
     TicketError,
     check_request_shape,
     prepare_batch,
     score_batch,
 )
 from ntpmon.api.tickets import TicketSigner
+from ntpmon.api.tracing import RpcTracer, SpanHandle
 from ntpmon.api.ulid import InvalidUlidError, Ulid, new_ulid, parse_ulid
 from ntpmon.common.clock import Clock, as_utc
 from ntpmon.common.environments import DeployEnv, DeployEnvError
 from ntpmon.db import api as q
 from ntpmon.db.common import get_system_setting, insert_log_scores
-from ntpmon.db.models import MonitorStatus, Server
+from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tx import RetryPolicy, run_in_tx
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
 FUTURE_BATCH_SLACK = timedelta(minutes=1)
+SETTINGS_TTL = 5.0  # seconds an edited system setting may take to apply
 BATCH_RETRY = RetryPolicy(initial=0.05, factor=2.0, max_interval=0.2, max_elapsed=0.3)
 
 
@@ -57,10 +63,16 @@ class MqttSettings:
 
 @dataclass(frozen=True, slots=True)
 class CallInfo:
-    """What the wrapper knows about a call: the certificate name and the user agent."""
+    """What the wrapper knows about a call: the certificate name, user agent and RPC span."""
 
     name: str
     user_agent: str
+    span: SpanHandle | None = None
+
+    def annotate(self, **attributes: str | int) -> None:
+        if self.span is not None:
+            for key, value in attributes.items():
+                self.span.set(key, value)
 
 
 def _labels(ident: q.MonitorIdentity) -> MetricLabels:
@@ -89,6 +101,8 @@ class MonitorService:
         *,
         deploy_env: DeployEnv = DeployEnv.DEVEL,
         mqtt: MqttSettings | None = None,
+        tracer: RpcTracer | None = None,
+        settings_ttl: float = SETTINGS_TTL,
     ) -> None:
         self.engine = engine
         self.signer = signer
@@ -96,6 +110,13 @@ class MonitorService:
         self.metrics = metrics
         self.deploy_env = deploy_env
         self.mqtt = mqtt or MqttSettings()
+        self.tracer = tracer or RpcTracer()
+        self._settings: TtlCache[str, str | None] = TtlCache(settings_ttl)
+
+    def _tx(self, name: str, fn: Callable[[Connection], T]) -> T:
+        """Run ``fn`` in one transaction (bounded deadlock retry) under a child span."""
+        with self.tracer.child(f"db.{name}"):
+            return run_in_tx(self.engine, fn, policy=BATCH_RETRY)
 
     # -- shared steps -------------------------------------------------------------------------
 
@@ -103,19 +124,26 @@ class MonitorService:
         ident = q.get_monitor_for_identity(conn, tls_name=call.name, mon_id=mon_id)
         if ident is None:
             raise not_found()
+        call.annotate(monitor_id=ident.monitor.id, monitor_account=ident.account_id)
         return ident
 
-    def _seen_then_live(self, call: CallInfo, mon_id: str, now: datetime) -> q.MonitorIdentity:
-        """Look up, stamp ``last_seen`` (even for a monitor that is not live), check liveness."""
-        with self.engine.begin() as conn:
-            ident = self._lookup(conn, call, mon_id)
-            q.update_monitor_seen(conn, id=ident.monitor.id, now=now)
-        if not _is_live(ident.monitor.status):
-            raise not_live()
+    def _seen(
+        self, conn: Connection, call: CallInfo, mon_id: str, now: datetime
+    ) -> q.MonitorIdentity:
+        """Look up and stamp ``last_seen`` (even for a monitor that is not live)."""
+        ident = self._lookup(conn, call, mon_id)
+        q.update_monitor_seen(conn, id=ident.monitor.id, now=now)
         return ident
 
-    def _config(self, conn: Connection, ident: q.MonitorIdentity) -> MonitorConfig:
-        defaults = q.get_system_monitor_config(conn, ip_version=ident.monitor.ip_version)
+    def _config_or_error(
+        self, conn: Connection, ident: q.MonitorIdentity
+    ) -> MonitorConfig | RpcError:
+        """The merged config, or the INTERNAL error to answer after the bookkeeping commits."""
+        ip_version = ident.monitor.ip_version
+        defaults = self._settings.get(
+            f"system-monitor-{ip_version}",
+            lambda: q.get_system_monitor_config(conn, ip_version=ip_version),
+        )
         try:
             return effective_config(ident.monitor.config, defaults)
         except MonitorConfigError as exc:
@@ -123,7 +151,7 @@ class MonitorService:
                 "could not get config",
                 extra={"monitor": ident.monitor.tls_name, "error": str(exc)},
             )
-            raise internal("could not get config") from None
+            return internal("could not get config")
 
     def _config_response(
         self, ident: q.MonitorIdentity, config: MonitorConfig
@@ -145,12 +173,22 @@ class MonitorService:
 
     def get_config(self, request: pb.GetConfigRequest, call: CallInfo) -> pb.GetConfigResponse:
         now = self.clock.now()
-        ident = self._seen_then_live(call, request.mon_id, now)
         version = version_from_user_agent(call.user_agent)
-        with self.engine.begin() as conn:
+
+        def work(conn: Connection) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None]:
+            ident = self._seen(conn, call, request.mon_id, now)
+            if not _is_live(ident.monitor.status):
+                return ident, None
             if version and version != ident.monitor.client_version:
                 q.update_monitor_version(conn, id=ident.monitor.id, client_version=version)
-            config = self._config(conn, ident)
+            return ident, self._config_or_error(conn, ident)
+
+        # One transaction: the bookkeeping writes commit even when the answer is an error.
+        ident, config = self._tx("get_config", work)
+        if config is None:
+            raise not_live()
+        if isinstance(config, RpcError):
+            raise config
         response = self._config_response(ident, config)
         self._attach_mqtt(response, ident, now)
         return response
@@ -179,19 +217,27 @@ class MonitorService:
 
     def get_servers(self, request: pb.GetServersRequest, call: CallInfo) -> pb.GetServersResponse:
         now = self.clock.now()
-        ident = self._seen_then_live(call, request.mon_id, now)
-        monitor = ident.monitor
-        with self.engine.connect() as conn:
-            schedule = parse_schedule(get_system_setting(conn, key=SETTINGS_KEY))
-            config = self._config(conn, ident)
-        interval = (
-            schedule.interval_active
-            if monitor.status == MonitorStatus.ACTIVE
-            else schedule.interval_testing
-        )
         batch = new_ulid(now)
+        call.annotate(batchID=batch.text)
 
-        def select_and_queue(conn: Connection) -> list[Server]:
+        def work(
+            conn: Connection,
+        ) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None, list[q.DueServer]]:
+            ident = self._seen(conn, call, request.mon_id, now)
+            monitor = ident.monitor
+            if not _is_live(monitor.status):
+                return ident, None, []
+            schedule = parse_schedule(
+                self._settings.get(SETTINGS_KEY, lambda: get_system_setting(conn, key=SETTINGS_KEY))
+            )
+            config = self._config_or_error(conn, ident)
+            if isinstance(config, RpcError):
+                return ident, config, []
+            interval = (
+                schedule.interval_active
+                if monitor.status == MonitorStatus.ACTIVE
+                else schedule.interval_testing
+            )
             rows = q.select_servers_for_monitor(
                 conn,
                 monitor_id=monitor.id,
@@ -205,9 +251,15 @@ class MonitorService:
             q.update_server_score_queue(
                 conn, monitor_id=monitor.id, server_ids=[s.id for s in rows], now=now
             )
-            return rows
+            return ident, config, rows
 
-        rows = run_in_tx(self.engine, select_and_queue, policy=BATCH_RETRY)
+        # One transaction for the bookkeeping, the selection and the queue update (one commit).
+        ident, config, rows = self._tx("get_servers", work)
+        if config is None:
+            raise not_live()
+        if isinstance(config, RpcError):
+            raise config
+        monitor = ident.monitor
         self.metrics.requested(_labels(ident), len(rows))
         response = pb.GetServersResponse(
             batch_id=batch.text.encode(), config=self._config_response(ident, config)
@@ -228,88 +280,72 @@ class MonitorService:
         self, request: pb.SubmitResultsRequest, call: CallInfo
     ) -> pb.SubmitResultsResponse:
         now = self.clock.now()
-        with self.engine.connect() as conn:
-            ident = self._lookup(conn, call, request.mon_id)
-        monitor = ident.monitor
-        if not _is_live(monitor.status):
-            raise not_live()
-        statuses = list(request.list)
-        check_request_shape(request.version, statuses)
-        labels = _labels(ident)
-        version_text = str(request.version)
-        try:
-            batch = parse_ulid(request.batch_id)
-        except InvalidUlidError:
-            raise invalid("invalid batch ID") from None
-        self._check_batch_order(
-            batch,
-            last_submit=monitor.last_submit,
-            now=now,
-            labels=labels,
-            version_text=version_text,
-            statuses=statuses,
-        )
-        agent_version = monitor.client_version.split("/", 1)[0]
-        try:
-            results = prepare_batch(
-                statuses,
-                signer=self.signer,
-                monitor_id=monitor.id,
-                batch_id=batch.text,
-                safe_zero_offset=check_version(agent_version, SAFE_ZERO_OFFSET),
-            )
-        except TicketError as exc:
-            self.metrics.completed(
-                labels, version_text, {"signature_validation": len(statuses) - exc.index}
-            )
-            log.warning(
-                "signature validation failed",
-                extra={"monitor": monitor.tls_name, "batch": batch.text, "index": exc.index},
-            )
-            raise invalid("signature validation failed") from None
+        counted: list[tuple[MetricLabels, dict[str, int]]] = []
 
-        def write_batch(conn: Connection) -> BatchWrites:
-            if not q.claim_batch(conn, monitor_id=monitor.id, batch_time=batch.time, now=now):
-                current = q.get_monitor_for_identity(
-                    conn, tls_name=call.name, mon_id=request.mon_id
+        def work(conn: Connection) -> tuple[MetricLabels, dict[str, int]]:
+            counted.clear()  # a retried attempt must not count twice
+            ident = self._lookup(conn, call, request.mon_id)
+            monitor = ident.monitor
+            if not _is_live(monitor.status):
+                raise not_live()
+            statuses = list(request.list)
+            check_request_shape(request.version, statuses)
+            labels = _labels(ident)
+            try:
+                batch = parse_ulid(request.batch_id)
+            except InvalidUlidError:
+                raise invalid("invalid batch ID") from None
+            call.annotate(batchID=batch.text)
+            if batch.time > now + FUTURE_BATCH_SLACK:
+                raise RpcError(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "invalid batch submission: batch id is from the future",
                 )
-                last = current.monitor.last_submit if current else None
+            last = monitor.last_submit
+            if last is not None and batch.time <= as_utc(last):
+                counted.append((labels, {"batch_out_of_order": len(statuses)}))
                 raise _order_error(batch, last)
-            assignments = q.get_assignments_by_ip(
-                conn, monitor_id=monitor.id, ips=[r.ip_text for r in results]
+            agent_version = monitor.client_version.split("/", 1)[0]
+            try:
+                results = prepare_batch(
+                    statuses,
+                    signer=self.signer,
+                    monitor_id=monitor.id,
+                    batch_id=batch.text,
+                    safe_zero_offset=check_version(agent_version, SAFE_ZERO_OFFSET),
+                )
+            except TicketError as exc:
+                counted.append((labels, {"signature_validation": len(statuses) - exc.index}))
+                log.warning(
+                    "signature validation failed",
+                    extra={"monitor": monitor.tls_name, "batch": batch.text, "index": exc.index},
+                )
+                raise invalid("signature validation failed") from None
+            # Every ticket verified: only now may last_submit move (guarded, row-locking).
+            if not q.claim_batch(conn, monitor_id=monitor.id, batch_time=batch.time, now=now):
+                raise _order_error(batch, q.get_last_submit(conn, monitor_id=monitor.id))
+            found = q.get_assignments_by_ip(
+                conn, monitor_id=monitor.id, ips={t for r in results for t in r.spellings}
             )
+            assignments = {ipbytes.canonical_of_text(ip): a for ip, a in found.items()}
             writes = score_batch(results, assignments, monitor_id=monitor.id)
             q.update_server_scores(conn, writes.score_updates)
             q.update_servers_stratum(conn, writes.server_strata)
             insert_log_scores(conn, writes.log_rows)
-            return writes
-
-        writes = run_in_tx(self.engine, write_batch, policy=BATCH_RETRY)
-        self.metrics.completed(labels, version_text, writes.counts)
-        log.debug(
-            "batch recorded",
-            extra={"monitor": monitor.tls_name, "batch": batch.text, "results": len(results)},
-        )
-        return pb.SubmitResultsResponse(ok=True)
-
-    def _check_batch_order(
-        self,
-        batch: Ulid,
-        *,
-        last_submit: datetime | None,
-        now: datetime,
-        labels: MetricLabels,
-        version_text: str,
-        statuses: list[pb.ServerStatus],
-    ) -> None:
-        if batch.time > now + FUTURE_BATCH_SLACK:
-            raise RpcError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                "invalid batch submission: batch id is from the future",
+            log.debug(
+                "batch recorded",
+                extra={"monitor": monitor.tls_name, "batch": batch.text, "results": len(results)},
             )
-        if last_submit is not None and batch.time <= as_utc(last_submit):
-            self.metrics.completed(labels, version_text, {"batch_out_of_order": len(statuses)})
-            raise _order_error(batch, last_submit)
+            return labels, writes.counts
+
+        try:
+            labels, counts = self._tx("submit_results", work)
+        except RpcError:
+            for labels, counts in counted:  # the refusals that count (api.md §8.5)
+                self.metrics.completed(labels, str(request.version), counts)
+            raise
+        self.metrics.completed(labels, str(request.version), counts)
+        return pb.SubmitResultsResponse(ok=True)
 
 
 def _order_error(batch: Ulid, last_submit: datetime | None) -> RpcError:

@@ -31,6 +31,7 @@ class VerifiedResult:
 
     ip_text: str
     measurement: Measurement
+    spellings: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -97,7 +98,11 @@ def prepare_batch(
         measurement = to_measurement(status)
         if not safe_zero_offset:
             measurement = legacy_zero_offset(measurement)
-        out.append(VerifiedResult(ipbytes.canonical_text(addr), measurement))
+        out.append(
+            VerifiedResult(
+                ipbytes.canonical_text(addr), measurement, frozenset(ipbytes.spellings(addr))
+            )
+        )
     return out
 
 

@@ -39,14 +39,14 @@ class RpcTracer:
         self._tracer = self.provider.get_tracer("ntpmon.api")
 
     @contextmanager
-    def span(
-        self, method: str, metadata: Mapping[str, str], monitor: str | None, mon_id: str
-    ) -> Iterator[SpanHandle]:
+    def span(self, method: str, metadata: Mapping[str, str], mon_id: str) -> Iterator[SpanHandle]:
         parent = extract(dict(metadata))
         with self._tracer.start_as_current_span(
-            f"{SERVICE_NAME}/{method}", context=parent, record_exception=False
+            f"{SERVICE_NAME}/{method}",
+            context=parent,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
-            span.set_attribute("monitor_name", monitor or "unknown")
             span.set_attribute("monitor_ip", mon_id)
             if "user-agent" in metadata:
                 span.set_attribute("User-Agent", metadata["user-agent"])

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection, and_, case, or_, select, update
 
 from ntpmon.common.clock import db_micros, db_seconds
-from ntpmon.db.models import Monitor, Server, from_row
+from ntpmon.db.models import Monitor, from_row
 from ntpmon.db.tables import accounts, monitors, server_scores, servers
 
 SYSTEM_MONITOR_TEMPLATE = "settings-{ip_version}.system"
@@ -41,6 +41,14 @@ class Assignment:
     score_id: int | None
     score_raw: float
     score_stratum: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DueServer:
+    """A server handed out by GetServers: only what the response needs."""
+
+    id: int
+    ip: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +129,7 @@ def select_servers_for_monitor(
     interval_testing: int,
     interval_all: int,
     limit: int,
-) -> list[Server]:
+) -> list[DueServer]:
     """Q10: the servers due for this monitor, never-queued first (cut-offs from ``now``)."""
     if ip_version is None:
         return []
@@ -142,7 +150,7 @@ def select_servers_for_monitor(
         ss.c.queue_ts < cutoff - REQUEUE_ALWAYS_AFTER,
     )
     query = (
-        select(s)
+        select(s.c.id, s.c.ip)
         .select_from(s.join(ss, ss.c.server_id == s.c.id))
         .where(
             ss.c.monitor_id == monitor_id,
@@ -154,7 +162,7 @@ def select_servers_for_monitor(
         .order_by(ss.c.queue_ts, ss.c.id)
         .limit(limit)
     )
-    return [from_row(Server, r) for r in conn.execute(query)]
+    return [DueServer(r.id, r.ip) for r in conn.execute(query)]
 
 
 def _today(now: datetime) -> date:
@@ -196,6 +204,13 @@ def claim_batch(conn: Connection, *, monitor_id: int, batch_time: datetime, now:
         .values(last_submit=last_submit, last_seen=db_micros(now))
     )
     return result.rowcount == 1
+
+
+def get_last_submit(conn: Connection, *, monitor_id: int) -> datetime | None:
+    """The committed ``last_submit`` (a locking read: the batch snapshot may be older)."""
+    return conn.execute(
+        select(monitors.c.last_submit).where(monitors.c.id == monitor_id).with_for_update()
+    ).scalar()
 
 
 def get_assignments_by_ip(

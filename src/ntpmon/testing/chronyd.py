@@ -77,8 +77,15 @@ def _wait_until_answering(host: str, port: int, proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def private_chronyd(host: str = "127.0.0.1") -> Iterator[Chronyd]:
-    """Start chronyd in the foreground on a free port; stop it (and wait) on exit."""
+def private_chronyd(
+    host: str = "127.0.0.1", *, realtime_priority: int | None = None
+) -> Iterator[Chronyd]:
+    """Start chronyd in the foreground on a free port; stop it (and wait) on exit.
+
+    ``realtime_priority`` runs it under SCHED_FIFO (chronyd ``-P``), as an NTP server that must
+    answer precisely on a busy host is run; benchmarks use it to keep the reference's own
+    scheduling delays out of the client's figures.
+    """
     binary = shutil.which("chronyd") or "/usr/sbin/chronyd"
     if not Path(binary).exists():
         raise ChronydError("chronyd not found (apt-get install chrony)")
@@ -89,13 +96,21 @@ def private_chronyd(host: str = "127.0.0.1") -> Iterator[Chronyd]:
         conf.write_text(chronyd_config(port, workdir, host))
         log = (workdir / "chronyd.log").open("wb")
         # -x: never adjust the system clock; -d: foreground; -u root: keep file access in tmp.
+        argv = [binary, "-x", "-d", "-u", "root", "-f", str(conf)]
+        if realtime_priority is not None:
+            argv += ["-P", str(realtime_priority)]
         proc = subprocess.Popen(  # noqa: S603 (fixed argv, our own temp config)
-            [binary, "-x", "-d", "-u", "root", "-f", str(conf)],
+            argv,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         try:
-            _wait_until_answering(host, port, proc)
+            try:
+                _wait_until_answering(host, port, proc)
+            except ChronydError as exc:
+                log.flush()
+                tail = (workdir / "chronyd.log").read_text(errors="replace").strip()[-500:]
+                raise ChronydError(f"{exc}; chronyd said: {tail or '(nothing)'}") from None
             yield Chronyd(host=host, port=port, process=proc)
         finally:
             proc.terminate()

@@ -14,6 +14,8 @@ Command line (one responder per ``--listen``; runs until interrupted)::
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import dataclasses
 import enum
 import signal
@@ -28,7 +30,8 @@ from ntpmon.agent.kerneltime import ANCILLARY_BUFSIZE, Stamping, enable_stamping
 from ntpmon.agent.kerneltime import stamp_from_ancillary as _kernel_rx
 from ntpmon.agent.ntp import NTPNetworkError, resolve_target
 
-POLL_INTERVAL_S = 0.1
+STOP_TIMEOUT_S = 5.0
+CLIENTS_KEPT = 1000
 KISS_CODES = ("RATE", "DENY", "RSTR")
 
 
@@ -167,13 +170,12 @@ class NTPResponder:
         except OSError:
             self._sock.close()
             raise
-        self._sock.settimeout(POLL_INTERVAL_S)
         self._settings = settings or ResponderSettings()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._requests = 0
         self._script: list[ResponderSettings] = []
-        self._clients: list[str] = []
+        self._clients: collections.deque[str] = collections.deque(maxlen=CLIENTS_KEPT)
         self._thread = threading.Thread(
             target=self._serve, name=f"ntp-responder-{host}", daemon=True
         )
@@ -217,10 +219,19 @@ class NTPResponder:
         return self
 
     def stop(self) -> None:
+        """Stop serving: a datagram to ourselves wakes the blocked thread (no polling)."""
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._wake()
+            self._thread.join(STOP_TIMEOUT_S)
         self._sock.close()
+
+    def _wake(self) -> None:
+        address = self._sock.getsockname()
+        wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 (a wildcard bind is woken on loopback)
+        target = (wildcard.get(address[0], address[0]), *address[1:])
+        with contextlib.suppress(OSError), socket.socket(self._sock.family, socket.SOCK_DGRAM) as s:
+            s.sendto(b"", target)
 
     def __enter__(self) -> NTPResponder:
         return self.start()
@@ -232,12 +243,12 @@ class NTPResponder:
         while not self._stop.is_set():
             try:
                 data, ancdata, _flags, peer = self._sock.recvmsg(8192, ANCILLARY_BUFSIZE)
-            except TimeoutError:
-                continue
             except OSError:
                 if self._stop.is_set():
                     return
                 continue
+            if self._stop.is_set():
+                return
             rx_ns = (_kernel_rx(ancdata) if self._stamping.rx else None) or time.time_ns()
             with self._lock:
                 self._requests += 1

@@ -184,6 +184,8 @@ def check_host(
     samples_wanted = cfg.samples if cfg.samples and cfg.samples > 0 else DEFAULT_SAMPLES
     source = probe_source(cfg)
     addr = as_ip(ip)
+    if addr is not None:
+        _record("monitor.servers_checked_total", addr)
     rejection = address_rejection(addr, allow_loopback=bool(getattr(cfg, "allow_loopback", False)))
     if rejection is not None or addr is None:
         return None, None, rejection or "invalid IP"
@@ -195,7 +197,6 @@ def check_host(
     with trace.get_tracer(__name__).start_as_current_span(
         "monitor.CheckHost", attributes=attributes
     ):
-        _record("monitor.servers_checked_total", addr)
         samples: list[Sample] = []
         for i in range(samples_wanted):
             if i > 0:
@@ -213,6 +214,16 @@ def check_host(
                 samples.append(_failed_sample(addr, str(exc) or type(exc).__name__))
                 continue
             status = reply_status(addr, response, now())
+            log.debug(
+                "ntp sample",
+                extra={
+                    "server": str(addr),
+                    "offset_ns": response.clock_offset_ns,
+                    "rtt_ns": response.rtt_ns,
+                    "stratum": response.stratum,
+                    "stamping": response.stamping,
+                },
+            )
             verdict = stratum_verdict(response)
             if verdict is not None:
                 if verdict == "RATE":
