@@ -4,6 +4,7 @@ agents, a private broker that can be restarted, and a raw subscriber for retaine
 from __future__ import annotations
 
 import contextlib
+import os
 import secrets
 import shutil
 import socket
@@ -214,6 +215,8 @@ class PrivateBroker:
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
+            # as root, mosquitto would switch to its own user, which cannot read our temp dir
+            + ("user root\n" if os.geteuid() == 0 else "")
             + extra_config
         )
         self.log = workdir / "mosquitto.log"

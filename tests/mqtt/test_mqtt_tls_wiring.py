@@ -1,0 +1,162 @@
+"""monitor-api's MQTT wiring over real TLS: a private Mosquitto with certificates from the
+embedded CA, monitor rows from the database (both dialects), an agent with its client
+certificate (api.md §10.3, agent.md §13.2)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from mqtt_testkit import PrivateBroker, unique_name, unique_prefix, wait_for
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+
+from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions
+from ntpmon.api.ca import EmbeddedCA
+from ntpmon.api.mqserver.wiring import MqttConfigError, MqttServerOptions, start_internal_api
+from ntpmon.common.clock import FixedClock
+from ntpmon.common.environments import DeployEnv
+from ntpmon.db.admin import create_monitor
+from ntpmon.db.models import MonitorStatus
+from ntpmon.mqttcm.connection import BrokerEndpoint
+from ntpmon.mqttcm.tlsconfig import broker_tls_context
+
+pytestmark = pytest.mark.e2e
+SERVER_NAME = "api.devel.mon.ntppool.dev"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def tls_broker(tmp_path: Path) -> tuple[PrivateBroker, EmbeddedCA]:
+    ca = EmbeddedCA.create("mqtt test CA")
+    broker_cert = ca.issue_server(["localhost", "127.0.0.1"], timedelta(hours=1))
+    ca_file = write(tmp_path / "ca.pem", ca.root_pem())
+    cert_file = write(tmp_path / "broker.pem", broker_cert.cert_pem)
+    key_file = write(tmp_path / "broker.key", broker_cert.key_pem)
+    broker = PrivateBroker(
+        tmp_path,
+        extra_config=f"cafile {ca_file}\ncertfile {cert_file}\nkeyfile {key_file}\n"
+        "require_certificate true\ntls_version tlsv1.2\n",
+    )
+    broker.start()
+    yield broker, ca
+    broker.stop()
+
+
+def test_server_and_agent_over_tls(
+    tls_broker: tuple[PrivateBroker, EmbeddedCA], db: Engine, clock: FixedClock, tmp_path: Path
+) -> None:
+    broker, ca = tls_broker
+    name = unique_name()
+    with db.begin() as conn:
+        create_monitor(
+            conn,
+            tls_name=name,
+            ip="192.0.2.60",
+            now=clock.now(),
+            status=MonitorStatus.ACTIVE,
+            hostname="tlshost",
+            account_id=None,
+        )
+    server_cert = ca.issue_client(SERVER_NAME, timedelta(hours=1))
+    options = MqttServerOptions(
+        host="127.0.0.1",
+        port=broker.port,
+        jwt_key="k" * 48,
+        ca_pem=ca.root_pem(),
+        cert_file=write(tmp_path / "api.pem", server_cert.cert_pem),
+        key_file=write(tmp_path / "api.key", server_cert.key_pem),
+        internal_listen="127.0.0.1:0",
+        topic_prefix=unique_prefix(),
+    )
+    registry = CollectorRegistry()
+    api = start_internal_api(
+        options, engine=db, env=DeployEnv.DEVEL, server_name=SERVER_NAME, registry=registry,
+        clock=clock,
+    )  # fmt: skip
+    assert api is not None and api.http is not None
+    agent_cert = ca.issue_client(name, timedelta(hours=1))
+    tls = broker_tls_context(
+        ca.root_pem(),
+        cert_file=write(tmp_path / "agent.pem", agent_cert.cert_pem),
+        key_file=write(tmp_path / "agent.key", agent_cert.key_pem),
+    )
+    agent = AgentMqtt(
+        AgentMqttOptions(
+            env=DeployEnv.DEVEL, name=name, endpoint=BrokerEndpoint("127.0.0.1", broker.port, tls),
+            topic_prefix=options.topic_prefix, version="v4.2.0",
+        ),
+        lambda: b"jwt",
+        lambda ip: None,
+    )  # fmt: skip
+    agent.start()
+    try:
+        assert api.mq.connection.wait_connected(10)
+        assert agent.connection.wait_connected(10)
+        base = f"http://127.0.0.1:{api.http.port}"
+        entries = wait_for(
+            lambda: [e for e in httpx.get(f"{base}/monitors/online").json() if e["Online"]],
+            what="agent online over TLS",
+        )
+        assert [(e["Name"], e["IpVersion"]) for e in entries] == [(name, "v4")]
+        labels = {"client": "tlshost", "version": "v4.2.0", "ip_version": "v4", "account": "",
+                  "account_id": "0", "depenv": "devel"}  # fmt: skip
+        assert registry.get_sample_value("monitors_connected", labels) == 1
+    finally:
+        agent.stop()
+        api.stop()
+
+
+def test_untrusted_broker_is_never_used(
+    tls_broker: tuple[PrivateBroker, EmbeddedCA], tmp_path: Path
+) -> None:
+    broker, _ca = tls_broker
+    other = EmbeddedCA.create("someone else")
+    agent = AgentMqtt(
+        AgentMqttOptions(
+            env=DeployEnv.DEVEL, name=unique_name(),
+            endpoint=BrokerEndpoint("127.0.0.1", broker.port, broker_tls_context(other.root_pem())),
+            topic_prefix=unique_prefix(),
+        ),
+        lambda: b"jwt",
+        lambda ip: None,
+    )  # fmt: skip
+    agent.start()
+    try:
+        assert agent.connection.wait_connected(1.5) is False
+    finally:
+        agent.stop()
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "message"),
+    [
+        (MqttServerOptions(jwt_key=""), DeployEnv.DEVEL, "JWT key"),
+        (MqttServerOptions(jwt_key="k", plain=True), DeployEnv.PROD, "only allowed in devel"),
+    ],
+)
+def test_bad_mqtt_options_refused(
+    options: MqttServerOptions, env: DeployEnv, message: str, clock: FixedClock
+) -> None:
+    with pytest.raises(MqttConfigError, match=message):
+        start_internal_api(
+            options, engine=None, env=env, server_name=SERVER_NAME,  # type: ignore[arg-type]
+            registry=CollectorRegistry(), clock=clock,
+        )  # fmt: skip
+
+
+def test_disabled_mqtt_starts_nothing(clock: FixedClock) -> None:
+    options = MqttServerOptions(enabled=False)
+    registry = CollectorRegistry()
+    started = start_internal_api(
+        options, engine=None, env=DeployEnv.DEVEL, server_name=SERVER_NAME,  # type: ignore[arg-type]
+        registry=registry, clock=clock,
+    )  # fmt: skip
+    assert started is None
+    assert registry.get_sample_value("monitors_connected", {}) is None
