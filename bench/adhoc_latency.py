@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import httpx
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
 
 from ntpmon.agent.monitor.check import ProbeConfig, check_host
@@ -35,6 +33,7 @@ from ntpmon.db.models import Monitor
 from ntpmon.mqttcm.connection import BrokerEndpoint
 from ntpmon.mqttcm.topics import Topics
 from ntpmon.testing.chronyd import private_chronyd
+from ntpmon.testing.mosquitto import clear_retained
 
 TARGET_P99_MS = 250.0
 AGENT_VERSION = "v4.2.0"  # ntpmon's own v0.1.0 is below the ad-hoc minimum v4.0.4
@@ -67,16 +66,6 @@ def run_checks(base: str, count: int, query: str) -> tuple[list[float], list[int
             reply.raise_for_status()
             answers.append(sum(1 for a in reply.json() if "NTP" in a and "Error" not in a))
     return latencies, answers
-
-
-def clear_retained(endpoint: BrokerEndpoint, topics: Sequence[str]) -> None:
-    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.connect(endpoint.host, endpoint.port)
-    client.loop_start()
-    for topic in topics:
-        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
 
 
 def run_agent(name: str, prefix: str, broker_port: int, ntp_port: int) -> int:

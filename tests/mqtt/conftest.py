@@ -11,12 +11,11 @@ import pytest
 from mqtt_testkit import (
     SHARED_BROKER,
     MonitorTable,
-    PrivateBroker,
     Watcher,
-    clear_retained,
     unique_prefix,
 )
 
+from ntpmon.testing.mosquitto import PrivateBroker, clear_retained
 from ntpmon.testing.ntpserver import NTPResponder
 
 

@@ -4,17 +4,12 @@ agents, a private broker that can be restarted, and a raw subscriber for retaine
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
-import shutil
-import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -186,63 +181,3 @@ class Watcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
-
-
-def clear_retained(endpoint: BrokerEndpoint, topics: Sequence[str]) -> None:
-    """Remove retained messages a test left on the shared broker."""
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"clean-{secrets.token_hex(4)}", protocol=paho.MQTTv5
-    )
-    client.connect(endpoint.host, endpoint.port)
-    client.loop_start()
-    for topic in topics:
-        client.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
-    client.disconnect()
-    client.loop_stop()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class PrivateBroker:
-    """A Mosquitto of our own on a free loopback port, so a test may stop and restart it."""
-
-    def __init__(self, workdir: Path, extra_config: str = "") -> None:
-        self.port = free_port()
-        self.config = workdir / "mosquitto.conf"
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"
-            # as root, mosquitto would switch to its own user, which cannot read our temp dir
-            + ("user root\n" if os.geteuid() == 0 else "")
-            + extra_config
-        )
-        self.log = workdir / "mosquitto.log"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def endpoint(self) -> BrokerEndpoint:
-        return BrokerEndpoint("127.0.0.1", self.port)
-
-    def start(self) -> None:
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT
-            )
-        wait_for(self._accepting, 10, f"mosquitto on port {self.port}")
-
-    def _accepting(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"mosquitto exited: {self.log.read_text()}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None

@@ -18,7 +18,6 @@ from mqtt_testkit import (
     FAST_DELAYS,
     SHARED_BROKER,
     MonitorTable,
-    PrivateBroker,
     Watcher,
     probe_for,
     running_agent,
@@ -33,6 +32,7 @@ from ntpmon.mqttcm.connection import BrokerEndpoint
 from ntpmon.mqttcm.status import decode_status
 from ntpmon.mqttcm.takeover import TakeoverState
 from ntpmon.mqttcm.topics import Topics, client_id_from_name
+from ntpmon.testing.mosquitto import PrivateBroker
 from ntpmon.testing.ntpserver import NTPResponder
 
 pytestmark = pytest.mark.e2e

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mqtt_testkit import PrivateBroker, unique_name, unique_prefix, wait_for
+from mqtt_testkit import unique_name, unique_prefix, wait_for
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
@@ -22,6 +22,7 @@ from ntpmon.db.admin import create_monitor
 from ntpmon.db.models import MonitorStatus
 from ntpmon.mqttcm.connection import BrokerEndpoint
 from ntpmon.mqttcm.tlsconfig import broker_tls_context
+from ntpmon.testing.mosquitto import PrivateBroker
 
 pytestmark = pytest.mark.e2e
 SERVER_NAME = "api.devel.mon.ntppool.dev"

@@ -227,30 +227,27 @@ class AgentMqtt:
         return self.takeover.wait_recovered(timeout, cancelled=cancelled)
 
     # -- status -------------------------------------------------------------------------------
-    def publish_status(self) -> None:
-        """The retained online status (QoS 1, 24 h expiry); failures only warn."""
-        payload = encode_status(make_status(True, self._clock.now(), self.options.version))
-        info = self.connection.publish(
+    def _send_status(self, online: bool) -> paho.MQTTMessageInfo:
+        """A retained status (QoS 1, 24 h expiry) stamped now."""
+        payload = encode_status(make_status(online, self._clock.now(), self.options.version))
+        return self.connection.publish(
             self.topics.status(self.options.name),
             payload,
             qos=1,
             retain=True,
             properties=publish_properties(expiry_s=STATUS_EXPIRY_S),
         )
+
+    def publish_status(self) -> None:
+        """The online status; failures only warn."""
+        info = self._send_status(True)
         if info.rc != paho.MQTT_ERR_SUCCESS:
             log.warning("publishing online status failed", extra={"rc": int(info.rc)})
 
     def _announce_offline(self) -> None:
-        payload = encode_status(make_status(False, self._clock.now(), self.options.version))
-        info = self.connection.publish(
-            self.topics.status(self.options.name),
-            payload,
-            qos=1,
-            retain=True,
-            properties=publish_properties(expiry_s=STATUS_EXPIRY_S),
-        )
+        """On a clean stop the broker sends no will, so say offline ourselves."""
         try:
-            info.wait_for_publish(2.0)
+            self._send_status(False).wait_for_publish(2.0)
         except (RuntimeError, ValueError) as exc:
             log.warning("offline status not sent", extra={"error": str(exc)})
 

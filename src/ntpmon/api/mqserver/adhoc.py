@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from ntpmon.agent.ipaddr import is_loopback, is_multicast, is_private
 from ntpmon.api.agentversion import check_version
 from ntpmon.common.errors import NtpmonError
 
@@ -22,11 +23,6 @@ METRICS_MINIMUM = "v3.6.0-rc3"
 HEALTHY_ANSWERS_WANTED = 3
 
 _GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
-
-# Go netip classes (agent.md §11.2): deliberately narrower than ipaddress.is_private.
-_PRIVATE = tuple(
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
-)
 
 
 class TargetError(NtpmonError, ValueError):
@@ -46,14 +42,17 @@ def supports_metrics(version: str) -> bool:
 
 
 def address_class(ip: IPAddress) -> str | None:
-    """``loopback``/``private``/``multicast``/``unspecified`` address, or None when probeable."""
+    """``loopback``/``private``/``multicast``/``unspecified`` address, or None when probeable.
+
+    The classes are Go ``netip``'s (agent.md §11.2), narrower than ``ipaddress.is_private``.
+    """
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    if ip.is_loopback:
+    if is_loopback(ip):
         return "loopback address"
-    if any(ip in net for net in _PRIVATE if net.version == ip.version):
+    if is_private(ip):
         return "private address"
-    if ip.is_multicast:
+    if is_multicast(ip):
         return "multicast address"
     if ip.is_unspecified:
         return "unspecified address"
