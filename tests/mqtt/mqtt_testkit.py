@@ -130,6 +130,7 @@ def running_agent(
     *,
     takeover: TakeoverState | None = None,
     wait: bool = True,
+    status_interval_s: float = 300.0,
 ) -> Iterator[AgentMqtt]:
     options = AgentMqttOptions(
         env=DeployEnv.DEVEL,
@@ -138,6 +139,7 @@ def running_agent(
         topic_prefix=prefix,
         will_delay_s=1,
         version=AGENT_VERSION,
+        status_interval_s=status_interval_s,
     )
     agent = AgentMqtt(
         options,

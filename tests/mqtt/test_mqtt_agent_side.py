@@ -7,8 +7,10 @@ import json
 import time
 from datetime import UTC, datetime
 
+import paho.mqtt.client as paho
 import pytest
 from mqtt_testkit import SHARED_BROKER, Watcher, running_agent, unique_name, wait_for
+from opentelemetry import trace
 
 from ntpmon.agent.monitor.check import ProbeConfig, check_host
 from ntpmon.agent.mqtt import (
@@ -19,7 +21,7 @@ from ntpmon.agent.mqtt import (
     parse_ntp_request,
 )
 from ntpmon.agent.ntp import NTPResponse
-from ntpmon.mqttcm.connection import publish_properties
+from ntpmon.mqttcm.connection import parent_context, publish_properties
 from ntpmon.mqttcm.topics import Topics
 from ntpmon.testing.ntpserver import NTPResponder
 
@@ -169,3 +171,49 @@ def test_bad_requests_are_dropped_and_good_ones_answered(prefix: str) -> None:
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def _message(**user: str) -> paho.MQTTMessage:
+    message = paho.MQTTMessage(topic=b"/devel/monitors/requests/x/ntp")
+    message.properties = publish_properties(user_properties=list(user.items()))
+    return message
+
+
+def test_parent_context_from_user_properties() -> None:
+    ctx = parent_context(
+        _message(TraceID="0af7651916cd43dd8448eb211c80319c", SpanID="b7ad6b7169203331")
+    )
+    assert ctx is not None
+    span = trace.get_current_span(ctx).get_span_context()
+    assert (span.trace_id, span.span_id, span.is_remote) == (
+        0x0AF7651916CD43DD8448EB211C80319C,
+        0xB7AD6B7169203331,
+        True,
+    )
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        {},
+        {"TraceID": "", "SpanID": ""},
+        {"TraceID": "zz", "SpanID": "01"},
+        {"TraceID": "0", "SpanID": "0"},
+    ],
+)
+def test_parent_context_absent_or_invalid(props: dict[str, str]) -> None:
+    assert parent_context(_message(**props)) is None
+
+
+def test_online_status_is_republished(prefix: str) -> None:
+    name = unique_name()
+    topics = Topics("devel", prefix)
+    watcher = Watcher(SHARED_BROKER, topics.status(name))
+    try:
+        with running_agent(SHARED_BROKER, prefix, name, lambda ip: None, status_interval_s=0.2):
+            wait_for(lambda: len(watcher.messages) >= 3, what="three online status messages")
+        statuses = [json.loads(p) for p in watcher.payloads()]
+        assert all(s["Online"] for s in statuses[:3])
+        assert statuses[-1]["Online"] is False  # the clean stop's offline status
+    finally:
+        watcher.close()

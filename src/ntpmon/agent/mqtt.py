@@ -2,7 +2,8 @@
 
 * A retained online status after every connection whose subscription the broker granted, again
   every 5 minutes, and an offline status as last will (and on a clean stop).
-* ``ntp`` and ``metrics`` requests run on a small thread pool, never on paho's network thread,
+* ``ntp`` and ``metrics`` requests (span ``mqtt-<type>``, parent from the request's
+  ``TraceID``/``SpanID``) run on a small thread pool, never on paho's network thread,
   each within a 5 s budget. The ``ntp`` probe is an injected callable so the runner can hand
   in ``check_host`` with the config of the family that matches the target.
 * The shared :class:`TakeoverState`: workers call :meth:`AgentMqtt.wait_ntp_allowed` before
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import paho.mqtt.client as paho
+from opentelemetry import trace
 
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.common.environments import DeployEnv
@@ -32,6 +34,7 @@ from ntpmon.mqttcm.connection import (
     SessionOptions,
     Subscription,
     WillMessage,
+    parent_context,
     publish_properties,
     response_topic,
     user_property,
@@ -265,12 +268,16 @@ class AgentMqtt:
             log.debug("request after shutdown dropped", extra={"topic": message.topic})
 
     def _handle_request(self, message: paho.MQTTMessage, received: float) -> None:
-        deadline = received + self.options.request_budget_s
         try:
             request_type, _name = self.topics.parse_request_topic(message.topic)
         except TopicError as exc:
             log.warning("bad request topic", extra={"error": str(exc)})
             return
+        tracer = trace.get_tracer(__name__)
+        with tracer.start_as_current_span(f"mqtt-{request_type}", context=parent_context(message)):
+            self._answer(request_type, message, received + self.options.request_budget_s)
+
+    def _answer(self, request_type: str, message: paho.MQTTMessage, deadline: float) -> None:
         reply_to = response_topic(message)
         if not reply_to:
             log.warning("request without response topic dropped", extra={"type": request_type})

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as paho
+from opentelemetry import context as otel_context
+from opentelemetry import trace
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -112,6 +114,21 @@ def user_property(message: paho.MQTTMessage, key: str) -> str:
         if name == key:
             return str(value)
     return ""
+
+
+def parent_context(message: paho.MQTTMessage) -> otel_context.Context | None:
+    """The remote span named by the ``TraceID``/``SpanID`` user properties (hex), if valid."""
+    try:
+        trace_id = int(user_property(message, "TraceID"), 16)
+        span_id = int(user_property(message, "SpanID"), 16)
+    except ValueError:
+        return None
+    span_context = trace.SpanContext(
+        trace_id, span_id, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED)
+    )
+    if not span_context.is_valid:
+        return None
+    return trace.set_span_in_context(trace.NonRecordingSpan(span_context))
 
 
 def response_topic(message: paho.MQTTMessage) -> str:
