@@ -212,8 +212,9 @@ def test_online_status_is_republished(prefix: str) -> None:
     try:
         with running_agent(SHARED_BROKER, prefix, name, lambda ip: None, status_interval_s=0.2):
             wait_for(lambda: len(watcher.messages) >= 3, what="three online status messages")
+        # the clean stop's offline status follows the online ones
+        wait_for(lambda: json.loads(watcher.payloads()[-1])["Online"] is False, what="offline")
         statuses = [json.loads(p) for p in watcher.payloads()]
         assert all(s["Online"] for s in statuses[:3])
-        assert statuses[-1]["Online"] is False  # the clean stop's offline status
     finally:
         watcher.close()
