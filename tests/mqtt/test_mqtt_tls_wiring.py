@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from mqtt_testkit import unique_name, unique_prefix, wait_for
+from mqtt_testkit import SHARED_BROKER, running_agent, unique_name, unique_prefix, wait_for
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
@@ -22,7 +22,8 @@ from ntpmon.db.admin import create_monitor
 from ntpmon.db.models import MonitorStatus
 from ntpmon.mqttcm.connection import BrokerEndpoint
 from ntpmon.mqttcm.tlsconfig import broker_tls_context
-from ntpmon.testing.mosquitto import PrivateBroker
+from ntpmon.mqttcm.topics import Topics
+from ntpmon.testing.mosquitto import PrivateBroker, clear_retained
 
 pytestmark = pytest.mark.e2e
 SERVER_NAME = "api.devel.mon.ntppool.dev"
@@ -161,3 +162,61 @@ def test_disabled_mqtt_starts_nothing(clock: FixedClock) -> None:
     )  # fmt: skip
     assert started is None
     assert registry.get_sample_value("monitors_connected", {}) is None
+
+
+def test_monitor_api_server_runs_the_mqtt_side(
+    db: Engine, clock: FixedClock, tmp_path: Path
+) -> None:
+    """``MonitorApiServer`` with MQTT on (plain TCP to the shared broker, devel)."""
+    from ntpmon.api.runner import MonitorApiServer, ServerOptions
+
+    name = unique_name()
+    with db.begin() as conn:
+        create_monitor(conn, tls_name=name, ip="192.0.2.70", now=clock.now(),
+                       status=MonitorStatus.ACTIVE, hostname="srvhost")  # fmt: skip
+    prefix = unique_prefix()
+    loopback = "127.0.0.1:0"
+    options = ServerOptions(
+        engine=db, data_dir=tmp_path / "api", env=DeployEnv.DEVEL, listen=loopback,
+        management_listen=loopback, health_listen=loopback, metrics_listen=loopback, grace=1,
+        clock=clock,
+        mqtt_server=MqttServerOptions(
+            host=SHARED_BROKER.host, port=SHARED_BROKER.port, jwt_key="k" * 48, plain=True,
+            internal_listen=loopback, topic_prefix=prefix,
+        ),
+    )  # fmt: skip
+    server = MonitorApiServer(options)
+    try:
+        server.wait_ready()
+        assert server.internal is not None
+        with running_agent(SHARED_BROKER, prefix, name, lambda ip: None):
+            base = f"http://127.0.0.1:{server.ports['internal']}"
+            wait_for(
+                lambda: [e for e in httpx.get(f"{base}/monitors/online").json() if e["Online"]],
+                what="agent online through monitor-api server",
+            )
+            metrics = httpx.get(f"http://127.0.0.1:{server.ports['metrics']}/metrics").text
+            assert 'monitors_connected{account="",account_id="0",client="srvhost"' in metrics
+    finally:
+        server.stop()
+        clear_retained(SHARED_BROKER, [Topics("devel", prefix).status(name)])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--deployment-mode", "prod", "--jwtkey", "k", "--mqtt-plain"], "only allowed in devel"),
+        (["--jwtkey", "k", "--internal-listen", "nowhere"], "invalid listen address"),
+    ],
+)
+def test_server_command_refuses_bad_mqtt_flags(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ntpmon.api.cli import app
+    from ntpmon.common.cli import run_app
+
+    code = run_app(app, "monitor-api", ["server", "--data-dir", str(tmp_path), *argv])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("monitor-api: error: ") and message in err[-1]
+    assert list(tmp_path.iterdir()) == []  # refused before anything was created

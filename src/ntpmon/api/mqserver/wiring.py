@@ -21,6 +21,7 @@ from ntpmon.api.mqserver.service import (
     InternalApi,
     build_internal_api,
     monitor_loader,
+    parse_listen,
 )
 from ntpmon.common.clock import Clock
 from ntpmon.common.environments import DeployEnv
@@ -55,11 +56,20 @@ class MqttServerOptions:
     internal_listen: str = DEFAULT_INTERNAL_LISTEN
     topic_prefix: str = ""
 
-
-def broker_endpoint(options: MqttServerOptions, env: DeployEnv) -> BrokerEndpoint:
-    if options.plain:
-        if env is not DeployEnv.DEVEL:
+    def check(self, env: DeployEnv) -> None:
+        """Refuse options that cannot work, before anything is started."""
+        if not self.enabled:
+            return
+        if not self.jwt_key:
+            raise MqttConfigError("MQTT needs a JWT key (JWT_KEY / --jwtkey) or --no-mqtt")
+        if self.plain and env is not DeployEnv.DEVEL:
             raise MqttConfigError("a plain-TCP MQTT connection is only allowed in devel")
+        parse_listen(self.internal_listen)
+
+
+def broker_endpoint(options: MqttServerOptions) -> BrokerEndpoint:
+    """TLS (verifying the broker, presenting our certificate) unless ``plain``."""
+    if options.plain:
         return BrokerEndpoint(options.host, options.port)
     tls = broker_tls_context(
         options.ca_pem or None, cert_file=options.cert_file, key_file=options.key_file
@@ -84,12 +94,11 @@ def start_internal_api(
     if not options.enabled:
         log.info("MQTT disabled; no internal API")
         return None
-    if not options.jwt_key:
-        raise MqttConfigError("MQTT needs a JWT key (JWT_KEY / --jwtkey) or --no-mqtt")
+    options.check(env)
     settings = MqServerSettings(
         env=env,
         server_name=server_name,
-        endpoint=broker_endpoint(options, env),
+        endpoint=broker_endpoint(options),
         jwt_key=options.jwt_key,
         topic_prefix=options.topic_prefix,
         allow_private_targets=False,
