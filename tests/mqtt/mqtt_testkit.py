@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
@@ -183,3 +184,9 @@ class Watcher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def online_entries(api: InternalApi) -> dict[str, bool]:
+    """``GET /monitors/online`` as name → online."""
+    entries = httpx.get(f"http://127.0.0.1:{api.http.port}/monitors/online").json()
+    return {e["Name"]: e["Online"] for e in entries}
