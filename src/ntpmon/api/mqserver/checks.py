@@ -21,8 +21,8 @@ from ntpmon.api.mqserver.adhoc import (
 )
 from ntpmon.api.mqserver.broker import MqServer, TraceIds
 from ntpmon.api.mqserver.router import Inbox
-from ntpmon.api.ulid import new_ulid
 from ntpmon.common.clock import Clock
+from ntpmon.common.ulid import new_ulid
 
 log = logging.getLogger(__name__)
 
