@@ -1,0 +1,439 @@
+"""Queries of monitor-scorer (spec/database.md §4.3, Q16–Q26) plus the batch helpers it needs.
+
+Q16–Q26 are here one function each, as upstream names them. The runner does not call the
+row-at-a-time ones (Q2/Q23/Q24/Q3/Q25) per row: it uses the set-based helpers below them
+(``*_for_servers``, ``load_recent_window``, ``update_*_bulk``), which give the same final rows
+with a few statements per batch. Tests check the two against each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import (
+    Case,
+    Connection,
+    Table,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.sql import Select
+
+from ntpmon.common.clock import db_seconds
+from ntpmon.db.dialect import MYSQL_FAMILY, is_mysql, upsert
+from ntpmon.db.models import LogScore, MonitorType, ServerScore, ServerScoreStatus, from_row
+from ntpmon.db.tables import log_scores, monitors, scorer_status, server_scores, servers
+
+ID_WINDOW = 10_000
+"""Q21 reads ids ``cursor+1 … cursor+9999`` (a primary-key range scan)."""
+
+SERVER_CHUNK = 500
+"""Servers per ``IN (...)`` list, so statements stay well inside packet and parser limits."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScorerRow:
+    """Q16: one configured scorer with its durable cursor."""
+
+    id: int
+    status_id: int
+    status: str
+    log_score_id: int
+    hostname: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ScorerStatusRow:
+    """Q17: one ``scorer_status`` row with the scorer's name."""
+
+    id: int
+    scorer_id: int
+    log_score_id: int
+    modified_on: datetime
+    hostname: str
+
+
+def chunks(items: Sequence[int], size: int = SERVER_CHUNK) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _primary_key_scan(query: Select) -> Select:
+    """``USE INDEX (PRIMARY)`` on MySQL-family databases; nothing elsewhere."""
+    for name in MYSQL_FAMILY:
+        query = query.with_hint(log_scores, "USE INDEX (PRIMARY)", dialect_name=name)
+    return query
+
+
+def get_scorers(conn: Connection) -> list[ScorerRow]:
+    """Q16: active scorer monitors that have a cursor row."""
+    query = select(
+        monitors.c.id,
+        scorer_status.c.id.label("status_id"),
+        monitors.c.status,
+        scorer_status.c.log_score_id,
+        monitors.c.hostname,
+    ).where(
+        monitors.c.type == str(MonitorType.SCORE),
+        monitors.c.status == "active",
+        monitors.c.id == scorer_status.c.scorer_id,
+    )
+    return [from_row(ScorerRow, r) for r in conn.execute(query)]
+
+
+def get_scorer_status(conn: Connection) -> list[ScorerStatusRow]:
+    """Q17: every cursor row of a scorer monitor (for ``db --scorer-status``)."""
+    query = (
+        select(scorer_status, monitors.c.hostname)
+        .where(
+            monitors.c.type == str(MonitorType.SCORE), monitors.c.id == scorer_status.c.scorer_id
+        )
+        .order_by(scorer_status.c.id)
+    )
+    return [from_row(ScorerStatusRow, r) for r in conn.execute(query)]
+
+
+def get_min_log_score_id(conn: Connection) -> int | None:
+    """Q18: the oldest log_scores id, where a new scorer's cursor starts."""
+    return conn.execute(
+        select(log_scores.c.id).order_by(log_scores.c.id).limit(1)
+    ).scalar_one_or_none()
+
+
+def insert_scorer(conn: Connection, *, hostname: str, now: datetime) -> int:
+    """Q19: a scorer pseudo-monitor; returns its id."""
+    result = conn.execute(
+        insert(monitors).values(
+            type=str(MonitorType.SCORE),
+            user_id=None,
+            account_id=None,
+            hostname=hostname,
+            location="",
+            ip=None,
+            ip_version=None,
+            tls_name=f"{hostname}.scores.ntp.dev",
+            api_key=None,
+            status="active",
+            config="",
+            client_version="",
+            created_on=db_seconds(now),
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+def insert_scorer_status(
+    conn: Connection, *, scorer_id: int, log_score_id: int, now: datetime
+) -> int:
+    """Q20: the cursor row of a new scorer."""
+    return conn.execute(
+        insert(scorer_status).values(
+            scorer_id=scorer_id, log_score_id=log_score_id, modified_on=db_seconds(now)
+        )
+    ).rowcount
+
+
+def lock_scorer_status(conn: Connection, *, scorer_id: int) -> int | None:
+    """The cursor, read as the batch transaction's first statement with a row lock.
+
+    ``FOR UPDATE`` makes a second scorer process wait here until the first commits, so no
+    input row is ever consumed twice (spec/scorer.md §8). SQLite has no row locks; its
+    ``BEGIN IMMEDIATE`` already gives the transaction the database's single write lock.
+    """
+    query = select(scorer_status.c.log_score_id).where(scorer_status.c.scorer_id == scorer_id)
+    if is_mysql(conn):
+        query = query.with_for_update()
+    return conn.execute(query.order_by(scorer_status.c.id.desc()).limit(1)).scalar_one_or_none()
+
+
+def _monitor_rows() -> Select:
+    return select(log_scores).join(
+        monitors,
+        and_(monitors.c.id == log_scores.c.monitor_id, monitors.c.type == str(MonitorType.MONITOR)),
+    )
+
+
+def get_scorer_log_scores(conn: Connection, *, log_score_id: int, limit: int) -> list[LogScore]:
+    """Q21: the next monitor rows after the cursor, inside the 10,000-id window."""
+    query = _primary_key_scan(
+        _monitor_rows()
+        .where(log_scores.c.id > log_score_id, log_scores.c.id < log_score_id + ID_WINDOW)
+        .order_by(log_scores.c.id)
+        .limit(int(limit))
+    )
+    return [from_row(LogScore, r) for r in conn.execute(query)]
+
+
+def get_scorer_next_log_score_id(conn: Connection, *, log_score_id: int) -> int | None:
+    """Q22: the first monitor row beyond the cursor, however far (used after an id gap)."""
+    query = _primary_key_scan(
+        select(log_scores.c.id)
+        .join(
+            monitors,
+            and_(
+                monitors.c.id == log_scores.c.monitor_id,
+                monitors.c.type == str(MonitorType.MONITOR),
+            ),
+        )
+        .where(log_scores.c.id > log_score_id)
+        .order_by(log_scores.c.id)
+        .limit(1)
+    )
+    return conn.execute(query).scalar_one_or_none()
+
+
+def _latest_per_monitor(
+    server_ids: Sequence[int], statuses: Sequence[str], lo: datetime, hi: datetime, *, upper: str
+) -> Select:
+    """``(server, monitor, MAX(ts))`` over monitor rows whose assignment status qualifies."""
+    ls2 = log_scores.alias("ls2")
+    ss = server_scores.alias("ss")
+    m = monitors.alias("m")
+    ts_upper = ls2.c.ts <= hi if upper == "le" else ls2.c.ts < hi
+    return (
+        select(ls2.c.server_id, ls2.c.monitor_id, func.max(ls2.c.ts).label("sts"))
+        .select_from(
+            ls2.join(
+                m, and_(m.c.id == ls2.c.monitor_id, m.c.type == str(MonitorType.MONITOR))
+            ).join(ss, and_(ss.c.monitor_id == ls2.c.monitor_id, ss.c.server_id == ls2.c.server_id))
+        )
+        .where(
+            ls2.c.server_id.in_(list(server_ids)),
+            ss.c.status.in_(list(statuses)),
+            ts_upper,
+            ls2.c.ts >= lo,
+        )
+        .group_by(ls2.c.server_id, ls2.c.monitor_id)
+    )
+
+
+def _rows_at(g: Select) -> Select:
+    sub = g.subquery("g")
+    return select(log_scores).join(
+        sub,
+        and_(
+            sub.c.server_id == log_scores.c.server_id,
+            sub.c.monitor_id == log_scores.c.monitor_id,
+            sub.c.sts == log_scores.c.ts,
+        ),
+    )
+
+
+def get_scorer_recent_scores(
+    conn: Connection,
+    *,
+    server_id: int,
+    ts: datetime,
+    statuses: Sequence[str],
+    lookback_s: int,
+) -> list[LogScore]:
+    """Q23: per qualifying monitor, its latest row(s) for the server in ``[ts-lookback, ts]``.
+
+    Ordered by ``ts, id`` (SQ20). The lower bound is computed here rather than with
+    ``DATE_SUB`` so the query is the same on SQLite.
+    """
+    lo = ts - timedelta(seconds=lookback_s)
+    query = (
+        _rows_at(_latest_per_monitor([server_id], statuses, lo, ts, upper="le"))
+        .where(log_scores.c.server_id == server_id)
+        .order_by(log_scores.c.ts, log_scores.c.id)
+    )
+    return [from_row(LogScore, r) for r in conn.execute(query)]
+
+
+def load_recent_window(
+    conn: Connection,
+    *,
+    server_ids: Sequence[int],
+    statuses: Sequence[str],
+    first_ts: datetime,
+    last_ts: datetime,
+    lookback_s: int,
+) -> list[LogScore]:
+    """What Q23 can return for any ``ts`` in ``[first_ts, last_ts]`` on these servers.
+
+    That is every qualifying row with ``first_ts <= ts <= last_ts`` plus, per monitor, the
+    row(s) at its latest ``ts`` in ``[first_ts - lookback, first_ts)``: the latest row at or
+    before any such ``ts`` is one of these. Two statements instead of one query per row.
+    """
+    inside = (
+        _monitor_rows()
+        .join(
+            server_scores,
+            and_(
+                server_scores.c.monitor_id == log_scores.c.monitor_id,
+                server_scores.c.server_id == log_scores.c.server_id,
+            ),
+        )
+        .where(
+            log_scores.c.server_id.in_(list(server_ids)),
+            server_scores.c.status.in_(list(statuses)),
+            log_scores.c.ts >= first_ts,
+            log_scores.c.ts <= last_ts,
+        )
+    )
+    lo = first_ts - timedelta(seconds=lookback_s)
+    before = _rows_at(_latest_per_monitor(server_ids, statuses, lo, first_ts, upper="lt"))
+    rows = [from_row(LogScore, r) for r in conn.execute(inside)]
+    rows += [from_row(LogScore, r) for r in conn.execute(before)]
+    return rows
+
+
+def get_server_scores_for_servers(
+    conn: Connection, *, monitor_id: int, server_ids: Iterable[int]
+) -> dict[int, ServerScore]:
+    """Q2 for many servers at once: the monitor's rows keyed by server id."""
+    out: dict[int, ServerScore] = {}
+    for part in chunks(sorted(set(server_ids))):
+        query = select(server_scores).where(
+            server_scores.c.monitor_id == monitor_id, server_scores.c.server_id.in_(list(part))
+        )
+        for row in conn.execute(query):
+            score = from_row(ServerScore, row)
+            out[score.server_id] = score
+    return out
+
+
+def insert_server_score(
+    conn: Connection, *, monitor_id: int, server_id: int, score_raw: float, created_on: datetime
+) -> int:
+    """Q24: a scorer's row for a server it has not scored yet (status stays ``candidate``)."""
+    return upsert(
+        conn,
+        server_scores,
+        {
+            "monitor_id": monitor_id,
+            "server_id": server_id,
+            "score_raw": score_raw,
+            "created_on": db_seconds(created_on),
+        },
+        conflict=["server_id", "monitor_id"],
+        update=["score_raw"],
+    )
+
+
+def insert_server_scores(
+    conn: Connection,
+    *,
+    monitor_id: int,
+    server_ids: Iterable[int],
+    score_raw: float,
+    created_on: datetime,
+) -> int:
+    """Q24 for many servers as one multi-row statement; returns how many were asked for."""
+    ids = sorted(set(server_ids))
+    if not ids:
+        return 0
+    if is_mysql(conn):
+        stmt = mysql.insert(server_scores)
+        stmt = stmt.on_duplicate_key_update(score_raw=stmt.inserted.score_raw)
+    else:
+        stmt = sqlite.insert(server_scores)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["server_id", "monitor_id"],
+            set_={"score_raw": stmt.excluded.score_raw},
+        )
+    created = db_seconds(created_on)
+    conn.execute(
+        stmt,
+        [
+            {
+                "monitor_id": monitor_id,
+                "server_id": server_id,
+                "score_raw": score_raw,
+                "created_on": created,
+            }
+            for server_id in ids
+        ],
+    )
+    return len(ids)
+
+
+def activate_server_scores(conn: Connection, *, monitor_id: int, server_ids: Iterable[int]) -> int:
+    """Q5 (status ``active``) for many servers: the scorer's own rows are always active."""
+    changed = 0
+    for part in chunks(sorted(set(server_ids))):
+        changed += conn.execute(
+            update(server_scores)
+            .where(
+                server_scores.c.monitor_id == monitor_id,
+                server_scores.c.server_id.in_(list(part)),
+            )
+            .values(status=str(ServerScoreStatus.ACTIVE))
+        ).rowcount
+    return changed
+
+
+def update_server(conn: Connection, *, id: int, score_ts: datetime, score_raw: float) -> int:
+    """Q25: the public score of a server; forward-only (an older ts never overwrites)."""
+    ts = db_seconds(score_ts)
+    return conn.execute(
+        update(servers)
+        .where(servers.c.id == id, or_(servers.c.score_ts < ts, servers.c.score_ts.is_(None)))
+        .values(score_ts=ts, score_raw=score_raw)
+    ).rowcount
+
+
+def _by_id(table: Table, ids: Sequence[int], values: dict[int, object], column: str) -> Case:
+    """``CASE id WHEN … THEN …`` with values bound as ``column``'s type (SQLite date format)."""
+    col_type = table.c[column].type
+    return case(
+        {i: literal(values[i], type_=col_type) for i in ids},
+        value=table.c.id,
+        else_=table.c[column],
+    )
+
+
+def update_server_scores_bulk(conn: Connection, values: dict[int, tuple[datetime, float]]) -> int:
+    """Q3 for many rows: ``{server_scores.id: (score_ts, score_raw)}``, one statement per chunk."""
+    changed = 0
+    for part in chunks(sorted(values)):
+        ts_case = _by_id(
+            server_scores, part, {i: db_seconds(values[i][0]) for i in part}, "score_ts"
+        )
+        raw_case = _by_id(server_scores, part, {i: values[i][1] for i in part}, "score_raw")
+        changed += conn.execute(
+            update(server_scores)
+            .where(server_scores.c.id.in_(list(part)))
+            .values(score_ts=ts_case, score_raw=raw_case)
+        ).rowcount
+    return changed
+
+
+def update_servers_bulk(conn: Connection, values: dict[int, tuple[datetime, float]]) -> int:
+    """Q25 for many servers: ``{server id: (score_ts, score_raw)}`` with the same forward guard.
+
+    Callers pass, per server, the first row with the greatest ts of the batch: Q25 applied
+    row by row in batch order leaves exactly that row's values (or nothing).
+    """
+    changed = 0
+    for part in chunks(sorted(values)):
+        ts_case = _by_id(servers, part, {i: db_seconds(values[i][0]) for i in part}, "score_ts")
+        raw_case = _by_id(servers, part, {i: values[i][1] for i in part}, "score_raw")
+        changed += conn.execute(
+            update(servers)
+            .where(
+                servers.c.id.in_(list(part)),
+                or_(servers.c.score_ts < ts_case, servers.c.score_ts.is_(None)),
+            )
+            .values(score_raw=raw_case, score_ts=ts_case)
+        ).rowcount
+    return changed
+
+
+def update_scorer_status(conn: Connection, *, scorer_id: int, log_score_id: int) -> int:
+    """Q26: advance the cursor (the last statement of every non-empty batch)."""
+    return conn.execute(
+        update(scorer_status)
+        .where(scorer_status.c.scorer_id == scorer_id)
+        .values(log_score_id=log_score_id)
+    ).rowcount
