@@ -200,8 +200,9 @@ def test_ts24_dedup_memory_is_per_runner(world: World) -> None:
     runner.run()
     one_instance = len(world.outputs(RM))
 
-    from .conftest import build_world
     from ntpmon.testing.databases import empty_tables
+
+    from .conftest import build_world
 
     empty_tables(world.engine)
     fresh = build_world(world.engine, world.clock)
