@@ -1,0 +1,123 @@
+"""The batch-loaded candidate sets equal query Q23 row by row (spec/scorer.md §6.1).
+
+The runner never runs Q23 per row; it loads each tier once per batch and evaluates in memory.
+These tests run the literal Q23 for every input row and tier on random data full of equal
+timestamps, paused/unassigned monitors, scorer rows and NULL-monitor rows.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+
+from ntpmon.common.clock import FixedClock
+from ntpmon.db import scorer as q
+from ntpmon.scorer.recentmedian import TIERS, ServerWindow, Tier, WindowLoad, resolve_candidates
+
+from .conftest import RM, World, build_world
+
+pytestmark = pytest.mark.db
+MONITORS = range(10, 18)
+SERVERS = (3001, 3002, 3003)
+
+
+def random_world(db: Engine, clock: FixedClock, seed: int) -> tuple[World, list[int]]:
+    rng = random.Random(seed)
+    world = build_world(db, clock, scorers=(RM,))
+    for monitor in MONITORS:
+        world.add_monitor(monitor)
+    for server in SERVERS:
+        for monitor in MONITORS:
+            status = rng.choice(["candidate", "testing", "active", "active", "paused", None])
+            if status is not None:
+                world.assign(server, monitor, status)
+    start = world.now - timedelta(hours=3)
+    ids = []
+    for _ in range(260):
+        ts = start + timedelta(seconds=rng.randrange(0, 3 * 3600, 20))  # many equal seconds
+        monitor = rng.choice([*MONITORS, RM, None])
+        row_id = world.log(
+            rng.choice(SERVERS),
+            monitor,
+            rng.uniform(-20, 20),
+            1.0,
+            ts,
+            rtt=rng.choice([None, 1000, 2000]),
+        )
+        if monitor in MONITORS:
+            ids.append(row_id)
+    return world, ids
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_window_equals_q23_per_row_and_tier(db: Engine, clock: FixedClock, seed: int) -> None:
+    world, ids = random_world(db, clock, seed)
+    rng = random.Random(seed * 7)
+    with world.engine.begin() as conn:
+        rows = [r for r in q.get_scorer_log_scores(conn, log_score_id=world.seed_id, limit=1000)]
+        assert {r.id for r in rows} == set(ids)
+        batch = rng.sample(rows, 60)
+        checked = 0
+        for tier in TIERS:
+            for server in SERVERS:
+                mine = [r for r in batch if r.server_id == server]
+                if not mine:
+                    continue
+                loaded = q.load_recent_window(
+                    conn,
+                    server_ids=[server],
+                    statuses=tier.statuses,
+                    first_ts=min(r.ts for r in mine),
+                    last_ts=max(r.ts for r in mine),
+                    lookback_s=tier.lookback_s,
+                )
+                window = ServerWindow(loaded)
+                for row in mine:
+                    expected = q.get_scorer_recent_scores(
+                        conn,
+                        server_id=server,
+                        ts=row.ts,
+                        statuses=tier.statuses,
+                        lookback_s=tier.lookback_s,
+                    )
+                    assert window.recent(row.ts, tier.lookback_s) == expected
+                    checked += len(expected)
+        assert checked > 100
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_resolve_candidates_equals_q23_fallbacks(db: Engine, clock: FixedClock, seed: int) -> None:
+    world, _ = random_world(db, clock, seed)
+    with world.engine.begin() as conn:
+        rows = q.get_scorer_log_scores(conn, log_score_id=world.seed_id, limit=1000)
+
+        def load(tier: Tier, request: WindowLoad):  # type: ignore[no-untyped-def]
+            return q.load_recent_window(
+                conn,
+                server_ids=request.server_ids,
+                statuses=tier.statuses,
+                first_ts=request.first_ts,
+                last_ts=request.last_ts,
+                lookback_s=tier.lookback_s,
+            )
+
+        resolved = resolve_candidates(rows, load)
+        empty = 0
+        for row in rows:
+            expected: list = []
+            for tier in TIERS:
+                expected = q.get_scorer_recent_scores(
+                    conn,
+                    server_id=row.server_id,
+                    ts=row.ts,
+                    statuses=tier.statuses,
+                    lookback_s=tier.lookback_s,
+                )
+                if expected:
+                    break
+            empty += not expected
+            assert resolved.get(row.id, []) == expected
+        assert empty < len(rows)
