@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
     Case,
@@ -26,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import mysql, sqlite
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import ColumnElement, Select
 
 from ntpmon.common.clock import db_seconds
 from ntpmon.db.dialect import MYSQL_FAMILY, is_mysql, upsert
@@ -68,7 +69,7 @@ def chunks(items: Sequence[int], size: int = SERVER_CHUNK) -> Iterator[Sequence[
 
 
 def _primary_key_scan(query: Select) -> Select:
-    """``USE INDEX (PRIMARY)`` on MySQL-family databases; nothing elsewhere."""
+    """``USE INDEX (PRIMARY)`` on log_scores for MySQL-family databases; nothing elsewhere."""
     for name in MYSQL_FAMILY:
         query = query.with_hint(log_scores, "USE INDEX (PRIMARY)", dialect_name=name)
     return query
@@ -155,11 +156,20 @@ def lock_scorer_status(conn: Connection, *, scorer_id: int) -> int | None:
     return conn.execute(query.order_by(scorer_status.c.id.desc()).limit(1)).scalar_one_or_none()
 
 
+def _from_agent_monitor(column: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``column IN (agent monitor ids)``: rows of scorers and rows without a monitor are out.
+
+    Equivalent to upstream's join with ``monitors`` (``id`` is its primary key), but MariaDB
+    materialises the small id set once instead of probing ``monitors`` by type for every row.
+    """
+    agents = select(monitors.c.id).where(monitors.c.type == str(MonitorType.MONITOR))
+    for name in MYSQL_FAMILY:  # probe by primary key, not the (type, status) index
+        agents = agents.with_hint(monitors, "USE INDEX (PRIMARY)", dialect_name=name)
+    return column.in_(agents.scalar_subquery())
+
+
 def _monitor_rows() -> Select:
-    return select(log_scores).join(
-        monitors,
-        and_(monitors.c.id == log_scores.c.monitor_id, monitors.c.type == str(MonitorType.MONITOR)),
-    )
+    return select(log_scores).where(_from_agent_monitor(log_scores.c.monitor_id))
 
 
 def get_scorer_log_scores(conn: Connection, *, log_score_id: int, limit: int) -> list[LogScore]:
@@ -177,14 +187,7 @@ def get_scorer_next_log_score_id(conn: Connection, *, log_score_id: int) -> int 
     """Q22: the first monitor row beyond the cursor, however far (used after an id gap)."""
     query = _primary_key_scan(
         select(log_scores.c.id)
-        .join(
-            monitors,
-            and_(
-                monitors.c.id == log_scores.c.monitor_id,
-                monitors.c.type == str(MonitorType.MONITOR),
-            ),
-        )
-        .where(log_scores.c.id > log_score_id)
+        .where(_from_agent_monitor(log_scores.c.monitor_id), log_scores.c.id > log_score_id)
         .order_by(log_scores.c.id)
         .limit(1)
     )
@@ -197,16 +200,16 @@ def _latest_per_monitor(
     """``(server, monitor, MAX(ts))`` over monitor rows whose assignment status qualifies."""
     ls2 = log_scores.alias("ls2")
     ss = server_scores.alias("ss")
-    m = monitors.alias("m")
     ts_upper = ls2.c.ts <= hi if upper == "le" else ls2.c.ts < hi
     return (
         select(ls2.c.server_id, ls2.c.monitor_id, func.max(ls2.c.ts).label("sts"))
         .select_from(
             ls2.join(
-                m, and_(m.c.id == ls2.c.monitor_id, m.c.type == str(MonitorType.MONITOR))
-            ).join(ss, and_(ss.c.monitor_id == ls2.c.monitor_id, ss.c.server_id == ls2.c.server_id))
+                ss, and_(ss.c.monitor_id == ls2.c.monitor_id, ss.c.server_id == ls2.c.server_id)
+            )
         )
         .where(
+            _from_agent_monitor(ls2.c.monitor_id),
             ls2.c.server_id.in_(list(server_ids)),
             ss.c.status.in_(list(statuses)),
             ts_upper,
@@ -216,15 +219,24 @@ def _latest_per_monitor(
     )
 
 
-def _rows_at(g: Select) -> Select:
+def _rows_at(g: Select, server_ids: Sequence[int], lo: datetime, hi: datetime) -> Select:
+    """The rows at each group's latest ts; the outer range lets the (server_id, ts) index work."""
     sub = g.subquery("g")
-    return select(log_scores).join(
-        sub,
-        and_(
-            sub.c.server_id == log_scores.c.server_id,
-            sub.c.monitor_id == log_scores.c.monitor_id,
-            sub.c.sts == log_scores.c.ts,
-        ),
+    return (
+        select(log_scores)
+        .join(
+            sub,
+            and_(
+                sub.c.server_id == log_scores.c.server_id,
+                sub.c.monitor_id == log_scores.c.monitor_id,
+                sub.c.sts == log_scores.c.ts,
+            ),
+        )
+        .where(
+            log_scores.c.server_id.in_(list(server_ids)),
+            log_scores.c.ts >= lo,
+            log_scores.c.ts <= hi,
+        )
     )
 
 
@@ -242,11 +254,9 @@ def get_scorer_recent_scores(
     ``DATE_SUB`` so the query is the same on SQLite.
     """
     lo = ts - timedelta(seconds=lookback_s)
-    query = (
-        _rows_at(_latest_per_monitor([server_id], statuses, lo, ts, upper="le"))
-        .where(log_scores.c.server_id == server_id)
-        .order_by(log_scores.c.ts, log_scores.c.id)
-    )
+    query = _rows_at(
+        _latest_per_monitor([server_id], statuses, lo, ts, upper="le"), [server_id], lo, ts
+    ).order_by(log_scores.c.ts, log_scores.c.id)
     return [from_row(LogScore, r) for r in conn.execute(query)]
 
 
@@ -282,7 +292,12 @@ def load_recent_window(
         )
     )
     lo = first_ts - timedelta(seconds=lookback_s)
-    before = _rows_at(_latest_per_monitor(server_ids, statuses, lo, first_ts, upper="lt"))
+    before = _rows_at(
+        _latest_per_monitor(server_ids, statuses, lo, first_ts, upper="lt"),
+        server_ids,
+        lo,
+        first_ts,
+    )
     rows = [from_row(LogScore, r) for r in conn.execute(inside)]
     rows += [from_row(LogScore, r) for r in conn.execute(before)]
     return rows

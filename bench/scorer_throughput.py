@@ -1,0 +1,111 @@
+"""Scorer catch-up throughput on MariaDB (issue 6): a generated 1,000,000-row backlog.
+
+100 monitors, 5,000 servers, 10 assignments per server (6 active, 3 testing, 1 candidate),
+each pair sampled about every 9 minutes, so the backlog is three hours of the whole pool.
+The runner then catches up (run after run, as ``scorer server`` does) and the figures are
+printed. Target: >= 5,000 input rows/s, i.e. both scorers over every row.
+
+    python bench/scorer_throughput.py [--rows N] [--batch-size N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from ntpmon.common.clock import SystemClock
+from ntpmon.db.tables import log_scores
+from ntpmon.scorer.metrics import ScorerMetrics
+from ntpmon.scorer.runner import Runner
+from ntpmon.scorer.setup import setup_scorers
+from ntpmon.testing.databases import temporary_mysql_database
+from ntpmon.testing.scorer_backlog import create_pool, insert_rows, measurements
+
+MONITORS, SERVERS, PER_SERVER = 100, 5000, 10
+INTERVAL = timedelta(minutes=9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch-size", type=int, default=5000)
+    args = parser.parse_args()
+    rng = random.Random(6)
+    now = datetime.now(UTC).replace(microsecond=0)
+    pairs = SERVERS * PER_SERVER
+    span = INTERVAL * (args.rows / pairs)
+    start = now - span
+
+    with temporary_mysql_database("ntpmon_bench") as engine:
+        t0 = time.perf_counter()
+        pool = create_pool(
+            engine,
+            monitors_count=MONITORS,
+            servers_count=SERVERS,
+            per_server=PER_SERVER,
+            now=now,
+            rng=rng,
+        )
+        seed = next(
+            measurements(
+                pool, start=start - timedelta(hours=1), end=start, interval=INTERVAL, rng=rng
+            )
+        )
+        insert_rows(engine, [seed])
+        setup_scorers(engine, now=now)
+        rows = itertools.islice(
+            measurements(pool, start=start, end=now + INTERVAL, interval=INTERVAL, rng=rng),
+            args.rows,
+        )
+        inserted = insert_rows(engine, rows)
+        generate_s = time.perf_counter() - t0
+        with engine.begin() as conn:
+            from ntpmon.db.admin import set_system_setting
+
+            set_system_setting(conn, key="scorer", value={"batch_size": args.batch_size}, now=now)
+            first, last = conn.execute(
+                select(func.min(log_scores.c.ts), func.max(log_scores.c.ts))
+            ).one()
+
+        metrics = ScorerMetrics()
+        runner = Runner(engine, metrics=metrics, clock=SystemClock())
+        runs = 0
+        t1 = time.perf_counter()
+        while runner.run():
+            runs += 1
+        catch_up_s = time.perf_counter() - t1
+        with engine.begin() as conn:
+            written = dict(
+                conn.execute(
+                    select(log_scores.c.monitor_id, func.count())
+                    .where(log_scores.c.monitor_id.not_in(pool.monitor_ids))
+                    .group_by(log_scores.c.monitor_id)
+                ).all()
+            )
+        processed = dict(metrics.plain.processed)
+
+    input_rows = max(processed.values())
+    print("scorer catch-up benchmark (MariaDB, one process)")
+    print(
+        f"  backlog            {inserted:>12,d} log_scores ({MONITORS} monitors, {SERVERS} servers)"
+    )
+    print(f"  backlog time span  {last - first!s:>12s}")
+    print(f"  generate + insert  {generate_s:>12.1f} s ({inserted / generate_s:,.0f} rows/s)")
+    print(f"  batch size         {args.batch_size:>12,d}")
+    print(f"  runs               {runs:>12,d}")
+    for name, count in sorted(processed.items()):
+        print(f"  processed {name:<12s} {count:>10,.0f}")
+    print(f"  output rows        {sum(written.values()):>12,d}  {written}")
+    print(f"  time to clear      {catch_up_s:>12.1f} s")
+    print(f"  throughput         {input_rows / catch_up_s:>12,.0f} input rows/s (both scorers)")
+    print(f"  scorer-row work    {sum(processed.values()) / catch_up_s:>12,.0f} rows/s")
+    print(f"  target             {5000:>12,d} input rows/s")
+
+
+if __name__ == "__main__":
+    main()
