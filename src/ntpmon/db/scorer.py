@@ -14,25 +14,29 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Case,
+    BigInteger,
+    Column,
     Connection,
+    Integer,
+    MetaData,
     Table,
     and_,
-    case,
+    delete,
     func,
     insert,
-    literal,
     or_,
     select,
     update,
 )
 from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import ColumnElement, Select
 
 from ntpmon.common.clock import db_seconds
 from ntpmon.db.dialect import MYSQL_FAMILY, is_mysql, upsert
-from ntpmon.db.models import LogScore, MonitorType, ServerScore, ServerScoreStatus, from_row
+from ntpmon.db.models import LogScore, MonitorType, ServerScoreStatus, from_row
 from ntpmon.db.tables import log_scores, monitors, scorer_status, server_scores, servers
+from ntpmon.db.types import datetime0, double
 
 ID_WINDOW = 10_000
 """Q21 reads ids ``cursor+1 … cursor+9999`` (a primary-key range scan)."""
@@ -168,6 +172,11 @@ def _from_agent_monitor(column: ColumnElement[Any]) -> ColumnElement[bool]:
     return column.in_(agents.scalar_subquery())
 
 
+def _log_scores(result: Iterable[Any]) -> list[LogScore]:
+    """Rows of ``select(log_scores)`` (table column order = dataclass field order)."""
+    return [LogScore(*row) for row in result]
+
+
 def _monitor_rows() -> Select:
     return select(log_scores).where(_from_agent_monitor(log_scores.c.monitor_id))
 
@@ -180,7 +189,7 @@ def get_scorer_log_scores(conn: Connection, *, log_score_id: int, limit: int) ->
         .order_by(log_scores.c.id)
         .limit(int(limit))
     )
-    return [from_row(LogScore, r) for r in conn.execute(query)]
+    return _log_scores(conn.execute(query))
 
 
 def get_scorer_next_log_score_id(conn: Connection, *, log_score_id: int) -> int | None:
@@ -298,23 +307,31 @@ def load_recent_window(
         lo,
         first_ts,
     )
-    rows = [from_row(LogScore, r) for r in conn.execute(inside)]
-    rows += [from_row(LogScore, r) for r in conn.execute(before)]
-    return rows
+    return _log_scores(conn.execute(inside)) + _log_scores(conn.execute(before))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OwnScore:
+    """The columns of a scorer's own ``server_scores`` row that scoring needs."""
+
+    id: int
+    server_id: int
+    score_raw: float
+    status: str
 
 
 def get_server_scores_for_servers(
     conn: Connection, *, monitor_id: int, server_ids: Iterable[int]
-) -> dict[int, ServerScore]:
+) -> dict[int, OwnScore]:
     """Q2 for many servers at once: the monitor's rows keyed by server id."""
-    out: dict[int, ServerScore] = {}
+    out: dict[int, OwnScore] = {}
+    ss = server_scores.c
     for part in chunks(sorted(set(server_ids))):
-        query = select(server_scores).where(
-            server_scores.c.monitor_id == monitor_id, server_scores.c.server_id.in_(list(part))
+        query = select(ss.id, ss.server_id, ss.score_raw, ss.status).where(
+            ss.monitor_id == monitor_id, ss.server_id.in_(list(part))
         )
         for row in conn.execute(query):
-            score = from_row(ServerScore, row)
-            out[score.server_id] = score
+            out[row.server_id] = OwnScore(*row)
     return out
 
 
@@ -398,30 +415,46 @@ def update_server(conn: Connection, *, id: int, score_ts: datetime, score_raw: f
     ).rowcount
 
 
-def _by_id(table: Table, ids: Sequence[int], values: dict[int, object], column: str) -> Case:
-    """``CASE id WHEN … THEN …`` with values bound as ``column``'s type (SQLite date format)."""
-    col_type = table.c[column].type
-    return case(
-        {i: literal(values[i], type_=col_type) for i in ids},
-        value=table.c.id,
-        else_=table.c[column],
+_staging = MetaData()
+score_updates = Table(
+    "scorer_score_updates",
+    _staging,
+    Column(
+        "id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False
+    ),
+    Column("score_ts", datetime0()),
+    Column("score_raw", double()),
+    prefixes=["TEMPORARY"],
+)
+"""A per-connection temporary table: one multi-row insert, then one joined UPDATE.
+
+``CREATE TEMPORARY TABLE`` does not end a MySQL/MariaDB transaction, and the table lives
+only as long as the pooled connection (hence ``IF NOT EXISTS`` and a DELETE before use).
+"""
+
+
+def _stage(conn: Connection, values: dict[int, tuple[datetime, float]]) -> None:
+    conn.execute(CreateTable(score_updates, if_not_exists=True))
+    conn.execute(delete(score_updates))
+    conn.execute(
+        insert(score_updates),
+        [
+            {"id": i, "score_ts": db_seconds(ts), "score_raw": raw}
+            for i, (ts, raw) in values.items()
+        ],
     )
 
 
 def update_server_scores_bulk(conn: Connection, values: dict[int, tuple[datetime, float]]) -> int:
-    """Q3 for many rows: ``{server_scores.id: (score_ts, score_raw)}``, one statement per chunk."""
-    changed = 0
-    for part in chunks(sorted(values)):
-        ts_case = _by_id(
-            server_scores, part, {i: db_seconds(values[i][0]) for i in part}, "score_ts"
-        )
-        raw_case = _by_id(server_scores, part, {i: values[i][1] for i in part}, "score_raw")
-        changed += conn.execute(
-            update(server_scores)
-            .where(server_scores.c.id.in_(list(part)))
-            .values(score_ts=ts_case, score_raw=raw_case)
-        ).rowcount
-    return changed
+    """Q3 for many rows: ``{server_scores.id: (score_ts, score_raw)}`` in one joined UPDATE."""
+    if not values:
+        return 0
+    _stage(conn, values)
+    return conn.execute(
+        update(server_scores)
+        .where(server_scores.c.id == score_updates.c.id)
+        .values(score_ts=score_updates.c.score_ts, score_raw=score_updates.c.score_raw)
+    ).rowcount
 
 
 def update_servers_bulk(conn: Connection, values: dict[int, tuple[datetime, float]]) -> int:
@@ -430,19 +463,17 @@ def update_servers_bulk(conn: Connection, values: dict[int, tuple[datetime, floa
     Callers pass, per server, the first row with the greatest ts of the batch: Q25 applied
     row by row in batch order leaves exactly that row's values (or nothing).
     """
-    changed = 0
-    for part in chunks(sorted(values)):
-        ts_case = _by_id(servers, part, {i: db_seconds(values[i][0]) for i in part}, "score_ts")
-        raw_case = _by_id(servers, part, {i: values[i][1] for i in part}, "score_raw")
-        changed += conn.execute(
-            update(servers)
-            .where(
-                servers.c.id.in_(list(part)),
-                or_(servers.c.score_ts < ts_case, servers.c.score_ts.is_(None)),
-            )
-            .values(score_raw=raw_case, score_ts=ts_case)
-        ).rowcount
-    return changed
+    if not values:
+        return 0
+    _stage(conn, values)
+    return conn.execute(
+        update(servers)
+        .where(
+            servers.c.id == score_updates.c.id,
+            or_(servers.c.score_ts < score_updates.c.score_ts, servers.c.score_ts.is_(None)),
+        )
+        .values(score_ts=score_updates.c.score_ts, score_raw=score_updates.c.score_raw)
+    ).rowcount
 
 
 def update_scorer_status(conn: Connection, *, scorer_id: int, log_score_id: int) -> int:

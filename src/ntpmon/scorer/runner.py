@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from ntpmon.common.clock import Clock, SystemClock, as_utc
 from ntpmon.db import scorer as q
 from ntpmon.db.common import get_system_setting, insert_log_scores, log_score_values
-from ntpmon.db.models import LogScore, ServerScore, ServerScoreStatus
+from ntpmon.db.models import LogScore, ServerScoreStatus
 from ntpmon.db.tx import RetryPolicy, is_deadlock, run_in_tx
 from ntpmon.scorer.errors import BatchError, NoScorersError, ScoringError
 from ntpmon.scorer.history import ScoreHistory, StagedHistory
@@ -87,7 +87,7 @@ def own_server_scores(
     server_ids: set[int],
     now: datetime,
     metrics: ScorerMetrics,
-) -> dict[int, ServerScore]:
+) -> dict[int, q.OwnScore]:
     """Get or create (at -5) the scorer's rows for these servers and make them all active."""
     own = q.get_server_scores_for_servers(conn, monitor_id=scorer.scorer_id, server_ids=server_ids)
     missing = server_ids - own.keys()
@@ -113,7 +113,7 @@ def own_server_scores(
 def score_rows(
     scorer: ConfiguredScorer,
     rows: Sequence[LogScore],
-    own: dict[int, ServerScore],
+    own: dict[int, q.OwnScore],
     prepared: object,
     *,
     staged: StagedHistory,
