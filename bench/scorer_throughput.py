@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=420.0,
+        help="stop catching up after this long and project the time to clear",
+    )
     args = parser.parse_args()
     rng = random.Random(6)
     now = datetime.now(UTC).replace(microsecond=0)
@@ -75,10 +82,13 @@ def main() -> None:
         metrics = ScorerMetrics()
         runner = Runner(engine, metrics=metrics, clock=SystemClock())
         runs = 0
+        cpu0 = time.process_time()
         t1 = time.perf_counter()
-        while runner.run():
+        while time.perf_counter() - t1 < args.max_seconds and runner.run():
             runs += 1
         catch_up_s = time.perf_counter() - t1
+        cpu_s = time.process_time() - cpu0
+        load = os.getloadavg()[0]
         with engine.begin() as conn:
             written = dict(
                 conn.execute(
@@ -89,7 +99,8 @@ def main() -> None:
             )
         processed = dict(metrics.plain.processed)
 
-    input_rows = max(processed.values())
+    input_rows = min(processed.values())
+    cleared = input_rows >= inserted
     print("scorer catch-up benchmark (MariaDB, one process)")
     print(
         f"  backlog            {inserted:>12,d} log_scores ({MONITORS} monitors, {SERVERS} servers)"
@@ -101,7 +112,16 @@ def main() -> None:
     for name, count in sorted(processed.items()):
         print(f"  processed {name:<12s} {count:>10,.0f}")
     print(f"  output rows        {sum(written.values()):>12,d}  {written}")
-    print(f"  time to clear      {catch_up_s:>12.1f} s")
+    if cleared:
+        print(f"  time to clear      {catch_up_s:>12.1f} s")
+    else:
+        projected = inserted / (input_rows / catch_up_s)
+        print(f"  stopped after      {catch_up_s:>12.1f} s ({input_rows:,} of {inserted:,} rows)")
+        print(f"  projected clear    {projected:>12.1f} s")
+    print(
+        f"  scorer CPU time    {cpu_s:>12.1f} s "
+        f"({cpu_s / catch_up_s:.0%} of wall; load avg {load:.1f})"
+    )
     print(f"  throughput         {input_rows / catch_up_s:>12,.0f} input rows/s (both scorers)")
     print(f"  scorer-row work    {sum(processed.values()) / catch_up_s:>12,.0f} rows/s")
     print(f"  target             {5000:>12,d} input rows/s")
