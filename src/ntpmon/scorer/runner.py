@@ -23,7 +23,7 @@ from ntpmon.common.clock import Clock, SystemClock, as_utc
 from ntpmon.db import scorer as q
 from ntpmon.db.common import get_system_setting, insert_log_scores, log_score_values
 from ntpmon.db.models import LogScore, ServerScoreStatus
-from ntpmon.db.tx import RetryPolicy, is_deadlock, run_in_tx
+from ntpmon.db.tx import DEADLOCK, LOCK_WAIT_TIMEOUT, RetryPolicy, is_deadlock, run_in_tx
 from ntpmon.scorer.errors import BatchError, NoScorersError, ScoringError
 from ntpmon.scorer.history import ScoreHistory, StagedHistory
 from ntpmon.scorer.metrics import ScorerMetrics
@@ -50,6 +50,16 @@ def batch_size_from_setting(value: str | None) -> tuple[int, str | None]:
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         return DEFAULT_BATCH_SIZE, None
     return size, None
+
+
+def retry_reason(exc: BaseException) -> str:
+    """The ``reason`` label of a retried batch: deadlock, lock_wait_timeout, locked, connection."""
+    errno = getattr(getattr(exc, "orig", exc), "args", (None,))[0]
+    if errno == DEADLOCK:
+        return "deadlock"
+    if errno == LOCK_WAIT_TIMEOUT:
+        return "lock_wait_timeout"
+    return "locked" if is_deadlock(exc) else "connection"
 
 
 def fetch_batch(conn: Connection, cursor: int, limit: int) -> list[LogScore]:
@@ -274,10 +284,14 @@ class Runner:
             )
 
         def on_retry(exc: BaseException, attempt_no: int) -> None:
-            reason = "deadlock" if is_deadlock(exc) else "connection"
+            reason = retry_reason(exc)
             if reason == "deadlock":
                 self.metrics.deadlocks.inc()
             self.metrics.retries.labels(scorer=scorer.name, reason=reason).inc()
+            log.warning(
+                "batch rolled back, retrying",
+                extra={"scorer": scorer.name, "reason": reason, "attempt": attempt_no},
+            )
 
         result = run_in_tx(
             self.engine, attempt, policy=self.retry, sleep=self.sleep, on_retry=on_retry
