@@ -73,6 +73,7 @@ def test_window_equals_q23_per_row_and_tier(db: Engine, clock: FixedClock, seed:
                     first_ts=min(r.ts for r in mine),
                     last_ts=max(r.ts for r in mine),
                     lookback_s=tier.lookback_s,
+                    agents=q.get_agent_monitor_ids(conn),
                 )
                 window = ServerWindow(loaded)
                 for row in mine:
@@ -102,6 +103,7 @@ def test_resolve_candidates_equals_q23_fallbacks(db: Engine, clock: FixedClock, 
                 first_ts=request.first_ts,
                 last_ts=request.last_ts,
                 lookback_s=tier.lookback_s,
+                agents=q.get_agent_monitor_ids(conn),
             )
 
         resolved = resolve_candidates(rows, load)

@@ -160,16 +160,32 @@ def lock_scorer_status(conn: Connection, *, scorer_id: int) -> int | None:
     return conn.execute(query.order_by(scorer_status.c.id.desc()).limit(1)).scalar_one_or_none()
 
 
-def _from_agent_monitor(column: ColumnElement[Any]) -> ColumnElement[bool]:
+def get_agent_monitor_ids(conn: Connection) -> list[int]:
+    """Ids of every agent monitor (``type='monitor'``), whatever its status.
+
+    Read once per batch, inside the batch transaction, and passed to the batch queries as a
+    literal list: the same rows as upstream's join with ``monitors`` (same snapshot), with a
+    query plan that cannot flip to scanning ``log_scores`` by monitor.
+    """
+    query = select(monitors.c.id).where(monitors.c.type == str(MonitorType.MONITOR))
+    return sorted(conn.execute(query).scalars())
+
+
+Agents = Sequence[int] | None
+
+
+def _from_agent_monitor(column: ColumnElement[Any], agents: Agents = None) -> ColumnElement[bool]:
     """``column IN (agent monitor ids)``: rows of scorers and rows without a monitor are out.
 
-    Equivalent to upstream's join with ``monitors`` (``id`` is its primary key), but MariaDB
-    materialises the small id set once instead of probing ``monitors`` by type for every row.
+    Equivalent to upstream's join with ``monitors`` (``id`` is its primary key). ``agents``
+    is the id list of :func:`get_agent_monitor_ids`; without it a subquery is used.
     """
-    agents = select(monitors.c.id).where(monitors.c.type == str(MonitorType.MONITOR))
+    if agents is not None:
+        return column.in_(list(agents))
+    agents_query = select(monitors.c.id).where(monitors.c.type == str(MonitorType.MONITOR))
     for name in MYSQL_FAMILY:  # probe by primary key, not the (type, status) index
-        agents = agents.with_hint(monitors, "USE INDEX (PRIMARY)", dialect_name=name)
-    return column.in_(agents.scalar_subquery())
+        agents_query = agents_query.with_hint(monitors, "USE INDEX (PRIMARY)", dialect_name=name)
+    return column.in_(agents_query.scalar_subquery())
 
 
 def _log_scores(result: Iterable[Any]) -> list[LogScore]:
@@ -177,14 +193,16 @@ def _log_scores(result: Iterable[Any]) -> list[LogScore]:
     return [LogScore(*row) for row in result]
 
 
-def _monitor_rows() -> Select:
-    return select(log_scores).where(_from_agent_monitor(log_scores.c.monitor_id))
+def _monitor_rows(agents: Agents = None) -> Select:
+    return select(log_scores).where(_from_agent_monitor(log_scores.c.monitor_id, agents))
 
 
-def get_scorer_log_scores(conn: Connection, *, log_score_id: int, limit: int) -> list[LogScore]:
+def get_scorer_log_scores(
+    conn: Connection, *, log_score_id: int, limit: int, agents: Agents = None
+) -> list[LogScore]:
     """Q21: the next monitor rows after the cursor, inside the 10,000-id window."""
     query = _primary_key_scan(
-        _monitor_rows()
+        _monitor_rows(agents)
         .where(log_scores.c.id > log_score_id, log_scores.c.id < log_score_id + ID_WINDOW)
         .order_by(log_scores.c.id)
         .limit(int(limit))
@@ -192,25 +210,40 @@ def get_scorer_log_scores(conn: Connection, *, log_score_id: int, limit: int) ->
     return _log_scores(conn.execute(query))
 
 
-def get_scorer_next_log_score_id(conn: Connection, *, log_score_id: int) -> int | None:
+def get_scorer_next_log_score_id(
+    conn: Connection, *, log_score_id: int, agents: Agents = None
+) -> int | None:
     """Q22: the first monitor row beyond the cursor, however far (used after an id gap)."""
     query = _primary_key_scan(
         select(log_scores.c.id)
-        .where(_from_agent_monitor(log_scores.c.monitor_id), log_scores.c.id > log_score_id)
+        .where(_from_agent_monitor(log_scores.c.monitor_id, agents), log_scores.c.id > log_score_id)
         .order_by(log_scores.c.id)
         .limit(1)
     )
     return conn.execute(query).scalar_one_or_none()
 
 
+def _server_ts_scan(query: Select, table: Any) -> Select:
+    """``FORCE INDEX (log_scores_server_ts_idx)``: a few servers over a short time range."""
+    for name in MYSQL_FAMILY:
+        query = query.with_hint(table, "FORCE INDEX (log_scores_server_ts_idx)", dialect_name=name)
+    return query
+
+
 def _latest_per_monitor(
-    server_ids: Sequence[int], statuses: Sequence[str], lo: datetime, hi: datetime, *, upper: str
+    server_ids: Sequence[int],
+    statuses: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    *,
+    upper: str,
+    agents: Agents = None,
 ) -> Select:
     """``(server, monitor, MAX(ts))`` over monitor rows whose assignment status qualifies."""
     ls2 = log_scores.alias("ls2")
     ss = server_scores.alias("ss")
     ts_upper = ls2.c.ts <= hi if upper == "le" else ls2.c.ts < hi
-    return (
+    query = (
         select(ls2.c.server_id, ls2.c.monitor_id, func.max(ls2.c.ts).label("sts"))
         .select_from(
             ls2.join(
@@ -218,7 +251,7 @@ def _latest_per_monitor(
             )
         )
         .where(
-            _from_agent_monitor(ls2.c.monitor_id),
+            _from_agent_monitor(ls2.c.monitor_id, agents),
             ls2.c.server_id.in_(list(server_ids)),
             ss.c.status.in_(list(statuses)),
             ts_upper,
@@ -226,12 +259,13 @@ def _latest_per_monitor(
         )
         .group_by(ls2.c.server_id, ls2.c.monitor_id)
     )
+    return query if agents is None else _server_ts_scan(query, ls2)
 
 
 def _rows_at(g: Select, server_ids: Sequence[int], lo: datetime, hi: datetime) -> Select:
     """The rows at each group's latest ts; the outer range lets the (server_id, ts) index work."""
     sub = g.subquery("g")
-    return (
+    return _server_ts_scan(
         select(log_scores)
         .join(
             sub,
@@ -245,7 +279,8 @@ def _rows_at(g: Select, server_ids: Sequence[int], lo: datetime, hi: datetime) -
             log_scores.c.server_id.in_(list(server_ids)),
             log_scores.c.ts >= lo,
             log_scores.c.ts <= hi,
-        )
+        ),
+        log_scores,
     )
 
 
@@ -277,6 +312,7 @@ def load_recent_window(
     first_ts: datetime,
     last_ts: datetime,
     lookback_s: int,
+    agents: Sequence[int],
 ) -> list[LogScore]:
     """What Q23 can return for any ``ts`` in ``[first_ts, last_ts]`` on these servers.
 
@@ -284,8 +320,8 @@ def load_recent_window(
     row(s) at its latest ``ts`` in ``[first_ts - lookback, first_ts)``: the latest row at or
     before any such ``ts`` is one of these. Two statements instead of one query per row.
     """
-    inside = (
-        _monitor_rows()
+    inside = _server_ts_scan(
+        _monitor_rows(agents)
         .join(
             server_scores,
             and_(
@@ -298,11 +334,12 @@ def load_recent_window(
             server_scores.c.status.in_(list(statuses)),
             log_scores.c.ts >= first_ts,
             log_scores.c.ts <= last_ts,
-        )
+        ),
+        log_scores,
     )
     lo = first_ts - timedelta(seconds=lookback_s)
     before = _rows_at(
-        _latest_per_monitor(server_ids, statuses, lo, first_ts, upper="lt"),
+        _latest_per_monitor(server_ids, statuses, lo, first_ts, upper="lt", agents=agents),
         server_ids,
         lo,
         first_ts,

@@ -32,7 +32,7 @@ class Algorithm(Protocol):
     name: str
     updates_servers: bool
 
-    def prepare(self, conn: Connection, rows: Sequence[LogScore]) -> Any:
+    def prepare(self, conn: Connection, rows: Sequence[LogScore], agents: Sequence[int]) -> Any:
         """Load what scoring the batch needs, once (inside the batch transaction)."""
 
     def score(
@@ -45,7 +45,7 @@ class EveryAlgorithm:
     name = every.NAME
     updates_servers = False
 
-    def prepare(self, conn: Connection, rows: Sequence[LogScore]) -> None:
+    def prepare(self, conn: Connection, rows: Sequence[LogScore], agents: Sequence[int]) -> None:
         return None
 
     def score(
@@ -58,7 +58,9 @@ class RecentMedianAlgorithm:
     name = recentmedian.NAME
     updates_servers = True
 
-    def prepare(self, conn: Connection, rows: Sequence[LogScore]) -> dict[int, list[LogScore]]:
+    def prepare(
+        self, conn: Connection, rows: Sequence[LogScore], agents: Sequence[int]
+    ) -> dict[int, list[LogScore]]:
         def load(tier: Tier, request: WindowLoad) -> list[LogScore]:
             return load_recent_window(
                 conn,
@@ -67,6 +69,7 @@ class RecentMedianAlgorithm:
                 first_ts=request.first_ts,
                 last_ts=request.last_ts,
                 lookback_s=tier.lookback_s,
+                agents=agents,
             )
 
         return recentmedian.resolve_candidates(rows, load)

@@ -62,15 +62,17 @@ def retry_reason(exc: BaseException) -> str:
     return "locked" if is_deadlock(exc) else "connection"
 
 
-def fetch_batch(conn: Connection, cursor: int, limit: int) -> list[LogScore]:
+def fetch_batch(
+    conn: Connection, cursor: int, limit: int, agents: Sequence[int] | None = None
+) -> list[LogScore]:
     """Q21, and after an empty window Q22 + Q21 from just before the next row (SQ2 fixed)."""
-    rows = q.get_scorer_log_scores(conn, log_score_id=cursor, limit=limit)
+    rows = q.get_scorer_log_scores(conn, log_score_id=cursor, limit=limit, agents=agents)
     if rows:
         return rows
-    next_id = q.get_scorer_next_log_score_id(conn, log_score_id=cursor)
+    next_id = q.get_scorer_next_log_score_id(conn, log_score_id=cursor, agents=agents)
     if next_id is None:
         return []
-    return q.get_scorer_log_scores(conn, log_score_id=next_id - 1, limit=limit)
+    return q.get_scorer_log_scores(conn, log_score_id=next_id - 1, limit=limit, agents=agents)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +185,12 @@ def process_batch(
     cursor = q.lock_scorer_status(conn, scorer_id=scorer.scorer_id)
     if cursor is None:
         return BatchResult(0, None, 0, staged)
-    rows = fetch_batch(conn, cursor, limit)
+    agents = q.get_agent_monitor_ids(conn)
+    rows = fetch_batch(conn, cursor, limit, agents)
     if not rows:
         return BatchResult(0, None, 0, staged)
     own = own_server_scores(conn, scorer, {r.server_id for r in rows}, now, metrics)
-    prepared = scorer.algorithm.prepare(conn, rows)
+    prepared = scorer.algorithm.prepare(conn, rows, agents)
     writes = score_rows(scorer, rows, own, prepared, staged=staged, now=now)
     insert_log_scores(conn, [log_score_values(**_score_values(s)) for s in writes.outputs])
     metrics.sql("insert_log_score", len(writes.outputs))
