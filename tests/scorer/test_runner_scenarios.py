@@ -264,3 +264,26 @@ def test_ts22_invalid_attributes(db, clock, age: timedelta, fails: bool) -> None
         assert runner.run() == 1
         assert world.cursor(RM) == bad
     assert world.outputs(RM) == []
+
+
+@pytest.mark.slow
+def test_ts13_one_run_takes_one_batch_of_a_large_backlog(world: World) -> None:
+    from ntpmon.db.common import insert_log_scores, log_score_values
+
+    rows = [
+        log_score_values(
+            server_id=S1,
+            monitor_id=M3,
+            ts=world.now - timedelta(seconds=i),
+            score=20 + (i % 100) / 100,
+            step=0.8,
+            offset=None,
+            rtt=None,
+            attributes=None,
+        )
+        for i in range(10_000)
+    ]
+    with world.engine.begin() as conn:
+        insert_log_scores(conn, rows)
+    assert world.runner().run() == 200
+    assert world.cursor(RM) == world.cursor(EV) == world.seed_id + 100
