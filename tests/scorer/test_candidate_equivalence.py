@@ -15,7 +15,8 @@ from sqlalchemy import Engine
 
 from ntpmon.common.clock import FixedClock
 from ntpmon.db import scorer as q
-from ntpmon.scorer.recentmedian import TIERS, ServerWindow, Tier, WindowLoad, resolve_candidates
+from ntpmon.scorer.recentmedian import TIERS, ServerWindow
+from ntpmon.scorer.registry import RecentMedianAlgorithm
 
 from .conftest import RM, World, build_world
 
@@ -95,18 +96,7 @@ def test_resolve_candidates_equals_q23_fallbacks(db: Engine, clock: FixedClock, 
     with world.engine.begin() as conn:
         rows = q.get_scorer_log_scores(conn, log_score_id=world.seed_id, limit=1000)
 
-        def load(tier: Tier, request: WindowLoad):  # type: ignore[no-untyped-def]
-            return q.load_recent_window(
-                conn,
-                server_ids=request.server_ids,
-                statuses=tier.statuses,
-                first_ts=request.first_ts,
-                last_ts=request.last_ts,
-                lookback_s=tier.lookback_s,
-                agents=q.get_agent_monitor_ids(conn),
-            )
-
-        resolved = resolve_candidates(rows, load)
+        resolved = RecentMedianAlgorithm().prepare(conn, rows, q.get_agent_monitor_ids(conn))
         empty = 0
         for row in rows:
             expected: list = []
