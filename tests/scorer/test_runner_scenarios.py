@@ -287,3 +287,13 @@ def test_ts13_one_run_takes_one_batch_of_a_large_backlog(world: World) -> None:
         insert_log_scores(conn, rows)
     assert world.runner().run() == 200
     assert world.cursor(RM) == world.cursor(EV) == world.seed_id + 100
+
+
+def test_a_stop_request_starts_no_further_batch(world: World) -> None:
+    import threading
+
+    world.log(S1, M3, 19.0, 1.0, world.now)
+    stop = threading.Event()
+    stop.set()
+    assert world.runner().run(stop) == 0
+    assert world.cursor(RM) == world.cursor(EV) == world.seed_id

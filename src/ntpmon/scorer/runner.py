@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -248,8 +249,11 @@ class Runner:
         with self.engine.begin() as conn:
             return configured_scorers(q.get_scorers(conn))
 
-    def run(self) -> int:
-        """One run: at most one batch per scorer; returns the input rows processed."""
+    def run(self, stop: threading.Event | None = None) -> int:
+        """One run: at most one batch per scorer; returns the input rows processed.
+
+        A set ``stop`` event keeps the remaining scorers of this run from starting a batch.
+        """
         self.metrics.plain.add_run()
         try:
             batch_size = self.batch_size()
@@ -261,6 +265,8 @@ class Runner:
             raise NoScorersError("no scorers configured")
         total = 0
         for scorer in scorers:
+            if stop is not None and stop.is_set():
+                break
             try:
                 count = self.run_scorer(scorer, batch_size)
             except Exception:

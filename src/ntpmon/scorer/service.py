@@ -61,7 +61,7 @@ def serve(runner: Runner, *, once: bool, stop: threading.Event | None = None) ->
     total = 0
     while not stop.is_set():
         try:
-            count = runner.run()
+            count = runner.run(stop)
         except DBAPIError as exc:
             if is_connection_error(exc) and not once:
                 delay = db_wait.next()
