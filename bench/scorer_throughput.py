@@ -76,7 +76,9 @@ def main() -> None:
 
             set_system_setting(conn, key="scorer", value={"batch_size": args.batch_size}, now=now)
             first, last = conn.execute(
-                select(func.min(log_scores.c.ts), func.max(log_scores.c.ts))
+                select(func.min(log_scores.c.ts), func.max(log_scores.c.ts)).where(
+                    log_scores.c.ts >= start.replace(tzinfo=None)
+                )
             ).one()
 
         metrics = ScorerMetrics()
@@ -99,7 +101,7 @@ def main() -> None:
             )
         processed = dict(metrics.plain.processed)
 
-    input_rows = min(processed.values())
+    input_rows = int(min(processed.values()))
     cleared = input_rows >= inserted
     print("scorer catch-up benchmark (MariaDB, one process)")
     print(
