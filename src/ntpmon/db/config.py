@@ -139,7 +139,7 @@ def parse_dsn(dsn: str) -> tuple[URL, dict[str, Any]]:
         raise DatabaseConfigError(f"invalid database URL: {exc}") from None
     backend = url.get_backend_name()
     if backend in ("mysql", "mariadb"):
-        if url.get_driver_name() not in ("pymysql", ""):
+        if url.drivername.partition("+")[2] not in ("pymysql", ""):
             raise DatabaseConfigError(f"unsupported MySQL driver {url.drivername!r}; use pymysql")
         url = url.set(drivername=f"{backend}+pymysql")
     elif backend != "sqlite":

@@ -22,7 +22,7 @@ from ntpmon.db.tables import metadata
 DEFAULT_TEST_DSN = "mysql+pymysql://root@127.0.0.1:3306/"
 
 
-def test_server_dsn() -> str:
+def configured_test_dsn() -> str:
     return os.environ.get("TEST_DATABASE_DSN") or DEFAULT_TEST_DSN
 
 
@@ -31,7 +31,7 @@ def temporary_mysql_database(
     prefix: str = "ntpmon_test", server_dsn: str | None = None
 ) -> Iterator[Engine]:
     """A fresh database with ntpmon's schema on the test MySQL/MariaDB server."""
-    url, connect_args = parse_dsn(server_dsn or test_server_dsn())
+    url, connect_args = parse_dsn(server_dsn or configured_test_dsn())
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(
         url.set(database=None), isolation_level="AUTOCOMMIT", connect_args=connect_args
