@@ -13,7 +13,7 @@ import typer
 from prometheus_client import disable_created_metrics
 
 from ntpmon.common.clock import SystemClock
-from ntpmon.common.dbcli import DsnOption
+from ntpmon.common.dbcli import DsnOption, WaitOption
 from ntpmon.common.logsetup import setup_logging
 from ntpmon.db.engine import open_database
 from ntpmon.scorer.metrics import ScorerMetrics, serve_metrics
@@ -61,10 +61,10 @@ def _stop_on_signals() -> threading.Event:
     return stop
 
 
-def _run(dsn: str | None, port: int, addr: str, level: str, *, once: bool) -> None:
+def _run(dsn: str | None, port: int, addr: str, level: str, *, once: bool, wait: float) -> None:
     setup_logging(level)
     disable_created_metrics()
-    engine = open_database(dsn)
+    engine = open_database(dsn, wait=wait)
     metrics = ScorerMetrics()
     runner = Runner(engine, metrics=metrics, clock=SystemClock())
     stop = None if once else _stop_on_signals()
@@ -82,9 +82,10 @@ def run_cmd(
     metrics_port: MetricsPort = 9000,
     metrics_addr: MetricsAddr = "127.0.0.1",
     log_level: LogLevel = "info",
+    wait: WaitOption = 45.0,
 ) -> None:
     """Run once: at most one batch per scorer, then exit."""
-    _run(dsn, metrics_port, metrics_addr, log_level, once=True)
+    _run(dsn, metrics_port, metrics_addr, log_level, once=True, wait=wait)
 
 
 @scorer_app.command("server")
@@ -93,16 +94,17 @@ def server_cmd(
     metrics_port: MetricsPort = 9000,
     metrics_addr: MetricsAddr = "127.0.0.1",
     log_level: LogLevel = "info",
+    wait: WaitOption = 45.0,
 ) -> None:
     """Score continuously until SIGINT/SIGTERM."""
-    _run(dsn, metrics_port, metrics_addr, log_level, once=False)
+    _run(dsn, metrics_port, metrics_addr, log_level, once=False, wait=wait)
 
 
 @scorer_app.command("setup")
-def setup_cmd(dsn: DsnOption = None, log_level: LogLevel = "info") -> None:
+def setup_cmd(dsn: DsnOption = None, log_level: LogLevel = "info", wait: WaitOption = 45.0) -> None:
     """Create the missing scorer monitors (every, recentmedian) and their cursors."""
     setup_logging(level=log_level)
-    engine = open_database(dsn)
+    engine = open_database(dsn, wait=wait)
     try:
         created = setup_scorers(engine, now=SystemClock().now())
     finally:
