@@ -15,9 +15,10 @@ import itertools
 import os
 import random
 import time
+from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 
 from ntpmon.common.clock import SystemClock
 from ntpmon.db.tables import log_scores
@@ -28,6 +29,30 @@ from ntpmon.testing.databases import temporary_mysql_database
 from ntpmon.testing.scorer_backlog import create_pool, insert_rows, measurements
 
 MONITORS, SERVERS, PER_SERVER = 100, 5000, 10
+
+
+class StatementTimes:
+    """Wall time per statement kind, to show where a batch spends its time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.times: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        conn.info["bench_t"] = time.perf_counter()
+
+    def _after(self, conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        words = " ".join(statement.split())
+        kind = words[:48] + (" ... GROUP BY" if "GROUP BY" in words else "")
+        entry = self.times[kind]
+        entry[0] += time.perf_counter() - conn.info["bench_t"]
+        entry[1] += 1
+
+    def top(self, n: int) -> list[tuple[str, list[float]]]:
+        return sorted(self.times.items(), key=lambda kv: -kv[1][0])[:n]
+
+
 INTERVAL = timedelta(minutes=9)
 
 
@@ -83,11 +108,19 @@ def main() -> None:
 
         metrics = ScorerMetrics()
         runner = Runner(engine, metrics=metrics, clock=SystemClock())
+        sql = StatementTimes(engine)
         runs = 0
         cpu0 = time.process_time()
         t1 = time.perf_counter()
         while time.perf_counter() - t1 < args.max_seconds and runner.run():
             runs += 1
+            if runs % 20 == 0:
+                elapsed = time.perf_counter() - t1
+                done = runs * args.batch_size
+                print(
+                    f"  ... {done:>9,d} rows in {elapsed:6.1f} s ({done / elapsed:,.0f}/s)",
+                    flush=True,
+                )
         catch_up_s = time.perf_counter() - t1
         cpu_s = time.process_time() - cpu0
         load = os.getloadavg()[0]
@@ -127,6 +160,9 @@ def main() -> None:
     print(f"  throughput         {input_rows / catch_up_s:>12,.0f} input rows/s (both scorers)")
     print(f"  scorer-row work    {sum(processed.values()) / catch_up_s:>12,.0f} rows/s")
     print(f"  target             {5000:>12,d} input rows/s")
+    print("  database time by statement (s, count):")
+    for name, (seconds, count) in sql.top(8):
+        print(f"    {seconds:8.1f} {count:7,d}  {name}")
 
 
 if __name__ == "__main__":
