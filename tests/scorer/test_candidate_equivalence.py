@@ -113,3 +113,30 @@ def test_resolve_candidates_equals_q23_fallbacks(db: Engine, clock: FixedClock, 
             empty += not expected
             assert resolved.get(row.id, []) == expected
         assert empty < len(rows)
+
+
+def test_near_window_then_far_search_for_missing_monitors(db: Engine, clock: FixedClock) -> None:
+    world = build_world(db, clock, scorers=(RM,))
+    for monitor, status in ((10, "active"), (11, "active"), (12, "paused")):
+        world.add_monitor(monitor)
+        world.assign(3001, monitor, status)
+    first = world.now - timedelta(minutes=1)
+    a_near = world.log(3001, 10, 1.0, 1.0, first - timedelta(minutes=5))
+    world.log(3001, 10, 2.0, 1.0, first - timedelta(minutes=15))  # hidden by a_near
+    b1 = world.log(3001, 11, 3.0, 1.0, first - timedelta(minutes=15))
+    b2 = world.log(3001, 11, 4.0, 1.0, first - timedelta(minutes=15))  # same second
+    world.log(3001, 11, 5.0, 1.0, first - timedelta(minutes=25))  # beyond 20 min
+    world.log(3001, 12, 6.0, 1.0, first - timedelta(minutes=2))  # paused assignment
+    world.log(3001, RM, 7.0, 1.0, first - timedelta(minutes=3))  # a scorer's row
+    inside = world.log(3001, 11, 8.0, 1.0, first)
+    with world.engine.begin() as conn:
+        rows = q.load_recent_window(
+            conn,
+            server_ids=[3001],
+            statuses=("active",),
+            first_ts=first,
+            last_ts=first,
+            lookback_s=1200,
+            agents=q.get_agent_monitor_ids(conn),
+        )
+    assert sorted(r.id for r in rows) == sorted([a_near, b1, b2, inside])

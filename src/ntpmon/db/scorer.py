@@ -41,6 +41,9 @@ from ntpmon.db.types import datetime0, double
 ID_WINDOW = 10_000
 """Q21 reads ids ``cursor+1 … cursor+9999`` (a primary-key range scan)."""
 
+NEAR_WINDOW_S = 600
+"""First look for each monitor's latest row this far back (see :func:`load_recent_window`)."""
+
 SERVER_CHUNK = 500
 """Servers per ``IN (...)`` list, so statements stay well inside packet and parser limits."""
 
@@ -318,7 +321,11 @@ def load_recent_window(
 
     That is every qualifying row with ``first_ts <= ts <= last_ts`` plus, per monitor, the
     row(s) at its latest ``ts`` in ``[first_ts - lookback, first_ts)``: the latest row at or
-    before any such ``ts`` is one of these. Two statements instead of one query per row.
+    before any such ``ts`` is one of these. A few statements instead of one query per row.
+
+    The per-monitor latest row is looked for in the last ``NEAR_WINDOW_S`` first (monitors
+    report every few minutes); only servers with a qualifying monitor not found there are
+    searched over the rest of the look-back. The result is the same, the scan shorter.
     """
     inside = _server_ts_scan(
         _monitor_rows(agents)
@@ -337,14 +344,53 @@ def load_recent_window(
         ),
         log_scores,
     )
+    rows = _log_scores(conn.execute(inside))
     lo = first_ts - timedelta(seconds=lookback_s)
-    before = _rows_at(
-        _latest_per_monitor(server_ids, statuses, lo, first_ts, upper="lt", agents=agents),
+    near_lo = max(lo, first_ts - timedelta(seconds=NEAR_WINDOW_S))
+    near = _latest_rows(conn, server_ids, statuses=statuses, lo=near_lo, hi=first_ts, agents=agents)
+    if near_lo == lo:
+        return rows + near
+    found = {(r.server_id, r.monitor_id) for r in near}
+    pairs = get_assignment_pairs(conn, server_ids=server_ids, statuses=statuses, agents=agents)
+    missing = sorted({server for server, monitor in pairs if (server, monitor) not in found})
+    far = (
+        _latest_rows(conn, missing, statuses=statuses, lo=lo, hi=near_lo, agents=agents)
+        if missing
+        else []
+    )
+    return rows + near + [r for r in far if (r.server_id, r.monitor_id) not in found]
+
+
+def _latest_rows(
+    conn: Connection,
+    server_ids: Sequence[int],
+    *,
+    statuses: Sequence[str],
+    lo: datetime,
+    hi: datetime,
+    agents: Sequence[int],
+) -> list[LogScore]:
+    """Per (server, monitor): the row(s) at its latest ts in ``[lo, hi)``."""
+    query = _rows_at(
+        _latest_per_monitor(server_ids, statuses, lo, hi, upper="lt", agents=agents),
         server_ids,
         lo,
-        first_ts,
+        hi,
     )
-    return _log_scores(conn.execute(inside)) + _log_scores(conn.execute(before))
+    return _log_scores(conn.execute(query))
+
+
+def get_assignment_pairs(
+    conn: Connection, *, server_ids: Sequence[int], statuses: Sequence[str], agents: Sequence[int]
+) -> set[tuple[int, int]]:
+    """(server, agent monitor) pairs whose ``server_scores`` status is one of ``statuses``."""
+    ss = server_scores.c
+    query = select(ss.server_id, ss.monitor_id).where(
+        ss.server_id.in_(list(server_ids)),
+        ss.status.in_(list(statuses)),
+        ss.monitor_id.in_(list(agents)),
+    )
+    return {(r.server_id, r.monitor_id) for r in conn.execute(query)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
