@@ -76,28 +76,24 @@ def _run(dsn: str | None, port: int, addr: str, level: str, *, once: bool, wait:
     log.info("scorer finished", extra={"processed": total})
 
 
-@scorer_app.command("run")
-def run_cmd(
-    dsn: DsnOption = None,
-    metrics_port: MetricsPort = 9000,
-    metrics_addr: MetricsAddr = "127.0.0.1",
-    log_level: LogLevel = "info",
-    wait: WaitOption = 45.0,
-) -> None:
-    """Run once: at most one batch per scorer, then exit."""
-    _run(dsn, metrics_port, metrics_addr, log_level, once=True, wait=wait)
+def _loop_command(name: str, *, once: bool, summary: str) -> None:
+    """``scorer run`` and ``scorer server``: the same options, once or until a signal."""
+
+    def command(
+        dsn: DsnOption = None,
+        metrics_port: MetricsPort = 9000,
+        metrics_addr: MetricsAddr = "127.0.0.1",
+        log_level: LogLevel = "info",
+        wait: WaitOption = 45.0,
+    ) -> None:
+        _run(dsn, metrics_port, metrics_addr, log_level, once=once, wait=wait)
+
+    command.__doc__ = summary
+    scorer_app.command(name)(command)
 
 
-@scorer_app.command("server")
-def server_cmd(
-    dsn: DsnOption = None,
-    metrics_port: MetricsPort = 9000,
-    metrics_addr: MetricsAddr = "127.0.0.1",
-    log_level: LogLevel = "info",
-    wait: WaitOption = 45.0,
-) -> None:
-    """Score continuously until SIGINT/SIGTERM."""
-    _run(dsn, metrics_port, metrics_addr, log_level, once=False, wait=wait)
+_loop_command("run", once=True, summary="Run once: at most one batch per scorer, then exit.")
+_loop_command("server", once=False, summary="Score continuously until SIGINT/SIGTERM.")
 
 
 @scorer_app.command("setup")
