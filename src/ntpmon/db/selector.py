@@ -6,6 +6,7 @@ agree and tests control time. Q5 (status changes) is shared: ``ntpmon.db.common`
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import (
     Update,
     and_,
     bindparam,
+    case,
     func,
     or_,
     select,
@@ -100,6 +102,30 @@ def update_servers_monitor_review_changed(
         "v_next_review": db_seconds(next_review),
     }
     return conn.execute(_REVIEWED_CHANGED, params).rowcount
+
+
+_REVIEWED_MANY = update(servers_monitor_review).where(
+    servers_monitor_review.c.server_id.in_(bindparam("k_server_ids", expanding=True))
+)
+
+
+def reschedule_servers_monitor_review(
+    conn: Connection,
+    *,
+    server_ids: Sequence[int],
+    now: datetime,
+    next_review: datetime,
+    changed: bool,
+) -> int:
+    """Q28 (``changed`` false) or Q29 for several servers in one statement: a batch of
+    reviews shares ``now`` and so writes the same values to every row."""
+    if not server_ids:
+        return 0
+    values = {"last_review": db_seconds(now), "next_review": db_seconds(next_review)}
+    if changed:
+        values["last_change"] = db_seconds(now)
+    stmt = _REVIEWED_MANY.values(values)
+    return conn.execute(stmt, {"k_server_ids": list(server_ids)}).rowcount
 
 
 _GET_SERVER = select(servers).where(servers.c.id == bindparam("k_id"))
@@ -238,10 +264,10 @@ _SET_VIOLATION = _prebuilt_update(
 _CLEAR_VIOLATION = _prebuilt_update(
     server_scores,
     _ASSIGNMENT,
-    constraint_violation_type=None,
-    constraint_violation_since=None,
+    constraint_violation_type=...,
+    constraint_violation_since=...,
     last_constraint_check=...,
-    pause_reason=None,
+    pause_reason=...,
 )
 _SET_PAUSE_REASON = _prebuilt_update(
     server_scores, _ASSIGNMENT, pause_reason=..., last_constraint_check=...
@@ -249,8 +275,40 @@ _SET_PAUSE_REASON = _prebuilt_update(
 _TOUCH_LAST_CHECK = _prebuilt_update(server_scores, _ASSIGNMENT, last_constraint_check=...)
 
 
+# The columns each of Q5 and Q32–Q35 writes, with database-ready values: shared by the
+# single-row queries and by ``update_assignments`` so both write exactly the same.
+def status_values(status: str) -> dict[str, object]:
+    """Q5's column."""
+    return {"status": str(status)}
+
+
+def violation_values(type: str, since: datetime) -> dict[str, object]:
+    """Q32's columns."""
+    return {"constraint_violation_type": str(type), "constraint_violation_since": db_seconds(since)}
+
+
+def cleared_violation_values(now: datetime) -> dict[str, object]:
+    """Q33's columns."""
+    return {
+        "constraint_violation_type": None,
+        "constraint_violation_since": None,
+        "last_constraint_check": db_seconds(now),
+        "pause_reason": None,
+    }
+
+
+def pause_reason_values(pause_reason: str, now: datetime) -> dict[str, object]:
+    """Q34's columns."""
+    return {"pause_reason": str(pause_reason), "last_constraint_check": db_seconds(now)}
+
+
+def last_check_values(now: datetime) -> dict[str, object]:
+    """Q35's column."""
+    return {"last_constraint_check": db_seconds(now)}
+
+
 def _update_assignment(
-    conn: Connection, stmt: Update, server_id: int, monitor_id: int, **values: object
+    conn: Connection, stmt: Update, server_id: int, monitor_id: int, values: dict[str, object]
 ) -> int:
     """Run one prebuilt UPDATE of a (server, monitor) row; returns the rows matched."""
     params = {"k_server_id": server_id, "k_monitor_id": monitor_id}
@@ -262,43 +320,62 @@ def update_server_score_constraint_violation(
     conn: Connection, *, server_id: int, monitor_id: int, type: str, since: datetime
 ) -> int:
     """Q32: record a (new or re-asserted) violation with the time it was first seen."""
-    return _update_assignment(
-        conn,
-        _SET_VIOLATION,
-        server_id,
-        monitor_id,
-        constraint_violation_type=str(type),
-        constraint_violation_since=db_seconds(since),
-    )
+    values = violation_values(type, since)
+    return _update_assignment(conn, _SET_VIOLATION, server_id, monitor_id, values)
 
 
 def clear_server_score_constraint_violation(
     conn: Connection, *, server_id: int, monitor_id: int, now: datetime
 ) -> int:
     """Q33: the violation has gone: forget it and its pause reason."""
-    return _update_assignment(
-        conn, _CLEAR_VIOLATION, server_id, monitor_id, last_constraint_check=db_seconds(now)
-    )
+    values = cleared_violation_values(now)
+    return _update_assignment(conn, _CLEAR_VIOLATION, server_id, monitor_id, values)
 
 
 def update_server_score_pause_reason(
     conn: Connection, *, server_id: int, monitor_id: int, pause_reason: str, now: datetime
 ) -> int:
     """Q34: why a monitor was paused for this server (after Q5 ``paused``)."""
-    return _update_assignment(
-        conn,
-        _SET_PAUSE_REASON,
-        server_id,
-        monitor_id,
-        pause_reason=str(pause_reason),
-        last_constraint_check=db_seconds(now),
-    )
+    values = pause_reason_values(pause_reason, now)
+    return _update_assignment(conn, _SET_PAUSE_REASON, server_id, monitor_id, values)
 
 
 def update_server_score_last_constraint_check(
     conn: Connection, *, server_id: int, monitor_id: int, now: datetime
 ) -> int:
     """Q35: a paused monitor's constraint was re-checked."""
-    return _update_assignment(
-        conn, _TOUCH_LAST_CHECK, server_id, monitor_id, last_constraint_check=db_seconds(now)
+    values = last_check_values(now)
+    return _update_assignment(conn, _TOUCH_LAST_CHECK, server_id, monitor_id, values)
+
+
+def update_assignments(
+    conn: Connection, *, server_id: int, values: Mapping[int, Mapping[str, object]]
+) -> int:
+    """Several (server, monitor) rows of one server in one UPDATE: ``values`` maps a monitor
+    to the columns to set (from the ``*_values`` helpers above).
+
+    Each column becomes ``CASE monitor_id WHEN … THEN … ELSE column END``, so a row gets
+    exactly the columns given for it and keeps every other. One statement is atomic: if it
+    fails nothing of it was written, and the caller may replay the writes one by one.
+    """
+    if not values:
+        return 0
+    ss = server_scores
+    columns: dict[str, list[tuple[int, object]]] = {}
+    for monitor_id, row in values.items():
+        for column, value in row.items():
+            columns.setdefault(column, []).append((monitor_id, value))
+    assignments = {
+        column: case(
+            {mid: bindparam(None, value, type_=ss.c[column].type) for mid, value in whens},
+            value=ss.c.monitor_id,
+            else_=ss.c[column],
+        )
+        for column, whens in columns.items()
+    }
+    stmt = (
+        update(ss)
+        .where(ss.c.server_id == server_id, ss.c.monitor_id.in_(list(values)))
+        .values(assignments)
     )
+    return conn.execute(stmt).rowcount

@@ -87,6 +87,8 @@ def review_batch(
     """
     now = clock.now()
     reviews: list[ServerReview] = []
+    changed: list[int] = []
+    unchanged: list[int] = []
     with engine.begin() as conn:
         store = SelectorStore(conn)
         for server_id in store.due_servers(now, limit):
@@ -98,8 +100,9 @@ def review_batch(
                 review = _failed(server_id, exc)
             except Exception as exc:  # a per-server error must not stop the batch (§1.2)
                 review = _failed(server_id, exc)
-            store.schedule_review(server_id, now, review.changed)
+            (changed if review.changed else unchanged).append(server_id)
             reviews.append(review)
+        store.schedule_reviews(now, changed, unchanged)
     return reviews
 
 
