@@ -123,3 +123,47 @@ def test_batch_reschedule_equals_one_per_server(db: Engine, clock: FixedClock) -
     strip = [{k: v for k, v in r.items() if k not in ("id", "server_id")} for r in rows]
     assert strip[0:4] == strip[4:8]
     assert strip[0]["last_change"] is not None and strip[2]["last_change"] is None
+
+
+def test_batch_load_equals_one_server_at_a_time(db: Engine, clock: FixedClock) -> None:
+    """Q30/Q31 for a batch give each server exactly the inputs of its own Q30/Q31, on a
+    generated pool (shared monitors, unhealthy ones, stored violations, a server without
+    data); a missing server is left out."""
+    rng = random.Random(7)
+    now = clock.now()
+    with db.begin() as conn:
+        seed = Seeder(conn, now)
+        ids = []
+        for s in range(1, 7):
+            ids.append(seed.server(f"192.0.2.{s}", account=s if s % 3 == 0 else None))
+            if s == 4:
+                continue  # no monitor has data for this one
+            for i in range(rng.randrange(2, 6)):
+                label = 10 * s + i
+                seed.monitor(
+                    label,
+                    f"10.{s}.{i}.1",
+                    status=rng.choice(["candidate", "testing", "active", "paused"]),
+                    account=rng.choice([None, 50, 51]),
+                    priority=rng.randrange(5, 150),
+                    count=rng.randrange(1, 30),
+                    healthy=rng.random() > 0.2,
+                )
+                if rng.random() < 0.4:
+                    seed.store_violation(
+                        label,
+                        "limit",
+                        now - timedelta(hours=3),
+                        last_check=now,
+                        pause_reason="constraint",
+                    )
+    missing = max(ids) + 100
+    with db.connect() as conn:
+        store = SelectorStore(conn)
+        batch = store.load_inputs([*ids, missing], now)
+        assert sorted(batch) == sorted(ids)
+        for sid in ids:
+            assert batch[sid].server == store.load_server(sid)
+            assert batch[sid].rows == store.load_monitor_rows(sid, now)
+        assert batch[ids[3]].rows == []
+        assert sum(len(batch[sid].rows) for sid in ids) > 10

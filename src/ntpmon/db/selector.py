@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Row,
     Select,
     Table,
     Update,
@@ -129,6 +130,15 @@ def reschedule_servers_monitor_review(
 
 
 _GET_SERVER = select(servers).where(servers.c.id == bindparam("k_id"))
+_GET_SERVERS = select(servers).where(servers.c.id.in_(bindparam("k_ids", expanding=True)))
+
+
+def get_servers(conn: Connection, *, ids: Sequence[int]) -> dict[int, Server]:
+    """Q30 for a batch of servers in one round trip (the missing ones are absent)."""
+    if not ids:
+        return {}
+    rows = conn.execute(_GET_SERVERS, {"k_ids": list(ids)})
+    return {int(row.id): from_row(Server, row) for row in rows}
 
 
 def get_server(conn: Connection, *, id: int) -> Server | None:
@@ -169,28 +179,33 @@ def priority_sort_key(row: MonitorRow) -> tuple[object, ...]:
 
 
 def _monitor_priority_query() -> Select[Any]:
-    """Q31 as one Core statement, built once: ``:server_id`` and ``:cutoff`` are bound per call.
+    """Q31 as one Core statement, built once, for one or several servers: ``:server_ids``
+    (an expanding IN list) and ``:cutoff`` are bound per call.
 
-    The log rows are aggregated per monitor in a subquery and joined to the monitor, its
-    assignment and its account (one row each), which is what upstream's GROUP BY amounts to.
+    The log rows are aggregated per server and monitor in a subquery and joined to the
+    monitor, its assignment and its account (one row each), which is what upstream's
+    GROUP BY amounts to for each server.
     """
     ls = log_scores
-    server_id, cutoff = bindparam("server_id"), bindparam("cutoff", type_=ls.c.ts.type)
+    server_ids = bindparam("server_ids", expanding=True)
+    cutoff = bindparam("cutoff", type_=ls.c.ts.type)
     agg = (
         select(
+            ls.c.server_id,
             ls.c.monitor_id,
             func.sum(ls.c.rtt).label("rtt_sum"),
             func.count(ls.c.rtt).label("rtt_count"),
             func.avg(ls.c.step).label("avg_step"),
             func.count().label("n"),
         )
-        .where(ls.c.server_id == server_id, ls.c.ts > cutoff)
-        .group_by(ls.c.monitor_id)
+        .where(ls.c.server_id.in_(server_ids), ls.c.ts > cutoff)
+        .group_by(ls.c.server_id, ls.c.monitor_id)
         .subquery("agg")
     )
     m, ss, a = monitors, server_scores, accounts
     return (
         select(
+            agg.c.server_id,
             m.c.id,
             m.c.id_token,
             m.c.tls_name,
@@ -210,7 +225,7 @@ def _monitor_priority_query() -> Select[Any]:
         )
         .select_from(
             agg.join(m, m.c.id == agg.c.monitor_id)
-            .outerjoin(ss, and_(ss.c.server_id == server_id, ss.c.monitor_id == m.c.id))
+            .outerjoin(ss, and_(ss.c.server_id == agg.c.server_id, ss.c.monitor_id == m.c.id))
             .outerjoin(a, a.c.id == m.c.account_id)
         )
         .where(m.c.type == str(MonitorType.MONITOR))
@@ -221,40 +236,53 @@ def _monitor_priority_query() -> Select[Any]:
 MONITOR_PRIORITY_QUERY = _monitor_priority_query()
 
 
+def _monitor_row(r: Row[Any]) -> MonitorRow:
+    """One row of Q31 with MySQL's AVG/ROUND arithmetic applied in Python (both dialects)."""
+    avg_step = float(r.avg_step)
+    avg_rtt = mysql_avg_rtt_ms(r.rtt_sum, int(r.rtt_count))
+    return MonitorRow(
+        id=int(r.id),
+        id_token=r.id_token,
+        tls_name=r.tls_name,
+        account_id=r.account_id,
+        monitor_ip=r.ip,
+        monitor_status=r.monitor_status,
+        status=r.status,
+        avg_rtt=float(avg_rtt) if avg_rtt is not None else None,
+        monitor_priority=monitor_priority(avg_rtt, avg_step),
+        avg_step=avg_step,
+        healthy=avg_step >= 0,
+        count=int(r.n),
+        account_flags=r.flags,
+        constraint_violation_type=r.constraint_violation_type,
+        constraint_violation_since=r.constraint_violation_since,
+        last_constraint_check=r.last_constraint_check,
+        pause_reason=r.pause_reason,
+    )
+
+
+def get_monitor_priorities(
+    conn: Connection, *, server_ids: Sequence[int], now: datetime
+) -> dict[int, list[MonitorRow]]:
+    """Q31 for several servers in one round trip: each server's rows, best first (every
+    requested server is a key, with no rows if no monitor has data for it)."""
+    result: dict[int, list[MonitorRow]] = {int(sid): [] for sid in server_ids}
+    if not result:
+        return result
+    params = {"server_ids": list(result), "cutoff": db_seconds(now - LOOKBACK)}
+    for r in conn.execute(MONITOR_PRIORITY_QUERY, params):
+        result[int(r.server_id)].append(_monitor_row(r))
+    for rows in result.values():
+        rows.sort(key=priority_sort_key)
+    return result
+
+
 def get_monitor_priority(conn: Connection, *, server_id: int, now: datetime) -> list[MonitorRow]:
     """Q31: every agent monitor with log scores for the server in the last 24 h, best first.
 
     ``monitor id`` is appended as the final sort key so ties are deterministic (§2.2).
     """
-    query = MONITOR_PRIORITY_QUERY
-    params = {"server_id": server_id, "cutoff": db_seconds(now - LOOKBACK)}
-    rows = []
-    for r in conn.execute(query, params):
-        avg_step = float(r.avg_step)
-        avg_rtt = mysql_avg_rtt_ms(r.rtt_sum, int(r.rtt_count))
-        rows.append(
-            MonitorRow(
-                id=int(r.id),
-                id_token=r.id_token,
-                tls_name=r.tls_name,
-                account_id=r.account_id,
-                monitor_ip=r.ip,
-                monitor_status=r.monitor_status,
-                status=r.status,
-                avg_rtt=float(avg_rtt) if avg_rtt is not None else None,
-                monitor_priority=monitor_priority(avg_rtt, avg_step),
-                avg_step=avg_step,
-                healthy=avg_step >= 0,
-                count=int(r.n),
-                account_flags=r.flags,
-                constraint_violation_type=r.constraint_violation_type,
-                constraint_violation_since=r.constraint_violation_since,
-                last_constraint_check=r.last_constraint_check,
-                pause_reason=r.pause_reason,
-            )
-        )
-    rows.sort(key=priority_sort_key)
-    return rows
+    return get_monitor_priorities(conn, server_ids=[server_id], now=now)[int(server_id)]
 
 
 _ASSIGNMENT = ("server_id", "monitor_id")
