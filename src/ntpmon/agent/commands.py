@@ -1,34 +1,23 @@
-"""``ntppool-agent``: measures NTP servers for the NTP Pool and reports to monitor-api.
+"""``ntppool-agent``'s typer commands: every command, ``--help`` and usage errors.
 
-Global options may come before or after the command (upstream's parser allows both and its
-own hints put them after); ``main`` moves them in front before typer parses.
+``ntpmon.agent.cli.main`` runs a plain ``monitor`` command line without loading this module
+(typer, click and pydantic cost the long-running process ~15 MB); everything else comes here.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import logging
 import os
-import signal
-import sys
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ntpmon.agent import options as opts
-from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig
-from ntpmon.agent.config.mgmt import AuthorizationError, ManagementClient
-from ntpmon.agent.depenv import DeploymentEnv, api_host, parse_env
-from ntpmon.agent.journal import stderr_is_journal, use_journal_priorities
-from ntpmon.agent.scope import Scope
-from ntpmon.common.cli import run_app
-from ntpmon.common.logsetup import parse_level, setup_logging
+from ntpmon.agent.depenv import api_host
+from ntpmon.agent.globalopts import Globals, RootArgs, apply_root, open_app_config
 from ntpmon.common.version import version_line
 
-log = logging.getLogger("ntppool-agent")
 PROG = "ntppool-agent"
 
 app = typer.Typer(
@@ -36,16 +25,6 @@ app = typer.Typer(
 )
 api_app = typer.Typer(help="Management and monitor API diagnostics.", no_args_is_help=True)
 app.add_typer(api_app, name="api")
-
-
-@dataclass(frozen=True, slots=True)
-class Globals:
-    env: DeploymentEnv
-    state_dir: Path
-    ipv4: bool
-    ipv6: bool
-    ca_file: str | None
-    debug: bool
 
 
 @app.callback()
@@ -89,52 +68,9 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
     ] = None,
 ) -> None:
     """NTP Pool monitoring agent (ntpmon)."""
-    level = parse_level(log_level)
-    if debug or os.environ.get("MONITOR_DEBUG", "").lower() == "true":
-        level = logging.DEBUG
-        os.environ["MONITOR_DEBUG"] = "true"
-    journal = stderr_is_journal(os.environ)
-    if journal and os.environ.get("DEBUG_INVOCATION"):
-        level = logging.DEBUG  # systemd asked for a debug run of this unit
-    setup_logging(level)
-    if journal:
-        use_journal_priorities(os.environ)
-    os.environ.setdefault("OTEL_SERVICE_NAME", "ntppool-agent")
-    if ctx.invoked_subcommand == "version":
-        return
-    _tag_records_with_env(parse_env(env).value)
-    ctx.obj = Globals(
-        env=parse_env(env),
-        state_dir=opts.resolve_state_dir(state_dir, os.environ),
-        ipv4=ipv4,
-        ipv6=ipv6,
-        ca_file=ca_file,
-        debug=debug,
+    ctx.obj = apply_root(
+        RootArgs(env, state_dir, log_level, debug, ipv4, ipv6, ca_file), ctx.invoked_subcommand
     )
-
-
-def _tag_records_with_env(env: str) -> None:
-    """Every log record carries ``env`` (agent.md §14)."""
-
-    def add_env(record: logging.LogRecord) -> bool:
-        record.env = env
-        return True
-
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(add_env)
-
-
-def open_app_config(g: Globals, *, with_api: bool = True) -> AppConfig:
-    """AppConfig after its first load; a refused API key is not fatal here (§4.4)."""
-    management = ManagementClient(api_host(g.env), ca_file=g.ca_file) if with_api else None
-    cfg = AppConfig(
-        g.env, g.state_dir, management=management, runtime_dir=os.environ.get("RUNTIME_DIRECTORY")
-    )
-    try:
-        cfg.load()
-    except AuthorizationError:
-        log.warning("API key unauthorized; continuing without it")
-    return cfg
 
 
 @app.command("version")
@@ -179,27 +115,9 @@ def monitor_cmd(
     ] = False,
 ) -> None:
     """Run the monitor: fetch work, probe servers, submit results."""
-    from ntpmon.agent.runner import MonitorOptions, run_monitor
+    from ntpmon.agent.monitorcmd import monitor_command
 
-    g: Globals = ctx.obj
-    cfg = open_app_config(g)
-    scope = Scope()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: scope.cancel())
-    run_monitor(
-        cfg,
-        MonitorOptions(
-            once,
-            sanity_only,
-            g.ipv4,
-            g.ipv6,
-            g.ca_file,
-            opts.devel_knobs(g.env.value, os.environ),
-            debug=g.debug,
-        ),
-        scope,
-        environ=os.environ,
-    )
+    monitor_command(ctx.obj, once=once, sanity_only=sanity_only)
 
 
 @app.command("check")
@@ -230,14 +148,3 @@ def api_ok_cmd(ctx: typer.Context) -> None:
     g: Globals = ctx.parent.obj if ctx.parent else ctx.obj  # type: ignore[union-attr]
     cfg = open_app_config(g)
     run_api_check(cfg, ca_file=g.ca_file, environ=os.environ)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry: defaults file, hoisted global options, one-line errors."""
-    args = sys.argv[1:] if argv is None else argv
-    try:
-        opts.load_defaults_file(opts.DEFAULTS_FILE, os.environ)
-    except opts.OptionsError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    sys.exit(run_app(app, PROG, opts.hoist_global_options(args)))
