@@ -1,5 +1,5 @@
 """The long-running ``monitor`` stays small: a real ``monitor --once`` run in its own process
-does not load typer, click, pydantic, cryptography or the OTLP exporters; help and other
+does not load typer, click, pydantic, cryptography or the OpenTelemetry SDK; help and other
 command lines still go through typer (docs/agent.md, Footprint)."""
 
 from __future__ import annotations
@@ -17,7 +17,15 @@ from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.footprint import limit_malloc_arenas
 from ntpmon.testing.ntpserver import NTPResponder
 
-HEAVY = ("typer", "click", "rich", "pydantic", "cryptography", "opentelemetry.exporter")
+HEAVY = (
+    "typer",
+    "click",
+    "rich",
+    "pydantic",
+    "cryptography",
+    "opentelemetry.sdk",
+    "opentelemetry.exporter",
+)
 # runs the console-script entry and reports, at exit, which heavy packages were loaded
 WRAPPER = """
 import atexit, json, sys
