@@ -14,7 +14,7 @@ import logging
 import os
 import random
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -47,17 +47,10 @@ class ContextOnlyTracer(trace.Tracer):
     batches with monitor-api's.
     """
 
-    def start_span(  # noqa: PLR0917 - the API's signature
-        self,
-        name: str,
-        context: otel_context.Context | None = None,
-        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
-        attributes: Any = None,
-        links: Sequence[trace.Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
+    def start_span(
+        self, name: str, context: otel_context.Context | None = None, *_: Any, **__: Any
     ) -> Span:
+        """A span under the current one; kind, attributes and links have nothing to record."""
         parent = trace.get_current_span(context).get_span_context()
         trace_id = parent.trace_id if parent.is_valid else _random_id(128)
         return trace.NonRecordingSpan(
@@ -71,25 +64,16 @@ class ContextOnlyTracer(trace.Tracer):
         )
 
     @contextmanager  # type: ignore[override]
-    def start_as_current_span(  # noqa: PLR0917 - the API's signature
+    def start_as_current_span(
         self,
         name: str,
         context: otel_context.Context | None = None,
-        kind: trace.SpanKind = trace.SpanKind.INTERNAL,
-        attributes: Any = None,
-        links: Sequence[trace.Link] | None = None,
-        start_time: int | None = None,
-        record_exception: bool = True,
-        set_status_on_exception: bool = True,
+        *_: Any,
         end_on_exit: bool = True,
+        **__: Any,
     ) -> Iterator[Span]:
-        span = self.start_span(name, context, kind, attributes, links, start_time)
-        with trace.use_span(
-            span,
-            end_on_exit=end_on_exit,
-            record_exception=record_exception,
-            set_status_on_exception=set_status_on_exception,
-        ) as current:
+        span = self.start_span(name, context)
+        with trace.use_span(span, end_on_exit=end_on_exit) as current:
             yield current
 
 
