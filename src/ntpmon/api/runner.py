@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,9 +27,12 @@ from starlette.routing import Route
 
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
+from ntpmon.api.grpcworker import WorkerPool, WorkerSpec
 from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
-from ntpmon.api.metrics import ApiMetrics
+from ntpmon.api.metrics import ApiMetrics, exposition_registry
+from ntpmon.api.mqserver.service import InternalApi
+from ntpmon.api.mqserver.wiring import MqttServerOptions, start_internal_api
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.service import MonitorService, MqttSettings
 from ntpmon.api.ticketkeys import CHECK_EVERY, FileKeyring, TicketKeyError, keyring_for
@@ -59,9 +62,13 @@ class ServerOptions:
     cert_lifetime: timedelta = timedelta(days=30)
     public_url: str = ""
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    mqtt_server: MqttServerOptions | None = None  # the MQTT side + internal API (off: None)
     grace: float = 10.0
     max_workers: int = 32
     clock: Clock = field(default_factory=SystemClock)
+    processes: int = 1  # processes serving the gRPC listener (N-1 spawned workers)
+    dsn: str | None = None  # how workers reach the database (as given on the command line)
+    log_level: str = "info"
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -102,7 +109,9 @@ def ops_app(metrics: ApiMetrics) -> tuple[Starlette, Starlette]:
         return PlainTextResponse("ok")
 
     async def exposition(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    registry = exposition_registry(metrics)
 
     return (
         Starlette(routes=[Route("/__health", health)]),
@@ -147,8 +156,10 @@ class MonitorApiServer:
             TlsMaterial(self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()),
             _grpc_address(options.listen),
             max_workers=options.max_workers,
+            reuse_port=options.processes > 1,
         )
         self.ports["grpc"] = self.grpc.port
+        self.workers = self._start_workers() if options.processes > 1 else None
         self.jwt_grpc: GrpcListener | None = None
         if options.jwt_listen:
             verifier = JwtVerifier(self.tokens.public_key(), public_url)
@@ -195,9 +206,49 @@ class MonitorApiServer:
         ]
         self._thread = threading.Thread(target=self._serve_http, name="http", daemon=True)
         self._thread.start()
+        self.internal = self._start_mqtt(issued_names=names)
+        if self.internal is not None and self.internal.http is not None:
+            self.ports["internal"] = self.internal.http.port
         if isinstance(self.keyring, FileKeyring):
             threading.Thread(target=self._rotate_keys, name="ticket-keys", daemon=True).start()
         log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
+
+    def _start_workers(self) -> WorkerPool:
+        """The other ``processes - 1`` servers of the gRPC port (see :mod:`grpcworker`)."""
+        options = self.options
+        host, _ = split_address(options.listen)
+        spec = WorkerSpec(
+            dsn=options.dsn,
+            data_dir=str(options.data_dir),
+            address=_grpc_address(f"[{host}]:{self.grpc.port}"),
+            env=str(options.env),
+            max_workers=options.max_workers,
+            grace=options.grace,
+            log_level=options.log_level,
+            mqtt_host=options.mqtt.host,
+            mqtt_port=options.mqtt.port,
+            jwt_key=options.mqtt.jwt_key,
+        )
+        return WorkerPool(spec, options.processes - 1)
+
+    def _start_mqtt(self, issued_names: list[str]) -> InternalApi | None:
+        """The broker connection and the internal HTTP API (api.md §10-11), when configured.
+
+        The server presents its own certificate to a TLS broker; its first DNS name is the
+        broker identity (username, JWT subject, client id).
+        """
+        options = self.options.mqtt_server
+        if options is None:
+            return None
+        directory = self.options.data_dir / "server"
+        return start_internal_api(
+            replace(options, cert_file=directory / "tls.crt", key_file=directory / "tls.key"),
+            engine=self.options.engine,
+            env=self.options.env,
+            server_name=issued_names[0],
+            registry=self.metrics.registry,
+            clock=self.options.clock,
+        )
 
     def _plain(self, app: Starlette) -> uvicorn.Config:
         return uvicorn.Config(
@@ -247,9 +298,15 @@ class MonitorApiServer:
         self._stopping.set()
         for server, _ in self._uvicorn:
             server.should_exit = True
+        if self.workers is not None:
+            self.workers.terminate()
         listeners = [self.grpc] + ([self.jwt_grpc] if self.jwt_grpc else [])
         for done in [listener.shutdown(self.options.grace) for listener in listeners]:
             done.wait()
+        if self.workers is not None:
+            self.workers.wait(timeout=self.options.grace + 5)
         self._thread.join(timeout=self.options.grace + 5)
         self.tracer.shutdown()
+        if self.internal is not None:
+            self.internal.stop()
         log.info("monitor-api stopped")
