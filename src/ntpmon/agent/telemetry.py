@@ -3,33 +3,86 @@ only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is configured; otherwise spans still c
 context into every RPC so monitor-api's logs can be joined with the agent's.
 
 Providers are owned by the Telemetry object (not installed globally) so tests and several
-agents in one process do not share state.
+agents in one process do not share state. The SDK (~2.4 MB of RSS, docs/agent.md, Footprint)
+is loaded only when something consumes its data: an OTLP endpoint or a metric reader. Otherwise
+a context-only tracer and the API's no-op meter do the job at no cost.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import Span
 
 from ntpmon.common.logsetup import LogLevelError, parse_level
 from ntpmon.common.version import version
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "ntppool-agent"
+INSTRUMENTATION = "monitor.client"
+
+
+class ContextOnlyTracer(trace.Tracer):
+    """Spans that carry a trace context and record nothing, as the SDK's do with no exporter.
+
+    A new span continues the current trace (or starts one) with a fresh span id, sampled like
+    the SDK's default sampler marks it, so RPC metadata and log lines still join the agent's
+    batches with monitor-api's.
+    """
+
+    def start_span(
+        self, name: str, context: otel_context.Context | None = None, *_: Any, **__: Any
+    ) -> Span:
+        """A span under the current one; kind, attributes and links have nothing to record."""
+        parent = trace.get_current_span(context).get_span_context()
+        trace_id = parent.trace_id if parent.is_valid else _random_id(128)
+        return trace.NonRecordingSpan(
+            trace.SpanContext(
+                trace_id,
+                _random_id(64),
+                is_remote=False,
+                trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+                trace_state=parent.trace_state if parent.is_valid else None,
+            )
+        )
+
+    @contextmanager  # type: ignore[override]
+    def start_as_current_span(
+        self,
+        name: str,
+        context: otel_context.Context | None = None,
+        *_: Any,
+        end_on_exit: bool = True,
+        **__: Any,
+    ) -> Iterator[Span]:
+        span = self.start_span(name, context)
+        with trace.use_span(span, end_on_exit=end_on_exit) as current:
+            yield current
+
+
+def _random_id(bits: int) -> int:
+    """A non-zero random id, as the SDK's RandomIdGenerator makes them."""
+    while True:
+        value = random.getrandbits(bits)
+        if value:
+            return value
 
 
 class Telemetry:
@@ -45,6 +98,32 @@ class Telemetry:
         otlp_log_level: str = "",
     ) -> None:
         environ = os.environ if environ is None else environ
+        self.exporting = bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        self.log_handler: logging.Handler | None = None
+        self.debug = debug
+        self.tracer_provider: TracerProvider | None = None
+        self.meter_provider: MeterProvider | None = None
+        self.tracer: trace.Tracer = ContextOnlyTracer()
+        self.meter: Meter = NoOpMeter(INSTRUMENTATION)
+        if self.exporting or metric_reader is not None:
+            self._start_sdk(env, metric_reader)
+        meter = self.meter
+        self._rpc_requests = meter.create_counter("monitor.rpc_requests_total")
+        self._rpc_duration = meter.create_histogram("monitor.rpc_duration", unit="s")
+        self._tests_requested = meter.create_counter("monitor.tests_requested_total")
+        self._tests_completed = meter.create_counter("monitor.tests_completed_total")
+        self.otlp_log_level = ""
+        if otlp_log_level:
+            self.set_otlp_log_level(otlp_log_level)
+
+    def _start_sdk(self, env: str, metric_reader: MetricReader | None) -> None:
+        """The SDK's providers, with OTLP exporters when an endpoint is configured."""
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
         resource = Resource.create(
             {
                 "service.name": SERVICE_NAME,
@@ -52,9 +131,6 @@ class Telemetry:
                 "deployment.environment": env,
             }
         )
-        self.exporting = bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
-        self.log_handler: logging.Handler | None = None
-        self.debug = debug
         self.tracer_provider = TracerProvider(resource=resource)
         readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
         if self.exporting:
@@ -67,15 +143,8 @@ class Telemetry:
             readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
             self._start_log_export(resource)
         self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
-        self.tracer = self.tracer_provider.get_tracer("monitor.client")
-        self.meter = meter = self.meter_provider.get_meter("monitor.client")
-        self._rpc_requests = meter.create_counter("monitor.rpc_requests_total")
-        self._rpc_duration = meter.create_histogram("monitor.rpc_duration", unit="s")
-        self._tests_requested = meter.create_counter("monitor.tests_requested_total")
-        self._tests_completed = meter.create_counter("monitor.tests_completed_total")
-        self.otlp_log_level = ""
-        if otlp_log_level:
-            self.set_otlp_log_level(otlp_log_level)
+        self.tracer = self.tracer_provider.get_tracer(INSTRUMENTATION)
+        self.meter = self.meter_provider.get_meter(INSTRUMENTATION)
 
     @contextmanager
     def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span]:
@@ -145,8 +214,10 @@ class Telemetry:
 
     def shutdown(self) -> None:
         """Flush and stop the exporters (bounded by the SDK's own timeouts)."""
-        self.tracer_provider.shutdown()
-        self.meter_provider.shutdown()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
+        if self.meter_provider is not None:
+            self.meter_provider.shutdown()
         if self.log_handler is not None:
             logging.getLogger().removeHandler(self.log_handler)
             self.logger_provider.shutdown()

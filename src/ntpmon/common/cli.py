@@ -1,22 +1,25 @@
-"""What every command-line program shares: one-line errors and the console-script entry."""
+"""What every command-line program shares: one-line errors and the console-script entry.
+
+typer is only needed for type hints here, so a program may use :func:`run_guarded` without
+loading typer (the agent's long-running ``monitor`` does, to stay small).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-
-import typer
+from typing import TYPE_CHECKING
 
 from ntpmon.common.errors import NtpmonError
 
+if TYPE_CHECKING:
+    import typer
 
-def run_app(app: typer.Typer, prog: str, argv: list[str] | None = None) -> int:
-    """Run a typer app; a :class:`NtpmonError` becomes ``prog: error: message`` and exit 1.
 
-    Usage errors keep click's own message and exit status 2.
-    """
+def run_guarded(run: Callable[[], object], prog: str) -> int:
+    """Call ``run``; a :class:`NtpmonError` becomes ``prog: error: message`` and exit 1."""
     try:
-        app(args=argv, prog_name=prog)
+        run()
     except NtpmonError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1
@@ -26,6 +29,14 @@ def run_app(app: typer.Typer, prog: str, argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return 0
+
+
+def run_app(app: typer.Typer, prog: str, argv: list[str] | None = None) -> int:
+    """Run a typer app; a :class:`NtpmonError` becomes ``prog: error: message`` and exit 1.
+
+    Usage errors keep click's own message and exit status 2.
+    """
+    return run_guarded(lambda: app(args=argv, prog_name=prog), prog)
 
 
 def entry_point(app: typer.Typer, prog: str) -> Callable[[], None]:

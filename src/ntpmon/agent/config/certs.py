@@ -1,17 +1,24 @@
 """Client certificate handling: parse and check a key pair, and when to renew (agent.md §6.2).
 
 Renewal at two thirds of the lifetime leaves a third of it to ride out API outages.
+
+Parsing uses the standard library's OpenSSL (already loaded for HTTPS) and a small DER reader
+for the dates, not ``cryptography``: that package alone would cost the long-running
+``monitor`` process ~9 MB of RSS (docs/agent.md, Footprint). OpenSSL's ``load_cert_chain`` is
+also the check TLS itself makes: the key parses and its public half matches the certificate.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import ssl
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-
+from ntpmon.agent.config.derdates import validity
 from ntpmon.agent.config.statefile import data_sha
 from ntpmon.common.errors import NtpmonError
 
@@ -25,6 +32,7 @@ __all__ = [
 ]
 
 MAX_RECHECK = timedelta(hours=2)
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)-----END CERTIFICATE-----", re.DOTALL)
 
 
 class CertificateError(NtpmonError):
@@ -44,42 +52,54 @@ class ClientCertificate:
 
     cert_pem: bytes
     key_pem: bytes
-    leaf: x509.Certificate
-
-    @property
-    def not_before(self) -> datetime:
-        return self.leaf.not_valid_before_utc
-
-    @property
-    def not_after(self) -> datetime:
-        return self.leaf.not_valid_after_utc
+    not_before: datetime
+    not_after: datetime
 
     def validity(self, now: datetime) -> tuple[bool, timedelta]:
         return certificate_validity(self.not_before, self.not_after, now)
 
 
-def _public_bytes(key: PrivateKeyTypes | x509.Certificate) -> bytes:
-    public = key.public_key()
-    return public.public_bytes(  # type: ignore[union-attr]
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+@contextmanager
+def _memory_file(data: bytes) -> Iterator[str]:
+    """A path to ``data`` that never touches a disk (OpenSSL only loads keys from paths)."""
+    fd = os.memfd_create("ntppool-agent-pem", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)
+        yield f"/proc/self/fd/{fd}"
+    finally:
+        os.close(fd)
+
+
+def _leaf_dates(cert_pem: bytes) -> tuple[datetime, datetime]:
+    """Parse the chain's first certificate with OpenSSL and read its validity dates."""
+    match = _PEM_CERT.search(cert_pem)
+    if match is None:
+        raise CertificateError("could not parse certificate: no PEM certificate found")
+    leaf_pem = match.group(0).decode("ascii", errors="replace")
+    try:
+        ssl.create_default_context(cadata=leaf_pem)  # OpenSSL's full X.509 parse
+        return validity(ssl.PEM_cert_to_DER_cert(leaf_pem))
+    except (ssl.SSLError, ValueError) as exc:  # DERError is a ValueError
+        raise CertificateError(f"could not parse certificate: {exc}") from None
 
 
 def parse_key_pair(cert_pem: bytes, key_pem: bytes) -> ClientCertificate:
     """Parse the chain's first certificate and the key, and check that they belong together."""
     if not cert_pem.strip() or not key_pem.strip():
         raise CertificateError("empty certificate or key file")
-    try:
-        leaf = x509.load_pem_x509_certificate(cert_pem)
-    except ValueError as exc:
-        raise CertificateError(f"could not parse certificate: {exc}") from None
-    try:
-        key = serialization.load_pem_private_key(key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise CertificateError(f"could not parse private key: {exc}") from None
-    if _public_bytes(key) != _public_bytes(leaf):
-        raise CertificateError("private key does not match the certificate")
-    return ClientCertificate(cert_pem, key_pem, leaf)
+    not_before, not_after = _leaf_dates(cert_pem)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with ExitStack() as stack:
+        cert_path = stack.enter_context(_memory_file(cert_pem))
+        key_path = stack.enter_context(_memory_file(key_pem))
+        try:
+            # an empty password: an encrypted key fails instead of prompting on the terminal
+            context.load_cert_chain(cert_path, key_path, password=b"")
+        except ssl.SSLError as exc:
+            if exc.reason == "KEY_VALUES_MISMATCH":
+                raise CertificateError("private key does not match the certificate") from None
+            raise CertificateError(f"could not parse private key: {exc}") from None
+    return ClientCertificate(cert_pem, key_pem, not_before, not_after)
 
 
 def certificate_validity(

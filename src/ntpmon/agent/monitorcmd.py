@@ -1,0 +1,35 @@
+"""``monitor``'s body, free of typer so the long-running process can start without it."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from ntpmon.agent import options as opts
+from ntpmon.agent.footprint import limit_malloc_arenas, settle_after_start_up
+from ntpmon.agent.globalopts import Globals, open_app_config
+from ntpmon.agent.mqtt import monitor_bridge
+from ntpmon.agent.runner import MonitorOptions, run_monitor
+from ntpmon.agent.scope import Scope
+
+
+def monitor_command(g: Globals, *, once: bool, sanity_only: bool) -> None:
+    """Run the monitor: fetch work, probe servers, submit results."""
+    limit_malloc_arenas(os.environ)
+    cfg = open_app_config(g)
+    scope = Scope()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: scope.cancel())
+    knobs = opts.devel_knobs(g.env.value, os.environ)
+    mqtt = monitor_bridge(
+        cfg, g.env.value, port=knobs.port, allow_loopback=knobs.allow_loopback, environ=os.environ
+    )
+    settle_after_start_up()
+    run_monitor(
+        cfg,
+        MonitorOptions(once, sanity_only, g.ipv4, g.ipv6, g.ca_file, knobs, debug=g.debug),
+        scope,
+        environ=os.environ,
+        hooks=mqtt.hooks(),
+        background=[mqtt.run],
+    )

@@ -1,0 +1,117 @@
+"""The long-running ``monitor`` stays small: a real ``monitor --once`` run in its own process
+does not load typer, click, pydantic, cryptography or the OpenTelemetry SDK; help and other
+command lines still go through typer (docs/agent.md, Footprint)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from agent.conftest import TLS_NAME
+from agent.fake_management import ManagementServer
+from agent.fake_monitor_api import FakeMonitorApi
+from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.footprint import limit_malloc_arenas
+from ntpmon.testing.ntpserver import NTPResponder
+
+HEAVY = (
+    "typer",
+    "click",
+    "rich",
+    "pydantic",
+    "cryptography",
+    "opentelemetry.sdk",
+    "opentelemetry.exporter",
+)
+# runs the console-script entry and reports, at exit, which heavy packages were loaded
+WRAPPER = """
+import atexit, json, sys
+heavy = json.loads(sys.argv[1])
+atexit.register(lambda: print("LOADED " + json.dumps(
+    sorted(h for h in heavy if any(m == h or m.startswith(h + ".") for m in sys.modules))
+), file=sys.stderr))
+from ntpmon.agent.cli import main
+main(sys.argv[2:])
+"""
+
+
+def run_agent(*args: str, env: dict[str, str]) -> tuple[int, str, list[str]]:
+    """(exit status, stderr, heavy packages loaded) of one agent run."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("MONITOR_", "OTEL_"))}
+    environ.update(env)
+    done = subprocess.run(
+        [sys.executable, "-c", WRAPPER, json.dumps(HEAVY), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environ,
+        check=False,
+    )
+    marker = [line for line in done.stderr.splitlines() if line.startswith("LOADED ")]
+    assert marker, done.stderr
+    return done.returncode, done.stderr, json.loads(marker[-1].removeprefix("LOADED "))
+
+
+def test_monitor_once_runs_without_heavy_packages(
+    live_config: AppConfig,
+    mgmt: ManagementServer,
+    monitor_api: FakeMonitorApi,
+    responders: list[NTPResponder],
+    ca_file: Path,
+) -> None:
+    mgmt.state.config_doc = {
+        "name": "agent1",
+        "tls_name": TLS_NAME,
+        "ipv4": {"status": "testing", "ip": "127.0.0.1"},
+        "ipv6": {"status": "", "ip": ""},
+    }
+    mgmt.state.token_status = 200
+    mgmt.state.token_doc = {"access_token": "jwt", "token_type": "Bearer", "expires_in": 3600}
+    env = {
+        "API_HOST": mgmt.url,
+        "DEVEL_API_SERVER": monitor_api.url,
+        "MONITOR_CA_FILE": str(ca_file),
+        "MONITOR_NTP_PORT": str(responders[0].port),
+        "MONITOR_ALLOW_LOOPBACK": "true",
+    }
+    base = str(live_config.env_dir.parent)
+    code, err, loaded = run_agent(
+        "-e", "devel", "--state-dir", base, "--no-ipv6", "monitor", "--once", env=env
+    )
+    assert code == 0, err
+    assert monitor_api.servicer.count("SubmitResults") == 1
+    assert loaded == []
+
+
+def test_errors_on_the_light_path_read_as_before(tmp_path: Path) -> None:
+    (tmp_path / "devel").mkdir(mode=0o700)
+    (tmp_path / "devel" / "state.json").write_text('{"API":')
+    code, err, loaded = run_agent("monitor", "-e", "devel", "--state-dir", str(tmp_path), env={})
+    assert code == 1
+    assert "ntppool-agent: error: " in err and "state.json is not valid JSON" in err
+    assert loaded == []
+    code, err, loaded = run_agent("--log-level", "loud", "monitor", env={})
+    assert (code, loaded) == (1, [])
+    assert "ntppool-agent: error: invalid log level" in err
+
+
+def test_help_and_other_commands_still_use_typer() -> None:
+    code, err, loaded = run_agent("monitor", "--help", env={})
+    assert code == 0
+    assert {"typer", "rich"} <= set(loaded)  # typer vendors its own click
+    code, err, loaded = run_agent("monitor", "--no-such-option", env={})
+    assert code == 2 and "No such option" in err
+    assert "typer" in loaded
+
+
+def test_arena_limit_respects_the_environment() -> None:
+    assert limit_malloc_arenas({"MALLOC_ARENA_MAX": "4"}) is False
+    # applying it changes the whole process: do that in a fresh one
+    code = "from ntpmon.agent.footprint import limit_malloc_arenas as f; print(f({}))"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "True"  # glibc accepted the cap
