@@ -84,3 +84,16 @@ def test_monitor_overviews_leave_out_scorers_and_settings_rows(db: Engine, seede
     assert alpha.last_seen is not None and alpha.status == "active"
     assert alpha.server_counts == {"active": 1, "candidate": 1}
     assert rows[2].ip_version == "v6" and rows[2].server_counts == {"candidate": 1}
+
+
+def test_measurement_counts_per_server_and_agent_leave_out_scorers(
+    db: Engine, seeded: Seeded
+) -> None:
+    with db.connect() as conn:
+        counts = pages.measurement_counts(conn)
+    n = seeded.rows_per_monitor
+    assert counts == {
+        (seeded.good, seeded.mon_a): n,
+        (seeded.good, seeded.mon_b): n,
+        (seeded.bad, seeded.mon_a): n,
+    }

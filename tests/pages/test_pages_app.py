@@ -48,14 +48,14 @@ def test_server_page_has_two_svg_graphs_with_a_series_per_monitor(db, clock, see
     assert score_names == [
         "alpha-abc123.devel.mon.ntppool.dev",
         "bravo-def456.devel.mon.ntppool.dev",
-        "score (recentmedian.scores.ntp.dev)",
+        "score (recentmedian)",
     ]
     offset_names = [g.get("data-name") for g in offset.iter(f"{ns}g")]
     assert offset_names == score_names[:2]
     for group in offset.iter(f"{ns}g"):
         line = group.find(f"{ns}polyline")
         assert len(line.get("points").split()) == seeded.rows_per_monitor
-    assert "24 h" in response.text
+    assert "Score, last 6 h" in response.text  # zoomed in on the 6 h of history
     assert "alpha-abc123.devel.mon.ntppool.dev" in response.text
 
 
@@ -64,6 +64,8 @@ def test_server_page_window_parameter(db, clock, seeded) -> None:
     one_hour = http.get(f"/servers/{seeded.good}?hours=1")
     assert one_hour.status_code == 200
     assert "39 measurements in the last 1 h" in one_hour.text
+    whole_day = http.get(f"/servers/{seeded.good}?hours=24")
+    assert "Score, last 24 h" in whole_day.text
     bad = http.get(f"/servers/{seeded.good}?hours=zero")
     assert bad.status_code == 400 and "whole number" in bad.text
     too_long = http.get(f"/servers/{seeded.good}?hours=10000")

@@ -278,3 +278,17 @@ def list_monitor_overviews(conn: Connection) -> list[MonitorOverview]:
         )
         for r in rows
     ]
+
+
+def measurement_counts(conn: Connection) -> dict[tuple[int, int], int]:
+    """``log_scores`` rows written for agent results, per (server id, monitor id).
+
+    Scorer output rows are not counted: these are the measurements agents submitted.
+    """
+    rows = conn.execute(
+        select(log_scores.c.server_id, log_scores.c.monitor_id, func.count())
+        .select_from(log_scores.join(monitors, monitors.c.id == log_scores.c.monitor_id))
+        .where(monitors.c.type == str(MonitorType.MONITOR))
+        .group_by(log_scores.c.server_id, log_scores.c.monitor_id)
+    )
+    return {(int(s), int(m)): int(n) for s, m, n in rows}

@@ -75,8 +75,9 @@ def create_pages_app(
 
     def server(request: Request) -> Response:
         server_id: int = request.path_params["server_id"]
+        raw_hours = request.query_params.get("hours")
         try:
-            hours = history_hours(request.query_params.get("hours"))
+            hours = history_hours(raw_hours)
         except HistoryWindowError as exc:
             return PlainTextResponse(str(exc), status_code=400)
         now = time.now()
@@ -89,6 +90,8 @@ def create_pages_app(
             history = queries.server_history(conn, server_id=server_id, since=start)
             ids = {p.monitor_id for p in history if p.monitor_id is not None}
             names = queries.monitor_names(conn, ids | {a.monitor_id for a in assignments})
+        if not raw_hours:  # default window: zoom in on a young server's history
+            start = views.view_start(start, history, now)
         return HTMLResponse(
             views.server_page(
                 overview, assignments, history, names, start=start, now=now, nav=nav(request)

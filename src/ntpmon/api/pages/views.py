@@ -7,7 +7,7 @@ clock's ``now`` and URL builders in, which keeps every page testable without a s
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ntpmon.api.pages import html as h
 from ntpmon.api.pages.svg import (
@@ -24,6 +24,25 @@ from ntpmon.db.pages import Assignment, HistoryPoint, MonitorOverview, ServerOve
 STATUS_ORDER = ("active", "testing", "candidate", "paused")
 SCORER_STYLE = {"recentmedian": ("#000000", 2.5), "every": ("#9a9a9a", 1.5)}
 """How the scorers' own series look in the score graph: the overall score stands out."""
+
+
+def window_label(start: datetime, now: datetime) -> str:
+    """``last 24 h`` or, for a short window, ``last 7 min``."""
+    minutes = round((now - start).total_seconds() / 60)
+    return f"last {round(minutes / 60)} h" if minutes >= 60 else f"last {max(1, minutes)} min"
+
+
+def view_start(window_start: datetime, history: Sequence[HistoryPoint], now: datetime) -> datetime:
+    """Where the graphs begin: the window, or shortly before the first point of a young server.
+
+    A server measured for ten minutes would otherwise be a sliver at the right edge of a
+    24-hour axis.
+    """
+    if not history:
+        return window_start
+    first = as_utc(history[0].ts)
+    margin = max(timedelta(minutes=1), (now - first) * 0.05)
+    return max(as_utc(window_start), first - margin)
 
 
 def _counts_markup(counts: Mapping[str, int]) -> str:
@@ -87,14 +106,15 @@ def score_series(
         name = names.get(monitor_id, "unknown") if monitor_id is not None else "unknown"
         values = [(as_utc(p.ts), p.score) for p in points]
         if points[0].monitor_type == MonitorType.SCORE:
-            colour, width = SCORER_STYLE.get(name, ("#444444", 2.0))
+            algorithm = name.split(".")[0]  # recentmedian.scores.ntp.dev -> recentmedian
+            colour, width = SCORER_STYLE.get(algorithm, ("#444444", 2.0))
             scorers.append(
-                Series(name=f"score ({name})", points=values, colour=colour, width=width)
+                Series(name=f"score ({algorithm})", points=values, colour=colour, width=width)
             )
         else:
             colour = colours.get(monitor_id, "#444444") if monitor_id is not None else "#444444"
             agents.append(Series(name=name, points=values, colour=colour, width=1.2))
-    scorers.sort(key=lambda s: s.name != "score (recentmedian)")
+    scorers.sort(key=lambda s: s.name == "score (recentmedian)")  # the overall score on top
     return agents + scorers
 
 
@@ -159,15 +179,15 @@ def server_page(
     latest = {p.monitor_id: p for p in history if p.monitor_id is not None}
     scores = score_series(history, names, colours)
     offsets = offset_series(history, names, colours)
-    hours = round((now - start).total_seconds() / 3600)
+    window = window_label(start, now)
     summary = (
         f'<p>Score <span class="{h.score_class(server.score_raw)}">{server.score_raw:.1f}</span>'
         f" · scored {h.age(server.score_ts, now) if server.score_ts else 'never'}"
-        f" · {len(history)} measurements in the last {hours} h</p>"
+        f" · {len(history)} measurements in the {window}</p>"
     )
     score_chart = time_chart(
         scores,
-        title=f"Score, last {hours} h",
+        title=f"Score, {window}",
         start=as_utc(start),
         end=as_utc(now),
         scale=score_scale([v for s in scores for _, v in s.points]),
@@ -175,7 +195,7 @@ def server_page(
     )
     offset_chart = time_chart(
         offsets,
-        title=f"Offset per monitor, last {hours} h (symmetric log scale)",
+        title=f"Offset per monitor, {window} (symmetric log scale)",
         start=as_utc(start),
         end=as_utc(now),
         scale=offset_scale([v for s in offsets for _, v in s.points]),
