@@ -1,0 +1,1 @@
+"""The monitor's measurement of one server: probe, classify, pick the best sample, report."""
