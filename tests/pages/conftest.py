@@ -58,27 +58,20 @@ def seed(engine: Engine, clock: FixedClock) -> Seeded:
         bad = admin.create_server(conn, ip="192.0.2.20", now=start)
         v6 = admin.create_server(conn, ip="2001:db8::1", now=start)
         admin.ensure_system_monitor(conn, ip_version=IpVersion.V4, config={}, now=start)
-        mon_a = admin.create_monitor(
-            conn,
-            tls_name="alpha-abc123.devel.mon.ntppool.dev",
-            ip="127.0.0.2",
-            now=start,
-            account_id=account,
-            status=MonitorStatus.ACTIVE,
-        )
-        mon_b = admin.create_monitor(
-            conn,
-            tls_name="bravo-def456.devel.mon.ntppool.dev",
-            ip="127.0.0.3",
-            now=start,
-            status=MonitorStatus.TESTING,
-        )
-        mon_v6 = admin.create_monitor(
-            conn,
-            tls_name="charlie-ghi789.devel.mon.ntppool.dev",
-            ip="::1",
-            now=start,
-            status=MonitorStatus.TESTING,
+        mon_a, mon_b, mon_v6 = (
+            admin.create_monitor(
+                conn,
+                tls_name=f"{name}.devel.mon.ntppool.dev",
+                ip=ip,
+                now=start,
+                account_id=account_id,
+                status=status,
+            )
+            for name, ip, account_id, status in (
+                ("alpha-abc123", "127.0.0.2", account, MonitorStatus.ACTIVE),
+                ("bravo-def456", "127.0.0.3", None, MonitorStatus.TESTING),
+                ("charlie-ghi789", "::1", None, MonitorStatus.TESTING),
+            )
         )
         scorer = _scorer_monitor(conn, start)
         for m in (mon_a, mon_b, mon_v6):

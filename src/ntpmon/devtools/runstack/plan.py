@@ -172,23 +172,16 @@ def api_command(layout: Layout) -> list[str]:
 
 
 def scorer_command(layout: Layout) -> list[str]:
-    return [
-        program("monitor-scorer"),
-        "scorer",
-        "server",
-        "--metrics-port",
-        str(layout.ports.scorer_metrics),
-    ]
+    return _scorer_service(layout, "scorer", layout.ports.scorer_metrics)
 
 
 def selector_command(layout: Layout) -> list[str]:
-    return [
-        program("monitor-scorer"),
-        "selector",
-        "server",
-        "--metrics-port",
-        str(layout.ports.selector_metrics),
-    ]
+    return _scorer_service(layout, "selector", layout.ports.selector_metrics)
+
+
+def _scorer_service(layout: Layout, group: str, metrics_port: int) -> list[str]:
+    """``monitor-scorer scorer|selector server`` with its own metrics port."""
+    return [program("monitor-scorer"), group, "server", "--metrics-port", str(metrics_port)]
 
 
 def admin_command(*args: str) -> list[str]:
