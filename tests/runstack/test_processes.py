@@ -7,7 +7,12 @@ import time
 
 import pytest
 
-from ntpmon.devtools.runstack.processes import StackError, Supervisor, child_environment
+from ntpmon.devtools.runstack.processes import (
+    StackError,
+    StackInterruptedError,
+    Supervisor,
+    child_environment,
+)
 
 SLEEPER = """
 import signal, sys, time
@@ -81,3 +86,11 @@ def test_run_returns_output_or_raises_with_stderr(tmp_path) -> None:
         )
     log = (tmp_path / "logs" / "commands.log").read_text()
     assert "hello" in log and "(exit 2)" in log
+
+
+def test_wait_for_output_stops_when_asked(tmp_path) -> None:
+    sup = Supervisor(tmp_path / "logs", cwd=tmp_path)
+    child = sup.start("sleeper", [sys.executable, "-c", SLEEPER], {})
+    with pytest.raises(StackInterruptedError, match="interrupted while waiting for sleeper"):
+        sup.wait_for_output(child, lambda t: None, timeout=60, stop=lambda: True)
+    sup.stop_all()

@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 from ntpmon.db import pages as queries
 from ntpmon.devtools.runstack import plan
 from ntpmon.devtools.runstack.preflight import missing_pieces
-from ntpmon.devtools.runstack.processes import StackError, Supervisor, tail
+from ntpmon.devtools.runstack.processes import StackError, StackInterruptedError, Supervisor, tail
 from ntpmon.devtools.runstack.summary import render, server_states
 
 READY_LINE = re.compile(r"monitor-api ready: (.*)")
@@ -364,6 +364,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = _print) -> int:
                 break
             stack.stop_requested.wait(args.refresh)
         return 0
+    except StackInterruptedError:
+        out("make run: interrupted while starting")
+        return 130
     except StackError as exc:
         out(f"make run: error: {exc}")
         return 1

@@ -26,6 +26,10 @@ class StackError(NtpmonError):
     """A step of the local stack failed; the message says which and shows the log."""
 
 
+class StackInterruptedError(StackError):
+    """Ctrl-C (or SIGTERM) arrived while the stack was still starting."""
+
+
 def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
     """The caller's environment without stack-steering variables, plus ``extra``."""
     env = {
@@ -124,7 +128,9 @@ class Supervisor:
     ) -> str:
         """Poll ``child``'s log until ``found(text)`` returns something; fail if it exits."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not stop():
+        while time.monotonic() < deadline:
+            if stop():
+                raise StackInterruptedError(f"interrupted while waiting for {child.name}")
             text = child.log.read_text(errors="replace") if child.log.exists() else ""
             result = found(text)
             if result is not None:
