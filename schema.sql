@@ -19,6 +19,38 @@ CREATE TABLE IF NOT EXISTS accounts (
   CONSTRAINT id_token UNIQUE (id_token)
 )ENGINE=InnoDB CHARSET=utf8mb3;
 
+CREATE TABLE IF NOT EXISTS api_keys (
+  id INTEGER UNSIGNED NOT NULL AUTO_INCREMENT,
+  key_hash VARCHAR(64) NOT NULL,
+  tls_name VARCHAR(255) NOT NULL,
+  account_id INTEGER UNSIGNED,
+  created_on DATETIME NOT NULL,
+  last_used_on DATETIME,
+  revoked_on DATETIME,
+  PRIMARY KEY (id),
+  CONSTRAINT key_hash UNIQUE (key_hash),
+  KEY api_keys_tls_name (tls_name)
+)ENGINE=InnoDB CHARSET=utf8mb3;
+
+CREATE TABLE IF NOT EXISTS registrations (
+  id INTEGER UNSIGNED NOT NULL AUTO_INCREMENT,
+  registration_id VARCHAR(26) NOT NULL,
+  hostname VARCHAR(255) NOT NULL DEFAULT '',
+  account_ref VARCHAR(255),
+  ipv4 VARCHAR(40),
+  ipv6 VARCHAR(40),
+  status ENUM('pending','approved','completed') NOT NULL DEFAULT 'pending',
+  account_id INTEGER UNSIGNED,
+  tls_name VARCHAR(255),
+  created_on DATETIME NOT NULL,
+  last_seen DATETIME NOT NULL,
+  approved_on DATETIME,
+  completed_on DATETIME,
+  PRIMARY KEY (id),
+  CONSTRAINT registration_id UNIQUE (registration_id),
+  KEY registrations_status (status)
+)ENGINE=InnoDB CHARSET=utf8mb3;
+
 CREATE TABLE IF NOT EXISTS system_settings (
   id INTEGER UNSIGNED NOT NULL AUTO_INCREMENT,
   `key` VARCHAR(255) NOT NULL,

@@ -2,22 +2,172 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
+from ntpmon.api.admin_cli import build_admin_app
+from ntpmon.api.ca import CAError, EmbeddedCA
 from ntpmon.common.cli import entry_point
-from ntpmon.common.dbcli import build_db_app
+from ntpmon.common.dbcli import DsnOption, build_db_app
+from ntpmon.common.environments import parse_env
+from ntpmon.common.errors import NtpmonError
+from ntpmon.common.logsetup import setup_logging
 from ntpmon.common.version import version_line
+
+DEFAULT_DATA_DIR = "./var/monitor-api"
 
 app = typer.Typer(
     help="NTP Pool monitor API server (ntpmon).", no_args_is_help=True, add_completion=False
 )
-app.add_typer(build_db_app(), name="db")
+db_app = build_db_app()
+app.add_typer(db_app, name="db")
+app.add_typer(build_admin_app(), name="admin")
+ca_app = typer.Typer(help="The embedded monitor CA.", no_args_is_help=True)
+app.add_typer(ca_app, name="ca")
+
+DataDirOption = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="MONITOR_API_DATA_DIR", help="CA, server cert, keys"),
+]
+EnvOption = Annotated[
+    str,
+    typer.Option("--deployment-mode", envvar="DEPLOYMENT_MODE", help="devel, test or prod"),
+]
 
 
 @app.command("version")
 def version_cmd() -> None:
     """Print the program version."""
     typer.echo(version_line("monitor-api"))
+
+
+@db_app.command("mon")
+def db_mon(name: str, dsn: DsnOption = None) -> None:
+    """Print every current monitor row named NAME with its merged config (debug aid)."""
+    import dataclasses
+    import json
+
+    from ntpmon.api.monitor_config import MonitorConfigError, effective_config
+    from ntpmon.db.api import get_monitors_by_tls_name, get_system_monitor_config
+    from ntpmon.db.engine import open_database
+
+    engine = open_database(dsn, wait=5.0)
+    try:
+        with engine.connect() as conn:
+            rows = get_monitors_by_tls_name(conn, tls_name=name)
+            defaults = {
+                m.id: get_system_monitor_config(conn, ip_version=m.ip_version) for m in rows
+            }
+    finally:
+        engine.dispose()
+    if not rows:
+        typer.echo("No monitor found")
+        return
+    for monitor in rows:
+        try:
+            merged: object = dataclasses.asdict(
+                effective_config(monitor.config, defaults[monitor.id])
+            )
+        except MonitorConfigError as exc:
+            merged = f"invalid: {exc}"
+        typer.echo(
+            f"{monitor.id} {monitor.tls_name} {monitor.ip_version} {monitor.ip} {monitor.status}"
+        )
+        typer.echo(f"  config: {json.dumps(merged, default=list)}")
+
+
+@ca_app.command("root")
+def ca_root(data_dir: DataDirOption = Path(DEFAULT_DATA_DIR)) -> None:
+    """Print the monitor CA root (PEM) that agents trust with --ca-file."""
+    ca_dir = data_dir / "ca"
+    if not (ca_dir / "ca.pem").exists():
+        raise CAError(f"no CA in {ca_dir} yet: start 'monitor-api server' once to create it")
+    typer.echo(EmbeddedCA.load_or_create(ca_dir).root_pem(), nl=False)
+
+
+def _duration(text: str) -> float:
+    from ntpmon.api.godurations import parse_go_duration
+
+    try:
+        seconds = parse_go_duration(text)
+    except ValueError:
+        raise NtpmonError(f"invalid duration {text!r} (e.g. 720h, 30m)") from None
+    if seconds <= 0:
+        raise NtpmonError("durations must be positive")
+    return seconds
+
+
+@app.command("server")
+def server(  # noqa: PLR0917 - typer options
+    dsn: DsnOption = None,
+    data_dir: DataDirOption = Path(DEFAULT_DATA_DIR),
+    deployment_mode: EnvOption = "devel",
+    listen: Annotated[str, typer.Option(help="gRPC mTLS listener")] = ":8000",
+    jwt_listen: Annotated[
+        str, typer.Option(envvar="MONITOR_API_JWT_LISTEN", help="gRPC JWT-only listener (off)")
+    ] = "",
+    management_listen: Annotated[str, typer.Option(help="management HTTPS listener")] = ":8443",
+    health_listen: Annotated[str, typer.Option(help="health HTTP listener")] = ":8080",
+    metrics_listen: Annotated[str, typer.Option(help="Prometheus listener")] = ":9000",
+    server_name: Annotated[
+        list[str] | None, typer.Option(help="extra name for the server certificate")
+    ] = None,
+    cert_lifetime: Annotated[str, typer.Option(help="client certificate lifetime")] = "720h",
+    public_url: Annotated[
+        str, typer.Option(envvar="API_HOST", help="management base URL agents use")
+    ] = "",
+    jwt_key: Annotated[str, typer.Option("--jwtkey", envvar="JWT_KEY", help="MQTT JWT key")] = "",
+    mqtt_host: Annotated[str, typer.Option(help="MQTT broker host for agents")] = (
+        "mqtt.ntppool.net"
+    ),
+    mqtt_port: Annotated[int, typer.Option(help="MQTT broker port for agents")] = 1883,
+    grace: Annotated[float, typer.Option(help="seconds in-flight RPCs get at shutdown")] = 10.0,
+    max_workers: Annotated[int, typer.Option(help="gRPC handler threads")] = 16,
+    log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
+) -> None:
+    """Run the gRPC service, the management API, health and metrics until SIGTERM/SIGINT."""
+    from datetime import timedelta
+
+    from ntpmon.api.runner import MonitorApiServer, ServerOptions
+    from ntpmon.api.service import MqttSettings
+    from ntpmon.db.engine import open_database
+
+    setup_logging(log_level)
+    env = parse_env(deployment_mode)
+    engine = open_database(dsn, default_sqlite=data_dir / "ntpmon.sqlite", create=True)
+    options = ServerOptions(
+        engine=engine,
+        data_dir=data_dir,
+        env=env,
+        listen=listen,
+        jwt_listen=jwt_listen,
+        management_listen=management_listen,
+        health_listen=health_listen,
+        metrics_listen=metrics_listen,
+        server_names=server_name or [],
+        cert_lifetime=timedelta(seconds=_duration(cert_lifetime)),
+        public_url=public_url.rstrip("/"),
+        mqtt=MqttSettings(host=mqtt_host, port=mqtt_port, jwt_key=jwt_key),
+        grace=grace,
+        max_workers=max_workers,
+    )
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    running = MonitorApiServer(options)
+    running.wait_ready()
+    typer.echo(
+        "monitor-api ready: "
+        + " ".join(f"{name}={port}" for name, port in sorted(running.ports.items())),
+        err=True,
+    )
+    stop.wait()
+    running.stop()
+    engine.dispose()
 
 
 main = entry_point(app, "monitor-api")

@@ -240,6 +240,51 @@ system_settings = Table(
     **_MYSQL_OPTS,
 )
 
+# ntpmon's own additions (not in the production NTP Pool schema): monitor-api hosts agent
+# registration and API keys itself (DESIGN.md), so it needs somewhere to keep them.
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("id", t.uint(), nullable=False, autoincrement=True),
+    Column("registration_id", String(26), nullable=False),
+    Column("hostname", String(255), nullable=False, server_default=""),
+    Column("account_ref", String(255)),
+    Column("ipv4", String(40)),
+    Column("ipv6", String(40)),
+    Column(
+        "status",
+        _enum("registration_status", "pending", "approved", "completed"),
+        nullable=False,
+        server_default="pending",
+    ),
+    Column("account_id", t.uint()),
+    Column("tls_name", String(255)),
+    Column("created_on", t.datetime0(), nullable=False),
+    Column("last_seen", t.datetime0(), nullable=False),
+    Column("approved_on", t.datetime0()),
+    Column("completed_on", t.datetime0()),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("registration_id", name="registration_id"),
+    Index("registrations_status", "status"),
+    **_MYSQL_OPTS,
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", t.uint(), nullable=False, autoincrement=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("tls_name", String(255), nullable=False),
+    Column("account_id", t.uint()),
+    Column("created_on", t.datetime0(), nullable=False),
+    Column("last_used_on", t.datetime0()),
+    Column("revoked_on", t.datetime0()),
+    PrimaryKeyConstraint("id"),
+    UniqueConstraint("key_hash", name="key_hash"),
+    Index("api_keys_tls_name", "tls_name"),
+    **_MYSQL_OPTS,
+)
+
 ALL_TABLES = (
     accounts,
     monitors,

@@ -1,0 +1,245 @@
+"""The management HTTPS API agents use to join (agent.md §6, contract §3-5).
+
+Registration (``setup``), per-monitor config with certificate issuance, OIDC-style tokens and
+their JWKS. Handlers are thin: the rules live in :mod:`ntpmon.api.registration` and the SQL in
+:mod:`ntpmon.db.registrations`. Responses never echo keys back except the one-time API token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import parse_qs
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ntpmon.api.ca import CertificateAuthority
+from ntpmon.api.oidc import TokenIssuer
+from ntpmon.api.registration import (
+    address_family,
+    hash_api_key,
+    new_api_key,
+    usable_monitor_address,
+)
+from ntpmon.api.ulid import InvalidUlidError, parse_ulid
+from ntpmon.common.clock import Clock
+from ntpmon.common.environments import DeployEnv
+from ntpmon.db import registrations as reg
+from ntpmon.db.api import get_monitors_by_tls_name
+from ntpmon.db.models import Monitor
+
+log = logging.getLogger(__name__)
+
+LIVE = ("testing", "active")
+MAX_FORM_BYTES = 8192
+
+
+@dataclass(frozen=True)
+class ManagementContext:
+    engine: Engine
+    ca: CertificateAuthority
+    tokens: TokenIssuer
+    clock: Clock
+    env: DeployEnv
+    base_url: str
+    cert_lifetime: timedelta
+
+
+def _text(status: int, body: str) -> PlainTextResponse:
+    return PlainTextResponse(body + "\n", status_code=status)
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
+
+
+def _family(monitors: list[Monitor], version: str) -> dict[str, str]:
+    row = next((m for m in monitors if m.ip_version == version), None)
+    return {"status": row.status, "ip": row.ip or ""} if row else {"status": "", "ip": ""}
+
+
+def _monitors_of(engine: Engine, tls_name: str) -> list[Monitor]:
+    with engine.connect() as conn:
+        return get_monitors_by_tls_name(conn, tls_name=tls_name)
+
+
+def _registration_of(engine: Engine, reg_id: str) -> reg.Registration | None:
+    with engine.connect() as conn:
+        return reg.get_registration(conn, registration_id=reg_id)
+
+
+def _record_request(
+    ctx: ManagementContext,
+    *,
+    reg_id: str,
+    family: str,
+    address: str,
+    hostname: str,
+    account_ref: str,
+    now: datetime,
+) -> tuple[str, str]:
+    """Record one registration request; returns (Status, APIToken) for the response.
+
+    The API key is minted by the first request after approval, stored hashed in the same
+    transaction that marks the registration completed, and never shown again.
+    """
+    with ctx.engine.begin() as conn:
+        found = reg.record_registration_request(
+            conn,
+            registration_id=reg_id,
+            family=family,
+            address=address,
+            hostname=hostname,
+            account_ref=account_ref,
+            now=now,
+        )
+        if found.status == "approved" and reg.mark_registration_completed(
+            conn, id=found.id, now=now
+        ):
+            token = new_api_key()
+            reg.insert_api_key(
+                conn,
+                key_hash=hash_api_key(token),
+                tls_name=found.tls_name or "",
+                account_id=found.account_id,
+                now=now,
+            )
+            return "accepted", token
+        if found.status in ("approved", "completed"):
+            return "completed", ""
+        return "pending", ""
+
+
+def _authenticate(ctx: ManagementContext, request: Request) -> reg.ApiKey | None:
+    key = _bearer(request)
+    if not key:
+        return None
+    with ctx.engine.begin() as conn:
+        found = reg.find_api_key(conn, key_hash=hash_api_key(key))
+        if found is not None:
+            reg.touch_api_key(conn, id=found.id, now=ctx.clock.now())
+    return found
+
+
+def build_management_app(ctx: ManagementContext) -> Starlette:
+    """The Starlette application; TLS is terminated by the server that runs it."""
+
+    async def registration(request: Request) -> Response:
+        try:
+            reg_id = parse_ulid(request.headers.get("registration-id", "")).text
+        except InvalidUlidError:
+            return _text(400, "Registration-ID header must be a 26-character ULID")
+        peer = request.client.host if request.client else ""
+        try:
+            family, address = address_family(peer)
+        except ValueError:
+            return _text(400, "cannot tell the client address")
+        if not usable_monitor_address(address, ctx.env):
+            return _text(400, f"address {address} cannot be used for a monitor")
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+            return _text(413, "form too large")
+        body = await request.body()
+        if len(body) > MAX_FORM_BYTES:
+            return _text(413, "form too large")
+        form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+        hostname = form.get("hostname", [""])[0]
+        account_ref = form.get("a", [""])[0]
+        now = ctx.clock.now()
+
+        def record() -> tuple[str, str]:
+            return _record_request(
+                ctx,
+                reg_id=reg_id,
+                family=family,
+                address=address,
+                hostname=hostname,
+                account_ref=account_ref,
+                now=now,
+            )
+
+        status, token = await run_in_threadpool(record)
+        log.info(
+            "registration request",
+            extra={"registration": reg_id, "family": family, "status": status},
+        )
+        return JSONResponse(
+            {
+                "URL": f"{ctx.base_url}/monitor/registration/{reg_id}",
+                "Status": status,
+                "APIToken": token,
+            }
+        )
+
+    async def registration_page(request: Request) -> Response:
+        reg_id = request.path_params["reg_id"]
+        found = await run_in_threadpool(_registration_of, ctx.engine, reg_id.upper())
+        if found is None:
+            return _text(404, "no such registration")
+        if found.status == "pending":
+            return _text(
+                200,
+                f"Registration {found.registration_id} is waiting for approval.\n"
+                f"An operator approves it with:\n"
+                f"  monitor-api admin registrations approve {found.registration_id}",
+            )
+        return _text(200, f"Registration {found.registration_id} is {found.status}.")
+
+    async def config(request: Request) -> Response:
+        key = await run_in_threadpool(_authenticate, ctx, request)
+        if key is None:
+            return _text(401, "api key unauthorized")
+        rows = await run_in_threadpool(_monitors_of, ctx.engine, key.tls_name)
+        cert = {"cert": "", "key": "", "ca": ctx.ca.root_pem()}
+        wants_cert = request.query_params.get("request_certificate", "").lower() == "true"
+        if wants_cert and any(m.status in LIVE for m in rows):
+            issued = ctx.ca.issue_client(key.tls_name, ctx.cert_lifetime)
+            cert |= {"cert": issued.cert_pem, "key": issued.key_pem}
+            log.info("certificate issued", extra={"monitor": key.tls_name})
+        return JSONResponse(
+            {
+                "name": key.tls_name.split(".", 1)[0],
+                "tls_name": key.tls_name,
+                "ipv4": _family(rows, "v4"),
+                "ipv6": _family(rows, "v6"),
+                "tls": cert,
+            }
+        )
+
+    async def token(request: Request) -> Response:
+        key = await run_in_threadpool(_authenticate, ctx, request)
+        if key is None:
+            return _text(401, "api key unauthorized")
+        try:
+            body = json.loads(await request.body() or b"{}")
+            expires_in = int(body.get("expires_in", 0)) if isinstance(body, dict) else -1
+        except (ValueError, TypeError):
+            return _text(400, 'body must be JSON {"expires_in": seconds}')
+        if expires_in < 0:
+            return _text(400, "expires_in must not be negative")
+        access, lifetime = ctx.tokens.mint(key.tls_name, expires_in, ctx.clock.now())
+        return JSONResponse(
+            {"access_token": access, "token_type": "Bearer", "expires_in": lifetime}
+        )
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(ctx.tokens.jwks())
+
+    return Starlette(
+        routes=[
+            Route("/monitor/api/registration", registration, methods=["POST"]),
+            Route("/monitor/registration/{reg_id}", registration_page, methods=["GET"]),
+            Route("/monitor/api/config", config, methods=["GET"]),
+            Route("/api/oidc/token", token, methods=["POST"]),
+            Route("/api/oidc/jwks.json", jwks, methods=["GET"]),
+            Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        ]
+    )

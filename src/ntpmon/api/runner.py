@@ -1,0 +1,255 @@
+"""``monitor-api server``: wires the parts together and owns their lifetimes.
+
+One gRPC listener (mTLS) plus three HTTP listeners (management over TLS, health, metrics)
+served by uvicorn on one asyncio loop in a background thread. Shutdown stops the HTTP servers,
+then lets in-flight RPCs finish within the grace period (each batch is one transaction, so
+nothing is ever half-written), then closes the database pool and flushes traces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
+from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
+from ntpmon.api.jwtauth import JwtVerifier
+from ntpmon.api.management import ManagementContext, build_management_app
+from ntpmon.api.metrics import ApiMetrics
+from ntpmon.api.oidc import TokenIssuer
+from ntpmon.api.service import MonitorService, MqttSettings
+from ntpmon.api.ticketkeys import CHECK_EVERY, FileKeyring, TicketKeyError, keyring_for
+from ntpmon.api.tickets import TicketSigner
+from ntpmon.api.tracing import tracer_from_environment
+from ntpmon.common.clock import Clock, SystemClock
+from ntpmon.common.environments import DeployEnv
+
+log = logging.getLogger(__name__)
+
+SERVER_CERT_LIFETIME = timedelta(days=90)
+
+
+@dataclass
+class ServerOptions:
+    """Everything ``monitor-api server`` can be told (contract §1-2)."""
+
+    engine: Engine
+    data_dir: Path
+    env: DeployEnv = DeployEnv.DEVEL
+    listen: str = ":8000"
+    jwt_listen: str = ""
+    management_listen: str = ":8443"
+    health_listen: str = ":8080"
+    metrics_listen: str = ":9000"
+    server_names: list[str] = field(default_factory=list)
+    cert_lifetime: timedelta = timedelta(days=30)
+    public_url: str = ""
+    mqtt: MqttSettings = field(default_factory=MqttSettings)
+    grace: float = 10.0
+    max_workers: int = 32
+    clock: Clock = field(default_factory=SystemClock)
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` or ``[v6]:port`` → (host, port); an empty host means all."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"listen address {address!r} must be host:port")
+    host = host.strip("[]")
+    return host or "0.0.0.0", int(port)  # noqa: S104 - ":port" means all, as upstream
+
+
+def _bind(address: str) -> socket.socket:
+    host, port = split_address(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+
+
+def _grpc_address(address: str) -> str:
+    host, port = split_address(address)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def ops_app(metrics: ApiMetrics) -> tuple[Starlette, Starlette]:
+    """The health and metrics applications (plain HTTP)."""
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def exposition(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return (
+        Starlette(routes=[Route("/__health", health)]),
+        Starlette(routes=[Route("/metrics", exposition)]),
+    )
+
+
+class MonitorApiServer:
+    """A running monitor-api; ``ports`` holds the bound port of every listener."""
+
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        data_dir = options.data_dir
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.ca = EmbeddedCA.load_or_create(data_dir / "ca")
+        self.metrics = ApiMetrics()
+        self.tracer = tracer_from_environment(str(options.env))
+        self.keyring = keyring_for(data_dir, options.clock)
+        self.signer = TicketSigner(self.keyring)
+        self._stopping = threading.Event()
+        self.service = MonitorService(
+            options.engine,
+            self.signer,
+            options.clock,
+            self.metrics,
+            deploy_env=options.env,
+            mqtt=options.mqtt,
+            tracer=self.tracer,
+        )
+        names = [f"api.{options.env}.mon.ntppool.dev", "localhost", "127.0.0.1", "::1"]
+        self.server_cert = self._server_certificate(names + options.server_names)
+        sockets = {
+            "management": _bind(options.management_listen),
+            "health": _bind(options.health_listen),
+            "metrics": _bind(options.metrics_listen),
+        }
+        self.ports = {name: s.getsockname()[1] for name, s in sockets.items()}
+        public_url = options.public_url or f"https://localhost:{self.ports['management']}"
+        self.tokens = TokenIssuer.load_or_create(data_dir / "jwt" / "signing.key", public_url)
+        self.grpc = GrpcListener(
+            build_handler(self.service, self.metrics, self.tracer),
+            TlsMaterial(self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()),
+            _grpc_address(options.listen),
+            max_workers=options.max_workers,
+        )
+        self.ports["grpc"] = self.grpc.port
+        self.jwt_grpc: GrpcListener | None = None
+        if options.jwt_listen:
+            verifier = JwtVerifier(self.tokens.public_key(), public_url)
+            self.jwt_grpc = GrpcListener(
+                build_handler(self.service, self.metrics, self.tracer, JwtIdentity(verifier)),
+                TlsMaterial(
+                    self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()
+                ),
+                _grpc_address(options.jwt_listen),
+                max_workers=options.max_workers,
+                require_client_cert=False,
+            )
+            self.ports["grpc_jwt"] = self.jwt_grpc.port
+        management = build_management_app(
+            ManagementContext(
+                engine=options.engine,
+                ca=self.ca,
+                tokens=self.tokens,
+                clock=options.clock,
+                env=options.env,
+                base_url=public_url,
+                cert_lifetime=options.cert_lifetime,
+            )
+        )
+        health, metrics_app = ops_app(self.metrics)
+        cert_file, key_file = data_dir / "server" / "tls.crt", data_dir / "server" / "tls.key"
+        self._uvicorn = [
+            (
+                uvicorn.Server(
+                    uvicorn.Config(
+                        management,
+                        ssl_certfile=str(cert_file),
+                        ssl_keyfile=str(key_file),
+                        log_config=None,
+                        access_log=False,
+                        lifespan="off",
+                        timeout_graceful_shutdown=int(options.grace),
+                    )
+                ),
+                sockets["management"],
+            ),
+            (uvicorn.Server(self._plain(health)), sockets["health"]),
+            (uvicorn.Server(self._plain(metrics_app)), sockets["metrics"]),
+        ]
+        self._thread = threading.Thread(target=self._serve_http, name="http", daemon=True)
+        self._thread.start()
+        if isinstance(self.keyring, FileKeyring):
+            threading.Thread(target=self._rotate_keys, name="ticket-keys", daemon=True).start()
+        log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
+
+    def _plain(self, app: Starlette) -> uvicorn.Config:
+        return uvicorn.Config(
+            app,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(self.options.grace),
+        )
+
+    def _server_certificate(self, names: list[str]) -> IssuedCertificate:
+        """Issued by the monitor CA at every start and written where uvicorn can read it."""
+        issued = self.ca.issue_server(list(dict.fromkeys(names)), SERVER_CERT_LIFETIME)
+        directory = self.options.data_dir / "server"
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(directory / "tls.crt", issued.cert_pem)
+        _write_private(directory / "tls.key", issued.key_pem)
+        return issued
+
+    def _rotate_keys(self) -> None:
+        """Check the ticket keys every two hours until shutdown."""
+        assert isinstance(self.keyring, FileKeyring)
+        while not self._stopping.wait(CHECK_EVERY.total_seconds()):
+            try:
+                if self.keyring.maybe_rotate():
+                    log.info("ticket key rotated", extra={"version": self.keyring.newest()[0]})
+            except TicketKeyError as exc:
+                log.error("ticket key rotation failed", extra={"error": str(exc)})
+
+    def _serve_http(self) -> None:
+        async def main() -> None:
+            await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in self._uvicorn))
+
+        asyncio.run(main())
+
+    def wait_ready(self, timeout: float = 10.0) -> None:
+        """Block until every HTTP listener has started."""
+        deadline = threading.Event()
+        for server, _ in self._uvicorn:
+            waited = 0.0
+            while not server.started and waited < timeout:
+                deadline.wait(0.02)
+                waited += 0.02
+
+    def stop(self) -> None:
+        """Graceful shutdown: HTTP first, then in-flight RPCs finish within ``grace``."""
+        self._stopping.set()
+        for server, _ in self._uvicorn:
+            server.should_exit = True
+        listeners = [self.grpc] + ([self.jwt_grpc] if self.jwt_grpc else [])
+        for done in [listener.shutdown(self.options.grace) for listener in listeners]:
+            done.wait()
+        self._thread.join(timeout=self.options.grace + 5)
+        self.tracer.shutdown()
+        log.info("monitor-api stopped")

@@ -1,0 +1,118 @@
+"""Where ticket secrets come from: ``MONITOR_TICKET_KEYS``, else a key file in the data dir.
+
+The key file keeps every version (older tickets still verify) and gets a new newest version
+when the current one is older than :data:`ROTATE_AFTER` at start-up, as upstream's Vault
+rotation does every 10 hours. Vault KV is the production option (:mod:`ntpmon.api.vault`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import secrets
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from ntpmon.api.tickets import StaticKeyring
+from ntpmon.common.clock import Clock
+from ntpmon.common.errors import NtpmonError
+
+ROTATE_AFTER = timedelta(hours=10)
+CHECK_EVERY = timedelta(hours=2)
+ENV_KEYS = "MONITOR_TICKET_KEYS"
+
+
+class TicketKeyError(NtpmonError):
+    """The ticket keys cannot be read or written."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    tmp.replace(path)
+
+
+@dataclass(frozen=True, slots=True)
+class KeyEntry:
+    """One version in the key file."""
+
+    version: int
+    secret: str
+    created: int
+
+
+def _read_entries(path: Path) -> list[KeyEntry]:
+    if not path.exists():
+        return []
+    try:
+        return [
+            KeyEntry(int(e["version"]), str(e["secret"]), int(e["created"]))
+            for e in json.loads(path.read_text())["keys"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TicketKeyError(f"cannot read ticket keys from {path}: {exc}") from None
+
+
+def load_key_file(
+    path: Path, now: datetime, rotate_after: timedelta = ROTATE_AFTER
+) -> StaticKeyring:
+    """Read (creating or rotating as needed) ``{"keys":[{"version","secret","created"}]}``."""
+    entries = _read_entries(path)
+    newest = max(entries, key=lambda e: e.version, default=None)
+    if newest is None or now.timestamp() - newest.created > rotate_after.total_seconds():
+        version = newest.version + 1 if newest else 1
+        entries.append(KeyEntry(version, secrets.token_urlsafe(16), int(now.timestamp())))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        doc = {"keys": [dataclasses.asdict(e) for e in entries]}
+        _write_private(path, json.dumps(doc, indent=1))
+    return StaticKeyring({e.version: e.secret.encode() for e in entries})
+
+
+class FileKeyring:
+    """The data-dir key file as a :class:`~ntpmon.api.tickets.KeyStore` that can rotate live.
+
+    :meth:`maybe_rotate` is called periodically (every :data:`CHECK_EVERY`); a new version is
+    written when the newest is older than ``rotate_after``, and all versions keep verifying.
+    """
+
+    def __init__(self, path: Path, clock: Clock, rotate_after: timedelta = ROTATE_AFTER) -> None:
+        self._path = path
+        self._clock = clock
+        self._rotate_after = rotate_after
+        self._lock = threading.Lock()
+        self._ring = load_key_file(path, clock.now(), rotate_after)
+
+    def newest(self) -> tuple[int, bytes]:
+        with self._lock:
+            return self._ring.newest()
+
+    def secret(self, version: int) -> bytes | None:
+        with self._lock:
+            return self._ring.secret(version)
+
+    def maybe_rotate(self) -> bool:
+        """Re-read the file, rotating if due; True when a new version became the newest."""
+        with self._lock:
+            before = self._ring.newest()[0]
+            self._ring = load_key_file(self._path, self._clock.now(), self._rotate_after)
+            return self._ring.newest()[0] != before
+
+
+def keyring_for(
+    data_dir: Path, clock: Clock, environ: Mapping[str, str] | None = None
+) -> StaticKeyring | FileKeyring:
+    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas), else the data-dir key file."""
+    environ = os.environ if environ is None else environ
+    spec = environ.get(ENV_KEYS, "")
+    if spec:
+        try:
+            return StaticKeyring.parse(spec)
+        except ValueError as exc:
+            raise TicketKeyError(f"{ENV_KEYS}: {exc}") from None
+    return FileKeyring(data_dir / "ticket-keys.json", clock)

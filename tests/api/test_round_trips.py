@@ -1,0 +1,62 @@
+"""A SubmitResults batch costs the same number of statements whatever its size."""
+
+from __future__ import annotations
+
+import pytest
+from api_testkit import MONITOR_IP, MONITOR_NAME, seed, status_for
+from sqlalchemy import event, update
+
+from ntpmon.api.metrics import ApiMetrics
+from ntpmon.api.service import CallInfo, MonitorService
+from ntpmon.api.tickets import StaticKeyring, TicketSigner
+from ntpmon.db import admin
+from ntpmon.db.tables import monitors, servers
+from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
+
+pytestmark = pytest.mark.db
+
+
+def _statements(db, fn) -> int:
+    count = [0]
+
+    def counter(*_args: object) -> None:
+        count[0] += 1
+
+    event.listen(db, "before_cursor_execute", counter)
+    try:
+        fn()
+    finally:
+        event.remove(db, "before_cursor_execute", counter)
+    return count[0]
+
+
+@pytest.mark.parametrize("stratum_changes", [False, True])
+def test_statements_per_batch_do_not_grow_with_its_size(db, clock, stratum_changes):
+    ids = seed(db, clock)
+    with db.begin() as conn:
+        for i in range(47):
+            admin.create_server(conn, ip=f"203.0.113.{i + 1}", now=clock.now())
+        admin.assign_monitor_to_servers(conn, monitor_id=ids.monitor_id, now=clock.now())
+        admin.set_system_setting(conn, key="monitors", value={"batch_size": 50}, now=clock.now())
+        if not stratum_changes:
+            conn.execute(update(servers).values(stratum=2))
+    service = MonitorService(db, TicketSigner(StaticKeyring({1: b"k"})), clock, ApiMetrics())
+    call = CallInfo(MONITOR_NAME, "ntppool-agent/v4.1.5")
+    counts = {}
+    for size in (1, 10, 50):
+        with db.begin() as conn:  # every server due again, no batch seen yet
+            conn.execute(update(monitors).values(last_submit=None))
+        clock.advance(3 * 3600)
+        batch = service.get_servers(pb.GetServersRequest(mon_id=MONITOR_IP), call)
+        request = pb.SubmitResultsRequest(
+            version=4,
+            mon_id=MONITOR_IP,
+            batch_id=batch.batch_id,
+            list=[status_for(s) for s in batch.servers[:size]],
+        )
+        assert len(request.list) == size
+        counts[size] = _statements(db, lambda r=request: service.submit_results(r, call))
+    # lookup, guarded last_submit, read of servers + assignments, CASE update, insert;
+    # plus the servers' strata when they change, plus SQLite's explicit BEGIN IMMEDIATE
+    expected = 5 + stratum_changes + (db.dialect.name == "sqlite")
+    assert counts == {1: expected, 10: expected, 50: expected}
