@@ -23,7 +23,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
@@ -31,6 +31,7 @@ from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.oidc import TokenIssuer
+from ntpmon.api.pages import create_pages_app
 from ntpmon.api.service import MonitorService, MqttSettings
 from ntpmon.api.ticketkeys import CHECK_EVERY, FileKeyring, TicketKeyError, keyring_for
 from ntpmon.api.tickets import TicketSigner
@@ -95,8 +96,8 @@ def _grpc_address(address: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def ops_app(metrics: ApiMetrics) -> tuple[Starlette, Starlette]:
-    """The health and metrics applications (plain HTTP)."""
+def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starlette, Starlette]:
+    """The health and metrics applications (plain HTTP); the status pages share health's."""
 
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -104,8 +105,11 @@ def ops_app(metrics: ApiMetrics) -> tuple[Starlette, Starlette]:
     async def exposition(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    health_routes: list[BaseRoute] = [Route("/__health", health)]
+    if pages is not None:
+        health_routes.append(Mount("/", app=pages))
     return (
-        Starlette(routes=[Route("/__health", health)]),
+        Starlette(routes=health_routes),
         Starlette(routes=[Route("/metrics", exposition)]),
     )
 
@@ -173,7 +177,9 @@ class MonitorApiServer:
                 cert_lifetime=options.cert_lifetime,
             )
         )
-        health, metrics_app = ops_app(self.metrics)
+        health, metrics_app = ops_app(
+            self.metrics, create_pages_app(options.engine, clock=options.clock)
+        )
         cert_file, key_file = data_dir / "server" / "tls.crt", data_dir / "server" / "tls.key"
         self._uvicorn = [
             (
