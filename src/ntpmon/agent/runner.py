@@ -1,0 +1,147 @@
+"""``monitor``: gates, then one worker per enabled IP version, until shutdown (agent.md §10.1)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from ntpmon.agent.config import gates
+from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.manager import ConfigManager
+from ntpmon.agent.depenv import env_from_tls_name, monitor_api_host
+from ntpmon.agent.options import DevelKnobs
+from ntpmon.agent.rpc import MonitorClient
+from ntpmon.agent.scope import Cancelled, Scope
+from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.worker import Worker, WorkerHooks, WorkerOptions
+from ntpmon.common.errors import NtpmonError
+
+log = logging.getLogger(__name__)
+
+
+class MonitorError(NtpmonError):
+    """``monitor`` cannot run (gate gave up, no API, a worker failed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorOptions:
+    once: bool = False
+    sanity_only: bool = False
+    ipv4: bool = True
+    ipv6: bool = True
+    ca_file: str | None = None
+    knobs: DevelKnobs = field(default_factory=DevelKnobs)
+    debug: bool = False
+
+    @property
+    def families(self) -> tuple[int, ...]:
+        return tuple(f for f, on in ((4, self.ipv4), (6, self.ipv6)) if on)
+
+
+def monitor_api_url(cfg: AppConfig, environ: Mapping[str, str]) -> str:
+    """From the TLS name's environment; ``DEVEL_API_SERVER`` overrides it."""
+    if environ.get("DEVEL_API_SERVER"):
+        return environ["DEVEL_API_SERVER"]
+    try:
+        return monitor_api_host(env_from_tls_name(cfg.tls_name()), environ)
+    except ValueError as exc:
+        raise MonitorError(f"could not setup API: {exc}") from None
+
+
+def run_monitor(
+    cfg: AppConfig,
+    opts: MonitorOptions,
+    scope: Scope,
+    *,
+    environ: Mapping[str, str],
+    worker_factory: Callable[..., Worker] = Worker,
+    manager: ConfigManager | None = None,
+    hooks: WorkerHooks = WorkerHooks(),  # noqa: B008 - frozen dataclass
+    background: Sequence[Callable[[AppConfig, Scope], None]] = (),
+) -> None:
+    """Block until ``scope`` is cancelled (or, with --once/--sanity-only, the work is done).
+
+    ``hooks`` and ``background`` are where the MQTT client plugs in (agent.md §13): background
+    tasks start with the workers in daemon mode and are cancelled with them.
+    """
+    daemon = not (opts.once or opts.sanity_only)
+    threads: list[threading.Thread] = []
+    if daemon:
+        mgr = manager or ConfigManager(cfg)
+        threads.append(_start("config-manager", mgr.run, scope))
+    try:
+        if daemon:
+            gates.wait_until_live(cfg, scope, opts.families)
+        else:
+            gates.wait_until_configured(cfg, scope)
+    except Cancelled:
+        _join(threads)
+        return
+    except NtpmonError:
+        scope.cancel()
+        _join(threads)
+        raise
+    telemetry = Telemetry(
+        cfg.env.value,
+        environ=environ,
+        debug=opts.debug,
+        otlp_log_level=cfg.data().otlp_log_level,  # the cached server preference (§4.4)
+    )
+    telemetry.watch_certificate(
+        lambda: cfg.certificate().not_after if cfg.have_certificate() else None
+    )
+    client = MonitorClient(
+        cfg,
+        monitor_api_url(cfg, environ),
+        ca_file=opts.ca_file,
+        on_call=telemetry.rpc_done,
+        tracer=telemetry.tracer,
+    )
+    wopts = WorkerOptions(opts.once, opts.sanity_only, opts.knobs.port, opts.knobs.allow_loopback)
+    errors: list[BaseException] = []
+    work = Scope(scope)
+
+    def run_worker(family: int) -> None:
+        worker = worker_factory(
+            family,
+            cfg,
+            client,
+            telemetry,
+            wopts,
+            hooks=replace(hooks, on_otlp_level=telemetry.set_otlp_log_level),
+        )
+        try:
+            worker.run(work)
+        except BaseException as exc:
+            log.error("worker failed", extra={"ip_version": f"v{family}", "error": str(exc)})
+            errors.append(exc)
+            work.cancel()
+
+    workers = [_start(f"worker-v{f}", run_worker, f) for f in opts.families]
+    if daemon:
+        threads += [_start(f"task-{i}", task, cfg, work) for i, task in enumerate(background)]
+    _join(workers)
+    scope.cancel()  # workers end on shutdown, an error, or after --once: stop the rest too
+    _join(threads)
+    work.close()
+    client.close()
+    if cfg.have_certificate():
+        telemetry.shutdown()
+    if errors:
+        first = errors[0]
+        raise first if isinstance(first, NtpmonError) else MonitorError(str(first))
+
+
+def _start(name: str, target: Callable[..., None], *args: object) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    """Join with a timeout loop so the main thread keeps handling signals."""
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.5)

@@ -1,0 +1,53 @@
+"""Telemetry set-up: nothing exported unless OTLP is configured; the server's log level."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from ntpmon.agent.telemetry import Telemetry
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Iterator[None]:
+    """Telemetry adjusts the process's root logger, as the agent wants; tests share a process."""
+    root = logging.getLogger()
+    level, handlers = root.level, {h: h.level for h in root.handlers}
+    yield
+    root.setLevel(level)
+    for handler, handler_level in handlers.items():
+        handler.setLevel(handler_level)
+
+
+def test_no_exporters_without_endpoint() -> None:
+    telemetry = Telemetry("devel", environ={})
+    assert not telemetry.exporting and telemetry.log_handler is None
+    with telemetry.span("monitor-run") as span:
+        assert span.get_span_context().trace_id != 0  # trace context exists for RPC metadata
+    telemetry.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("debug", "server_level", "expected"),
+    [
+        (False, "", logging.INFO),
+        (False, "warn", logging.WARNING),
+        (False, "debug", logging.DEBUG),
+        (False, "shouting", logging.INFO),  # invalid: warned about, not applied
+        (True, "error", logging.DEBUG),  # --debug wins over the server
+    ],
+)
+def test_otlp_log_level(debug: bool, server_level: str, expected: int) -> None:
+    # a loopback endpoint where nothing listens: exporters are built, nothing leaves the host
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
+    telemetry = Telemetry("devel", environ=environ, debug=debug, otlp_log_level=server_level)
+    try:
+        assert telemetry.exporting and telemetry.log_handler is not None
+        assert telemetry.log_handler.level == expected
+        assert logging.getLogger().getEffectiveLevel() <= expected  # records reach the exporter
+        assert telemetry.log_handler in logging.getLogger().handlers
+    finally:
+        telemetry.shutdown()
+    assert telemetry.log_handler not in logging.getLogger().handlers

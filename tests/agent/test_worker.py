@@ -1,0 +1,217 @@
+"""Workers against real NTP responders and a scripted gRPC service over real mTLS (§10)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from contextlib import AbstractContextManager
+
+import grpc
+import pytest
+
+from agent.certs_helper import TestCA
+from agent.fake_monitor_api import FakeMonitorApi
+from agent.threads_helper import in_thread, wait_for
+from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.checkconfig import CheckConfig
+from ntpmon.agent.rpc import MonitorClient, RPCError
+from ntpmon.agent.scope import Scope
+from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.worker import Worker, WorkerOptions
+from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
+from ntpmon.testing.ntpserver import NTPResponder
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def make_worker(cfg: AppConfig, api: FakeMonitorApi, port: int, *, once: bool) -> Worker:
+    telemetry = Telemetry("devel", environ={})
+    client = MonitorClient(cfg, api.url, tracer=telemetry.tracer)
+    options = WorkerOptions(once=once, port=port, allow_loopback=True)
+    return Worker(4, cfg, client, telemetry, options)
+
+
+def running(worker: Worker) -> AbstractContextManager[Scope]:
+    return in_thread(worker.run)
+
+
+def test_once_probes_every_server_and_submits_v4_batch(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    worker = make_worker(live_config, monitor_api, responders[0].port, once=True)
+    worker.run(Scope())
+    calls = monitor_api.servicer.calls
+    submit = [c for c in calls if c.method == "SubmitResults"]
+    assert len(submit) == 1
+    req = submit[0].request
+    assert req.version == 4 and req.mon_id == "127.0.0.1"
+    assert req.batch_id == monitor_api.servicer.issued_batches[0]
+    by_ip = {bytes(s.ip_bytes): s for s in req.list}
+    assert set(by_ip) == {ipaddress.ip_address(r.host).packed for r in responders}
+    for ip, status in by_ip.items():
+        assert status.ticket == b"ticket-" + ip
+        assert not status.no_response and status.error == "" and status.stratum == 2
+        # same clock on both ends: the measured offset is bounded by half the round trip
+        assert abs(status.offset.ToNanoseconds()) <= status.rtt.ToNanoseconds() // 2 + 1000
+    for responder in responders:
+        assert responder.requests >= 2  # the local clock check, then the batch
+    meta = submit[0].metadata
+    assert meta["user-agent"].startswith("ntppool-agent/v")
+    assert meta["authorization"] == "Bearer test-key"  # no JWT endpoint: API key fallback
+    assert all("traceparent" in c.metadata for c in calls)  # every RPC, GetConfig too
+    # the batch's RPCs share the trace of its monitor-run span
+    gs = next(c for c in calls if c.method == "GetServers").metadata["traceparent"]
+    assert gs.split("-")[1] == meta["traceparent"].split("-")[1]
+    assert "agent1-abc123.devel.mon.ntppool.dev" in submit[0].client_cn
+
+
+def test_refused_batch_is_logged_with_batch_id_and_next_batch_goes_on(
+    live_config: AppConfig,
+    monitor_api: FakeMonitorApi,
+    responders: list[NTPResponder],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor_api.servicer.script.submit = ["refuse", "ok"]
+    worker = make_worker(live_config, monitor_api, responders[0].port, once=False)
+    with caplog.at_level(logging.INFO), running(worker):
+        wait_for(lambda: worker.batches >= 1)
+    refused = [r for r in caplog.records if r.getMessage() == "SubmitResults refused"]
+    assert (
+        refused
+        and refused[0].__dict__["batchID"] == monitor_api.servicer.issued_batches[0].decode()
+    )
+    assert "FAILED_PRECONDITION" in refused[0].__dict__["error"]
+    submits = [c for c in monitor_api.servicer.calls if c.method == "SubmitResults"]
+    assert submits[1].request.batch_id == monitor_api.servicer.issued_batches[1]
+
+
+def test_already_exists_counts_as_success(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    monitor_api.servicer.script.submit = ["exists"]
+    worker = make_worker(live_config, monitor_api, responders[0].port, once=True)
+    worker.run(Scope())
+    assert worker.batches == 1
+
+
+@pytest.mark.parametrize(
+    ("errors", "batches"),
+    [
+        ([grpc.StatusCode.INTERNAL], None),
+        ([grpc.StatusCode.PERMISSION_DENIED], None),
+        ([], [[]]),  # no work
+    ],
+)
+def test_get_servers_errors_and_empty_batches_back_off(
+    live_config: AppConfig,
+    monitor_api: FakeMonitorApi,
+    responders: list[NTPResponder],
+    errors: list[grpc.StatusCode],
+    batches: list[list[bytes]] | None,
+) -> None:
+    monitor_api.servicer.script.get_servers_errors = list(errors)
+    if batches is not None:
+        monitor_api.servicer.script.servers = batches
+    worker = make_worker(live_config, monitor_api, responders[0].port, once=False)
+    with running(worker):
+        wait_for(lambda: monitor_api.servicer.count("GetServers") >= 1)
+        time.sleep(1.5)
+    # back-off starts at 3 s (±30 %): one attempt in 1.5 s, no tight loop
+    assert monitor_api.servicer.count("GetServers") == 1
+
+
+def test_api_down_backs_off(
+    live_config: AppConfig, responders: list[NTPResponder], caplog: pytest.LogCaptureFixture
+) -> None:
+    client = MonitorClient(live_config, "https://127.0.0.1:9")
+    worker = Worker(
+        4,
+        live_config,
+        client,
+        Telemetry("devel", environ={}),
+        WorkerOptions(port=responders[0].port, allow_loopback=True),
+    )
+    with caplog.at_level(logging.WARNING), running(worker):
+        time.sleep(1.5)
+    fails = [r for r in caplog.records if r.getMessage() == "GetConfig failed"]
+    assert len(fails) == 1  # next GetConfig try only after 10 s
+
+
+def test_renewed_certificate_rebuilds_the_channel(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, test_ca: TestCA
+) -> None:
+    client = MonitorClient(live_config, monitor_api.url)
+    client.get_config("127.0.0.1")
+    renewed = test_ca.issue("renewed-abc123.devel.mon.ntppool.dev")
+    live_config._store_certificate(renewed.cert_pem, renewed.key_pem)
+    client.get_config("127.0.0.1")
+    names = [c.client_cn for c in monitor_api.servicer.calls]
+    assert "agent1-abc123" in names[0] and "renewed-abc123" in names[1]
+
+
+def test_expired_certificate_is_refused_by_the_server(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, test_ca: TestCA
+) -> None:
+    from datetime import timedelta
+
+    expired = test_ca.issue(
+        "old-abc123.devel.mon.ntppool.dev", lifetime=timedelta(hours=1), start=-timedelta(hours=3)
+    )
+    live_config._store_certificate(expired.cert_pem, expired.key_pem)
+    client = MonitorClient(live_config, monitor_api.url)
+    with pytest.raises(RPCError, match="UNAVAILABLE"):
+        client.get_config("127.0.0.1")
+    assert monitor_api.servicer.count("GetConfig") == 0
+
+
+def test_metrics_count_rpcs_and_results_by_outcome(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    responders[2].configure(kiss="RATE")
+    reader = InMemoryMetricReader()
+    telemetry = Telemetry("devel", environ={}, metric_reader=reader)
+    telemetry.watch_certificate(lambda: live_config.certificate().not_after)
+    client = MonitorClient(live_config, monitor_api.url, on_call=telemetry.rpc_done)
+    options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
+    Worker(4, live_config, client, telemetry, options).run(Scope())
+    data = reader.get_metrics_data()
+    points: dict[str, list[tuple[dict[str, object], float]]] = {}
+    for rm in data.resource_metrics:
+        assert rm.resource.attributes["service.name"] == "ntppool-agent"
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                points[metric.name] = [
+                    (dict(p.attributes or {}), getattr(p, "value", getattr(p, "count", 0)))
+                    for p in metric.data.data_points
+                ]
+    rpcs = {(a["type"], a["status_code"]): v for a, v in points["monitor.rpc_requests_total"]}
+    assert rpcs[("submitResults", "success")] == 1 and rpcs[("getServers", "success")] == 1
+    assert {a["type"] for a, _ in points["monitor.rpc_duration"]} >= {"getServers", "submitResults"}
+    assert points["monitor.tests_requested_total"] == [({"ip_version": "v4"}, 3)]
+    completed = {a["result"]: v for a, v in points["monitor.tests_completed_total"]}
+    assert completed == {"ok": 2, "error": 1}
+    expiry = points["monitor.ssl_earliest_cert_expiry"][0][1]
+    assert expiry == live_config.certificate().not_after.timestamp()
+
+
+def test_a_failing_probe_does_not_lose_the_batch(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    from ntpmon.agent.worker import default_probe
+
+    bad_ip = ipaddress.ip_address(responders[0].host).packed
+
+    def probe(server: pb.Server, cfg: CheckConfig) -> pb.ServerStatus | None:
+        if server.ip_bytes == bad_ip:
+            raise RuntimeError("probe bug")
+        return default_probe(server, cfg)
+
+    telemetry = Telemetry("devel", environ={})
+    options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
+    client = MonitorClient(live_config, monitor_api.url)
+    Worker(4, live_config, client, telemetry, options, probe=probe).run(Scope())
+    submit = next(c for c in monitor_api.servicer.calls if c.method == "SubmitResults")
+    assert len(submit.request.list) == len(responders) - 1

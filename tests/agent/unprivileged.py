@@ -1,0 +1,46 @@
+"""Run a snippet as an unprivileged user, so permission faults are real even when tests run as
+root (root ignores file modes). Uses util-linux ``setpriv`` to drop to ``nobody``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+NOBODY = 65534
+
+
+def run_python(
+    code: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-c", code, *args]
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        assert setpriv, "setpriv (util-linux) is needed to drop root for permission tests"
+        cmd = [setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False, env=env)
+
+
+def run_agent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    code = "import sys; from ntpmon.agent.cli import main; main(sys.argv[1:])"
+    return run_python(code, *args, env=env)
+
+
+@contextmanager
+def shared_tmp() -> Iterator[Path]:
+    """A temp dir the unprivileged user can traverse (pytest's tmp_path is root-only)."""
+    path = Path(tempfile.mkdtemp(prefix="ntpmon-agent-perm-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        for p in [path, *path.rglob("*")]:
+            if p.is_dir():
+                p.chmod(0o755)
+        shutil.rmtree(path, ignore_errors=True)
