@@ -77,13 +77,15 @@ def reset(engine) -> None:
         conn.execute(update(monitors).values(last_submit=None))
 
 
-def start_server(dsn: str, data_dir: Path, workers: int) -> tuple[subprocess.Popen, int]:
+def start_server(
+    dsn: str, data_dir: Path, workers: int, processes: int
+) -> tuple[subprocess.Popen, int]:
     cmd = [
         str(Path(sys.executable).parent / "monitor-api"), "server",
         "--database-dsn", dsn, "--data-dir", str(data_dir),
         "--listen", "127.0.0.1:0", "--management-listen", "127.0.0.1:0",
         "--health-listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0",
-        "--log-level", "warn", "--max-workers", str(workers),
+        "--log-level", "warn", "--max-workers", str(workers), "--processes", str(processes),
     ]  # fmt: skip
     env = dict(os.environ, MONITOR_TICKET_KEYS="1:bench-key")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
@@ -144,10 +146,26 @@ def client_loop(
             stats.results += len(statuses)
 
 
+def _stat(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its live children, the --processes workers
+    (Linux /proc)."""
+    pids = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[1]) == pid:
+                    pids.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    total = 0
+    for p in pids:
+        fields = _stat(p)
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -184,11 +202,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=8.0, help="duration per round")
     parser.add_argument("--clients", type=int, nargs="*", default=list(CLIENT_COUNTS))
     parser.add_argument("--workers", type=int, default=16, help="server gRPC threads")
+    parser.add_argument("--processes", type=int, default=1, help="server gRPC processes")
     args = parser.parse_args()
     with temporary_mysql_database("ntpmon_bench") as engine, tempfile.TemporaryDirectory() as tmp:
         seed(engine, max(args.clients))
         dsn = engine.url.render_as_string(hide_password=False)
-        proc, port = start_server(dsn, Path(tmp), args.workers)
+        proc, port = start_server(dsn, Path(tmp), args.workers, args.processes)
         try:
             ca = EmbeddedCA.load_or_create(Path(tmp) / "ca")
             rows = []
@@ -224,6 +243,7 @@ def main() -> int:
     load = os.getloadavg()[0]
     print(
         f"monitor-api SubmitResults benchmark: MariaDB, {BATCH} results per batch, "
+        f"{args.processes} server process(es) x {args.workers} threads, "
         f"{os.cpu_count()} CPUs, load average {load:.1f}"
     )
     header = (

@@ -10,12 +10,13 @@ from __future__ import annotations
 import threading
 from concurrent import futures
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 from cryptography import x509
 
-from ntpmon.agent.ulid import new_ulid
+from ntpmon.common.ulid import new_ulid
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2_grpc as pb_grpc
 
@@ -76,7 +77,7 @@ class Servicer(pb_grpc.MonitorServiceServicer):
             ips = self._next(self.script.servers, [])
         if error is not None:
             context.abort(error, "scripted failure")
-        batch = new_ulid().encode()
+        batch = new_ulid(datetime.now(UTC)).text.encode()
         with self.lock:
             self.issued_batches.append(batch)
         servers = [pb.Server(ip_bytes=ip, ticket=b"ticket-" + ip, test_id=b"t") for ip in ips]

@@ -13,7 +13,7 @@ from agent.fake_management import ManagementServer
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.mgmt import ManagementError
 from ntpmon.agent.setup import SetupRequest, run_setup
-from ntpmon.agent.ulid import is_ulid
+from ntpmon.common.ulid import is_ulid
 
 MakeConfig = Callable[..., AppConfig]
 JSON = "application/json"

@@ -12,8 +12,8 @@ from sqlalchemy import update
 
 from ntpmon.api import ipbytes
 from ntpmon.api.submit import MAX_RESULTS
-from ntpmon.api.ulid import encode, new_ulid
 from ntpmon.common.clock import FixedClock
+from ntpmon.common.ulid import encode, new_ulid
 from ntpmon.db import admin
 from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tables import monitors

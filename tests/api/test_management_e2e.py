@@ -14,10 +14,10 @@ from sqlalchemy import Engine, select
 
 from ntpmon.api.cli import app as cli_app
 from ntpmon.api.runner import MonitorApiServer
-from ntpmon.api.ulid import new_ulid
 from ntpmon.common.cli import run_app
 from ntpmon.common.clock import SystemClock
 from ntpmon.common.environments import DeployEnv
+from ntpmon.common.ulid import new_ulid
 from ntpmon.db.tables import api_keys, log_scores, monitors, server_scores
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 

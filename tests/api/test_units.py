@@ -20,7 +20,7 @@ from ntpmon.api.monitor_config import (
     parse_schedule,
 )
 from ntpmon.api.tickets import StaticKeyring, TicketSigner
-from ntpmon.api.ulid import ALPHABET, InvalidUlidError, new_ulid, parse_ulid
+from ntpmon.common.ulid import ALPHABET, InvalidUlidError, new_ulid, parse_ulid
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC)
 

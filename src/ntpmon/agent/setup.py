@@ -11,13 +11,14 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.httpclient import HttpClient, TransportError
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementError, tls_context
 from ntpmon.agent.depenv import registration_url
-from ntpmon.agent.ulid import new_ulid
 from ntpmon.common.errors import NtpmonError
+from ntpmon.common.ulid import new_ulid
 from ntpmon.common.version import user_agent
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ def run_setup(
     if not req.ipv4 and not req.ipv6:
         log.info("registration for both IP versions disabled")
         return
-    reg_id = new_ulid()
+    reg_id = new_ulid(datetime.now(UTC)).text
     hostname = req.hostname if req.hostname is not None else _system_hostname()
     form = {k: v for k, v in (("hostname", hostname), ("a", req.account or "")) if v}
     headers = {

@@ -20,8 +20,8 @@ from ntpmon.agent.config.checkconfig import CheckConfig, SharedCheckConfig, ip_f
 from ntpmon.agent.rpc import MonitorClient, RPCError
 from ntpmon.agent.scope import Cancelled, Scope
 from ntpmon.agent.telemetry import Telemetry
-from ntpmon.agent.ulid import is_ulid
 from ntpmon.common.errors import NtpmonError
+from ntpmon.common.ulid import is_ulid
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 
 log = logging.getLogger(__name__)

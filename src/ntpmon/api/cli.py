@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -19,6 +20,8 @@ from ntpmon.common.logsetup import setup_logging
 from ntpmon.common.version import version_line
 
 DEFAULT_DATA_DIR = "./var/monitor-api"
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MANAGEMENT_CONNECTIONS = 4  # pool overflow beyond one connection per gRPC handler thread
 
 app = typer.Typer(
     help="NTP Pool monitor API server (ntpmon).", no_args_is_help=True, add_completion=False
@@ -101,6 +104,19 @@ def _duration(text: str) -> float:
     return seconds
 
 
+def _multiprocess_metrics(data_dir: Path) -> None:
+    """Metrics of every process summed (prometheus_client multiprocess mode).
+
+    The variable must be set before the first metric exists, i.e. before the server modules
+    are imported; workers inherit it. Files of a previous run are removed.
+    """
+    directory = Path(os.environ.get(METRICS_DIR_ENV) or data_dir / "metrics-multiprocess")
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[METRICS_DIR_ENV] = str(directory)
+
+
 @app.command("server")
 def server(  # noqa: PLR0917 - typer options
     dsn: DsnOption = None,
@@ -127,10 +143,16 @@ def server(  # noqa: PLR0917 - typer options
     mqtt_port: Annotated[int, typer.Option(help="MQTT broker port for agents")] = 1883,
     grace: Annotated[float, typer.Option(help="seconds in-flight RPCs get at shutdown")] = 10.0,
     max_workers: Annotated[int, typer.Option(help="gRPC handler threads")] = 16,
+    processes: Annotated[
+        int, typer.Option(min=1, help="processes serving the gRPC listener (SO_REUSEPORT)")
+    ] = 1,
     log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
 ) -> None:
     """Run the gRPC service, the management API, health and metrics until SIGTERM/SIGINT."""
     from datetime import timedelta
+
+    if processes > 1:
+        _multiprocess_metrics(data_dir)
 
     from ntpmon.api.runner import MonitorApiServer, ServerOptions
     from ntpmon.api.service import MqttSettings
@@ -138,7 +160,14 @@ def server(  # noqa: PLR0917 - typer options
 
     setup_logging(log_level)
     env = parse_env(deployment_mode)
-    engine = open_database(dsn, default_sqlite=data_dir / "ntpmon.sqlite", create=True)
+    # one connection per gRPC handler thread, plus a few for the management API
+    engine = open_database(
+        dsn,
+        default_sqlite=data_dir / "ntpmon.sqlite",
+        create=True,
+        pool_size=max_workers,
+        max_overflow=MANAGEMENT_CONNECTIONS,
+    )
     options = ServerOptions(
         engine=engine,
         data_dir=data_dir,
@@ -154,6 +183,9 @@ def server(  # noqa: PLR0917 - typer options
         mqtt=MqttSettings(host=mqtt_host, port=mqtt_port, jwt_key=jwt_key),
         grace=grace,
         max_workers=max_workers,
+        processes=processes,
+        dsn=dsn,
+        log_level=log_level,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

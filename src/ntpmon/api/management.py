@@ -28,9 +28,9 @@ from ntpmon.api.registration import (
     new_api_key,
     usable_monitor_address,
 )
-from ntpmon.api.ulid import InvalidUlidError, parse_ulid
 from ntpmon.common.clock import Clock
 from ntpmon.common.environments import DeployEnv
+from ntpmon.common.ulid import InvalidUlidError, parse_ulid
 from ntpmon.db import registrations as reg
 from ntpmon.db.api import get_monitors_by_tls_name
 from ntpmon.db.models import Monitor

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from ntpmon.common.version import version
 
 RESULTS = ("ok", "offset", "timeout", "signature_validation", "batch_out_of_order")
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +49,11 @@ class ApiMetrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
         build = Gauge(
-            "monitorapi_build_info", "build information", ["version"], registry=self.registry
+            "monitorapi_build_info",
+            "build information",
+            ["version"],
+            registry=self.registry,
+            multiprocess_mode="max",  # one series, not one per process, under --processes
         )
         build.labels(version=version()).set(1)
 
@@ -67,3 +74,14 @@ class ApiMetrics:
                 labels.account,
                 labels.account_id,
             ).inc(counts.get(result, 0))
+
+
+def exposition_registry(metrics: ApiMetrics) -> CollectorRegistry:
+    """What ``/metrics`` serves: this process's registry, or under ``--processes N`` (which
+    sets ``PROMETHEUS_MULTIPROC_DIR`` before any metric exists) the sum of every process's."""
+    directory = os.environ.get(MULTIPROCESS_ENV)
+    if not directory:
+        return metrics.registry
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return registry

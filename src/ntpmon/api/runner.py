@@ -27,9 +27,10 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
+from ntpmon.api.grpcworker import WorkerPool, WorkerSpec
 from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
-from ntpmon.api.metrics import ApiMetrics
+from ntpmon.api.metrics import ApiMetrics, exposition_registry
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.pages import create_pages_app
 from ntpmon.api.service import MonitorService, MqttSettings
@@ -63,6 +64,9 @@ class ServerOptions:
     grace: float = 10.0
     max_workers: int = 32
     clock: Clock = field(default_factory=SystemClock)
+    processes: int = 1  # processes serving the gRPC listener (N-1 spawned workers)
+    dsn: str | None = None  # how workers reach the database (as given on the command line)
+    log_level: str = "info"
 
 
 def split_address(address: str) -> tuple[str, int]:
@@ -103,7 +107,9 @@ def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starle
         return PlainTextResponse("ok")
 
     async def exposition(request: Request) -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    registry = exposition_registry(metrics)
 
     health_routes: list[BaseRoute] = [Route("/__health", health)]
     if pages is not None:
@@ -151,8 +157,10 @@ class MonitorApiServer:
             TlsMaterial(self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()),
             _grpc_address(options.listen),
             max_workers=options.max_workers,
+            reuse_port=options.processes > 1,
         )
         self.ports["grpc"] = self.grpc.port
+        self.workers = self._start_workers() if options.processes > 1 else None
         self.jwt_grpc: GrpcListener | None = None
         if options.jwt_listen:
             verifier = JwtVerifier(self.tokens.public_key(), public_url)
@@ -205,6 +213,24 @@ class MonitorApiServer:
             threading.Thread(target=self._rotate_keys, name="ticket-keys", daemon=True).start()
         log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
 
+    def _start_workers(self) -> WorkerPool:
+        """The other ``processes - 1`` servers of the gRPC port (see :mod:`grpcworker`)."""
+        options = self.options
+        host, _ = split_address(options.listen)
+        spec = WorkerSpec(
+            dsn=options.dsn,
+            data_dir=str(options.data_dir),
+            address=_grpc_address(f"[{host}]:{self.grpc.port}"),
+            env=str(options.env),
+            max_workers=options.max_workers,
+            grace=options.grace,
+            log_level=options.log_level,
+            mqtt_host=options.mqtt.host,
+            mqtt_port=options.mqtt.port,
+            jwt_key=options.mqtt.jwt_key,
+        )
+        return WorkerPool(spec, options.processes - 1)
+
     def _plain(self, app: Starlette) -> uvicorn.Config:
         return uvicorn.Config(
             app,
@@ -253,9 +279,13 @@ class MonitorApiServer:
         self._stopping.set()
         for server, _ in self._uvicorn:
             server.should_exit = True
+        if self.workers is not None:
+            self.workers.terminate()
         listeners = [self.grpc] + ([self.jwt_grpc] if self.jwt_grpc else [])
         for done in [listener.shutdown(self.options.grace) for listener in listeners]:
             done.wait()
+        if self.workers is not None:
+            self.workers.wait(timeout=self.options.grace + 5)
         self._thread.join(timeout=self.options.grace + 5)
         self.tracer.shutdown()
         log.info("monitor-api stopped")

@@ -36,9 +36,9 @@ from ntpmon.api.submit import (
 )
 from ntpmon.api.tickets import TicketSigner
 from ntpmon.api.tracing import RpcTracer, SpanHandle
-from ntpmon.api.ulid import InvalidUlidError, Ulid, new_ulid, parse_ulid
 from ntpmon.common.clock import Clock, as_utc
 from ntpmon.common.environments import DeployEnv, DeployEnvError
+from ntpmon.common.ulid import InvalidUlidError, Ulid, new_ulid, parse_ulid
 from ntpmon.db import api as q
 from ntpmon.db.common import get_system_setting, insert_log_scores
 from ntpmon.db.models import MonitorStatus

@@ -92,17 +92,13 @@ def prepare_batch(
     """Verify every ticket (raising :class:`TicketError`) and apply the zero-offset rule."""
     out: list[VerifiedResult] = []
     for index, status in enumerate(statuses):
-        addr = ipbytes.from_bytes(status.ip_bytes)
-        if not signer.verify(status.ticket, monitor_id, batch_id, ipbytes.to_bytes(addr)):
+        packed, text, spellings = ipbytes.wire_forms(status.ip_bytes)
+        if not signer.verify(status.ticket, monitor_id, batch_id, packed):
             raise TicketError(index)
         measurement = to_measurement(status)
         if not safe_zero_offset:
             measurement = legacy_zero_offset(measurement)
-        out.append(
-            VerifiedResult(
-                ipbytes.canonical_text(addr), measurement, frozenset(ipbytes.spellings(addr))
-            )
-        )
+        out.append(VerifiedResult(text, measurement, spellings))
     return out
 
 

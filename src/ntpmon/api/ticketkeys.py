@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import threading
@@ -20,6 +21,8 @@ from pathlib import Path
 from ntpmon.api.tickets import StaticKeyring
 from ntpmon.common.clock import Clock
 from ntpmon.common.errors import NtpmonError
+
+log = logging.getLogger(__name__)
 
 ROTATE_AFTER = timedelta(hours=10)
 CHECK_EVERY = timedelta(hours=2)
@@ -81,33 +84,91 @@ class FileKeyring:
     written when the newest is older than ``rotate_after``, and all versions keep verifying.
     """
 
-    def __init__(self, path: Path, clock: Clock, rotate_after: timedelta = ROTATE_AFTER) -> None:
+    def __init__(
+        self,
+        path: Path,
+        clock: Clock,
+        rotate_after: timedelta = ROTATE_AFTER,
+        *,
+        follower: bool = False,
+    ) -> None:
         self._path = path
         self._clock = clock
         self._rotate_after = rotate_after
+        self._follower = follower
         self._lock = threading.Lock()
-        self._ring = load_key_file(path, clock.now(), rotate_after)
+        self._stamp = self._file_stamp()
+        self._ring = self._load()
+
+    @classmethod
+    def follower_of(cls, path: Path, clock: Clock) -> FileKeyring:
+        """A read-only view for a worker process: another process owns rotation.
+
+        It re-reads the file whenever the file changed since it last read it (see
+        :meth:`_follow`), so a version the owner rotated to verifies here at once.
+        """
+        return cls(path, clock, follower=True)
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self._path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def _load(self) -> StaticKeyring:
+        if not self._follower:
+            return load_key_file(self._path, self._clock.now(), self._rotate_after)
+        entries = _read_entries(self._path)
+        if not entries:
+            raise TicketKeyError(f"no ticket keys in {self._path}")
+        return StaticKeyring({e.version: e.secret.encode() for e in entries})
 
     def newest(self) -> tuple[int, bytes]:
         with self._lock:
+            if self._follower:
+                self._follow()
             return self._ring.newest()
 
     def secret(self, version: int) -> bytes | None:
         with self._lock:
             return self._ring.secret(version)
 
+    def _follow(self) -> None:
+        """Re-read the key file if it changed (one ``stat``), keeping the keys held if the new
+        content is unreadable.
+
+        Ticket verification asks for the newest version first, so a version the owner
+        rotated to is known before its first ticket is checked.
+        """
+        stamp = self._file_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp  # a broken file is read once, not once per ticket
+        try:
+            self._ring = self._load()
+        except TicketKeyError as exc:
+            log.warning("keeping the ticket keys held", extra={"reason": str(exc)})
+
     def maybe_rotate(self) -> bool:
-        """Re-read the file, rotating if due; True when a new version became the newest."""
+        """Re-read the file, rotating if due (never as a follower); True when a new version
+        became the newest."""
         with self._lock:
             before = self._ring.newest()[0]
-            self._ring = load_key_file(self._path, self._clock.now(), self._rotate_after)
+            self._stamp = self._file_stamp()
+            self._ring = self._load()
             return self._ring.newest()[0] != before
 
 
 def keyring_for(
-    data_dir: Path, clock: Clock, environ: Mapping[str, str] | None = None
+    data_dir: Path,
+    clock: Clock,
+    environ: Mapping[str, str] | None = None,
+    *,
+    follower: bool = False,
 ) -> StaticKeyring | FileKeyring:
-    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas), else the data-dir key file."""
+    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas), else the data-dir key file
+    (read-only for a ``follower``, a worker process of a server that owns the file)."""
     environ = os.environ if environ is None else environ
     spec = environ.get(ENV_KEYS, "")
     if spec:
@@ -115,4 +176,5 @@ def keyring_for(
             return StaticKeyring.parse(spec)
         except ValueError as exc:
             raise TicketKeyError(f"{ENV_KEYS}: {exc}") from None
-    return FileKeyring(data_dir / "ticket-keys.json", clock)
+    path = data_dir / "ticket-keys.json"
+    return FileKeyring.follower_of(path, clock) if follower else FileKeyring(path, clock)

@@ -168,55 +168,45 @@ def set_monitor_status(conn: Connection, *, id: int, status: MonitorStatus, now:
     return conn.execute(update(monitors).where(monitors.c.id == id).values(**values)).rowcount
 
 
-def assign_monitor_to_servers(conn: Connection, *, monitor_id: int, now: datetime) -> int:
-    """Make a live monitor a ``candidate`` for every server of its IP version.
+_ASSIGNMENT_COLUMNS = ["monitor_id", "status", "server_id", "score_raw", "created_on"]
 
-    The statement the NTP Pool web app runs on activation (spec/database.md §1); existing
-    assignments are kept as they are.
+
+def _assign_candidates(
+    conn: Connection, now: datetime, *, monitor_id: int | None = None, server_id: int | None = None
+) -> int:
+    """Insert ``candidate`` rows for live monitors x servers of the same IP version.
+
+    The statement the NTP Pool web app runs on activation (spec/database.md §1), narrowed to
+    one monitor or one server; existing assignments are kept as they are.
     """
     m = monitors.alias("m")
     s = servers.alias("s")
+    conditions = [
+        s.c.ip_version == m.c.ip_version,
+        m.c.type == "monitor",
+        m.c.status.in_(["active", "testing"]),
+        m.c.ip.is_not(None),
+        m.c.deleted_on.is_(None),
+        s.c.deletion_on.is_(None),
+    ]
+    if monitor_id is not None:
+        conditions.append(m.c.id == monitor_id)
+    if server_id is not None:
+        conditions.append(s.c.id == server_id)
     source = select(
-        m.c.id,
-        literal("candidate"),
-        s.c.id,
-        s.c.score_raw,
-        literal(db_seconds(now)),
-    ).where(
-        and_(
-            s.c.ip_version == m.c.ip_version,
-            m.c.id == monitor_id,
-            m.c.status.in_(["active", "testing"]),
-            s.c.deletion_on.is_(None),
-        )
-    )
-    columns = ["monitor_id", "status", "server_id", "score_raw", "created_on"]
-    return insert_ignore(conn, server_scores, (columns, source))
+        m.c.id, literal("candidate"), s.c.id, s.c.score_raw, literal(db_seconds(now))
+    ).where(and_(*conditions))
+    return insert_ignore(conn, server_scores, (_ASSIGNMENT_COLUMNS, source))
+
+
+def assign_monitor_to_servers(conn: Connection, *, monitor_id: int, now: datetime) -> int:
+    """Make a live monitor a ``candidate`` for every server of its IP version."""
+    return _assign_candidates(conn, now, monitor_id=monitor_id)
 
 
 def assign_server_to_monitors(conn: Connection, *, server_id: int, now: datetime) -> int:
     """The other direction: a new server gets every live monitor of its IP version."""
-    m = monitors.alias("m")
-    s = servers.alias("s")
-    source = select(
-        m.c.id,
-        literal("candidate"),
-        s.c.id,
-        s.c.score_raw,
-        literal(db_seconds(now)),
-    ).where(
-        and_(
-            s.c.ip_version == m.c.ip_version,
-            s.c.id == server_id,
-            m.c.type == "monitor",
-            m.c.status.in_(["active", "testing"]),
-            m.c.ip.is_not(None),
-            m.c.deleted_on.is_(None),
-            s.c.deletion_on.is_(None),
-        )
-    )
-    columns = ["monitor_id", "status", "server_id", "score_raw", "created_on"]
-    return insert_ignore(conn, server_scores, (columns, source))
+    return _assign_candidates(conn, now, server_id=server_id)
 
 
 def ensure_review_row(conn: Connection, *, server_id: int) -> int:

@@ -4,15 +4,33 @@ SubmitResults costs a fixed number of round trips whatever the batch size: one g
 ``last_submit`` update that also serialises concurrent batches of a monitor, one read of every
 (server, assignment) pair by an IN list, one CASE update of the assignments, at most one of the
 servers' strata, and one multi-row insert into ``log_scores``.
+
+The statements every RPC runs are built once, at import, with named bind parameters (IN lists
+as expanding parameters): building a Core statement per call cost more CPU than running it,
+and a prebuilt statement also keeps its cache key, so SQLAlchemy's compiled cache is hit
+without re-walking the expression tree. They are immutable values, not state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
+from functools import lru_cache
+from typing import Any
 
-from sqlalchemy import Connection, and_, case, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    case,
+    or_,
+    select,
+    update,
+)
 
 from ntpmon.common.clock import db_micros, db_seconds
 from ntpmon.db.models import Monitor, from_row
@@ -24,10 +42,29 @@ LOW_SCORE = -90
 
 
 @dataclass(frozen=True, slots=True)
+class CallerMonitor:
+    """The columns of a ``monitors`` row the RPCs use (the caller of an RPC).
+
+    Only these are read: the driver parses every column's metadata of every result in Python,
+    so the full row would cost twice the CPU of this lookup for nothing.
+    """
+
+    id: int
+    account_id: int | None
+    ip: str | None
+    ip_version: str | None
+    tls_name: str | None
+    status: str
+    config: str
+    client_version: str
+    last_submit: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class MonitorIdentity:
     """A monitor row with the account fields used for metric labels (0/"" without account)."""
 
-    monitor: Monitor
+    monitor: CallerMonitor
     account_id: int
     account_token: str
 
@@ -61,26 +98,36 @@ class ScoreUpdate:
     stratum: int | None
 
 
+def _identity_query(*, any_ip: bool) -> Select[Any]:
+    m = monitors.c
+    query = (
+        select(
+            *(m[f.name] for f in fields(CallerMonitor)),
+            accounts.c.id_token.label("account_token"),
+        )
+        .select_from(monitors.outerjoin(accounts, m.account_id == accounts.c.id))
+        .where(m.tls_name == bindparam("tls_name"), m.is_current == 1, m.deleted_on.is_(None))
+        .order_by(m.id)
+        .limit(1)
+    )
+    return query if any_ip else query.where(m.ip == bindparam("mon_id"))
+
+
+_IDENTITY_ANY_IP = _identity_query(any_ip=True)
+_IDENTITY_BY_IP = _identity_query(any_ip=False)
+
+
 def get_monitor_for_identity(
     conn: Connection, *, tls_name: str, mon_id: str
 ) -> MonitorIdentity | None:
     """Q6: the current row of an authenticated name; an empty ``mon_id`` matches any row."""
-    query = (
-        select(monitors, accounts.c.id_token.label("account_token"))
-        .select_from(monitors.outerjoin(accounts, monitors.c.account_id == accounts.c.id))
-        .where(
-            monitors.c.tls_name == tls_name,
-            or_(monitors.c.ip == mon_id, mon_id == ""),
-            monitors.c.is_current == 1,
-            monitors.c.deleted_on.is_(None),
-        )
-        .order_by(monitors.c.id)
-        .limit(1)
-    )
-    row = conn.execute(query).first()
+    if mon_id == "":
+        row = conn.execute(_IDENTITY_ANY_IP, {"tls_name": tls_name}).first()
+    else:
+        row = conn.execute(_IDENTITY_BY_IP, {"tls_name": tls_name, "mon_id": mon_id}).first()
     if row is None:
         return None
-    monitor = from_row(Monitor, row)
+    monitor = from_row(CallerMonitor, row)
     return MonitorIdentity(monitor, monitor.account_id or 0, row.account_token or "")
 
 
@@ -105,11 +152,16 @@ def get_system_monitor_config(conn: Connection, *, ip_version: str | None) -> st
     return rows[0].config if len(rows) == 1 else None
 
 
+_MONITOR_SEEN = (
+    update(monitors)
+    .where(monitors.c.id == bindparam("b_id"))
+    .values(last_seen=bindparam("b_last_seen"))
+)
+
+
 def update_monitor_seen(conn: Connection, *, id: int, now: datetime) -> int:
     """Q8: the agent was here (GetConfig/GetServers, even when not live)."""
-    return conn.execute(
-        update(monitors).where(monitors.c.id == id).values(last_seen=db_micros(now))
-    ).rowcount
+    return conn.execute(_MONITOR_SEEN, {"b_id": id, "b_last_seen": db_micros(now)}).rowcount
 
 
 def update_monitor_version(conn: Connection, *, id: int, client_version: str) -> int:
@@ -117,6 +169,40 @@ def update_monitor_version(conn: Connection, *, id: int, client_version: str) ->
     return conn.execute(
         update(monitors).where(monitors.c.id == id).values(client_version=client_version[:255])
     ).rowcount
+
+
+def _due_servers_query() -> Select[Any]:
+    s, ss = servers, server_scores
+    due = or_(
+        ss.c.queue_ts.is_(None),
+        and_(
+            ss.c.status == "active",
+            ss.c.score_raw > LOW_SCORE,
+            ss.c.queue_ts < bindparam("active_before"),
+        ),
+        and_(
+            ss.c.status == "testing",
+            ss.c.score_raw > LOW_SCORE,
+            ss.c.queue_ts < bindparam("testing_before"),
+        ),
+        ss.c.queue_ts < bindparam("requeue_before"),
+    )
+    return (
+        select(s.c.id, s.c.ip)
+        .select_from(s.join(ss, ss.c.server_id == s.c.id))
+        .where(
+            ss.c.monitor_id == bindparam("monitor_id"),
+            s.c.ip_version == bindparam("ip_version"),
+            due,
+            or_(s.c.score_ts.is_(None), s.c.score_ts < bindparam("scored_before")),
+            or_(s.c.deletion_on.is_(None), s.c.deletion_on > bindparam("today")),
+        )
+        .order_by(ss.c.queue_ts, ss.c.id)
+        .limit(bindparam("limit", type_=Integer))
+    )
+
+
+_DUE_SERVERS = _due_servers_query()
 
 
 def select_servers_for_monitor(
@@ -133,40 +219,36 @@ def select_servers_for_monitor(
     """Q10: the servers due for this monitor, never-queued first (cut-offs from ``now``)."""
     if ip_version is None:
         return []
-    s, ss = servers, server_scores
     cutoff = db_seconds(now)
-    due = or_(
-        ss.c.queue_ts.is_(None),
-        and_(
-            ss.c.status == "active",
-            ss.c.score_raw > LOW_SCORE,
-            ss.c.queue_ts < cutoff - timedelta(seconds=interval),
-        ),
-        and_(
-            ss.c.status == "testing",
-            ss.c.score_raw > LOW_SCORE,
-            ss.c.queue_ts < cutoff - timedelta(seconds=interval_testing),
-        ),
-        ss.c.queue_ts < cutoff - REQUEUE_ALWAYS_AFTER,
-    )
-    query = (
-        select(s.c.id, s.c.ip)
-        .select_from(s.join(ss, ss.c.server_id == s.c.id))
-        .where(
-            ss.c.monitor_id == monitor_id,
-            s.c.ip_version == ip_version,
-            due,
-            or_(s.c.score_ts.is_(None), s.c.score_ts < cutoff - timedelta(seconds=interval_all)),
-            or_(s.c.deletion_on.is_(None), s.c.deletion_on > _today(now)),
-        )
-        .order_by(ss.c.queue_ts, ss.c.id)
-        .limit(limit)
-    )
-    return [DueServer(r.id, r.ip) for r in conn.execute(query)]
+    params = {
+        "monitor_id": monitor_id,
+        "ip_version": ip_version,
+        "active_before": cutoff - timedelta(seconds=interval),
+        "testing_before": cutoff - timedelta(seconds=interval_testing),
+        "requeue_before": cutoff - REQUEUE_ALWAYS_AFTER,
+        "scored_before": cutoff - timedelta(seconds=interval_all),
+        "today": _today(now),
+        "limit": limit,
+    }
+    return [DueServer(r.id, r.ip) for r in conn.execute(_DUE_SERVERS, params)]
 
 
 def _today(now: datetime) -> date:
     return db_seconds(now).date()
+
+
+_QUEUE_STAMP = (
+    update(server_scores)
+    .where(
+        server_scores.c.monitor_id == bindparam("b_monitor_id"),
+        server_scores.c.server_id.in_(bindparam("b_server_ids", expanding=True)),
+        or_(
+            server_scores.c.queue_ts < bindparam("b_queue_ts"),
+            server_scores.c.queue_ts.is_(None),
+        ),
+    )
+    .values(queue_ts=bindparam("b_queue_ts"))
+)
 
 
 def update_server_score_queue(
@@ -176,16 +258,21 @@ def update_server_score_queue(
     ids = list(server_ids)
     if not ids:
         return 0
-    queue_ts = db_seconds(now)
-    return conn.execute(
-        update(server_scores)
-        .where(
-            server_scores.c.monitor_id == monitor_id,
-            server_scores.c.server_id.in_(ids),
-            or_(server_scores.c.queue_ts < queue_ts, server_scores.c.queue_ts.is_(None)),
-        )
-        .values(queue_ts=queue_ts)
-    ).rowcount
+    params = {"b_monitor_id": monitor_id, "b_server_ids": ids, "b_queue_ts": db_seconds(now)}
+    return conn.execute(_QUEUE_STAMP, params).rowcount
+
+
+_CLAIM_BATCH = (
+    update(monitors)
+    .where(
+        monitors.c.id == bindparam("b_id"),
+        or_(
+            monitors.c.last_submit.is_(None),
+            monitors.c.last_submit < bindparam("b_last_submit"),
+        ),
+    )
+    .values(last_submit=bindparam("b_last_submit"), last_seen=bindparam("b_last_seen"))
+)
 
 
 def claim_batch(conn: Connection, *, monitor_id: int, batch_time: datetime, now: datetime) -> bool:
@@ -194,16 +281,12 @@ def claim_batch(conn: Connection, *, monitor_id: int, batch_time: datetime, now:
     Run inside the batch transaction, it locks the monitor row, so two submissions of one
     monitor are serialised and a replay can never pass the ordering check twice.
     """
-    last_submit = db_micros(batch_time)
-    result = conn.execute(
-        update(monitors)
-        .where(
-            monitors.c.id == monitor_id,
-            or_(monitors.c.last_submit.is_(None), monitors.c.last_submit < last_submit),
-        )
-        .values(last_submit=last_submit, last_seen=db_micros(now))
-    )
-    return result.rowcount == 1
+    params = {
+        "b_id": monitor_id,
+        "b_last_submit": db_micros(batch_time),
+        "b_last_seen": db_micros(now),
+    }
+    return conn.execute(_CLAIM_BATCH, params).rowcount == 1
 
 
 def get_last_submit(conn: Connection, *, monitor_id: int) -> datetime | None:
@@ -213,15 +296,10 @@ def get_last_submit(conn: Connection, *, monitor_id: int) -> datetime | None:
     ).scalar()
 
 
-def get_assignments_by_ip(
-    conn: Connection, *, monitor_id: int, ips: Iterable[str]
-) -> dict[str, Assignment]:
-    """Q13 + Q2 for a whole batch: servers by IP text with this monitor's assignment rows."""
-    wanted = sorted(set(ips))
-    if not wanted:
-        return {}
+def _assignments_query() -> Select[Any]:
     s, ss = servers, server_scores
-    query = (
+    on = and_(ss.c.server_id == s.c.id, ss.c.monitor_id == bindparam("monitor_id"))
+    return (
         select(
             s.c.id,
             s.c.ip,
@@ -230,9 +308,21 @@ def get_assignments_by_ip(
             ss.c.score_raw,
             ss.c.stratum.label("score_stratum"),
         )
-        .select_from(s.outerjoin(ss, and_(ss.c.server_id == s.c.id, ss.c.monitor_id == monitor_id)))
-        .where(s.c.ip.in_(wanted))
+        .select_from(s.outerjoin(ss, on))
+        .where(s.c.ip.in_(bindparam("ips", expanding=True)))
     )
+
+
+_ASSIGNMENTS = _assignments_query()
+
+
+def get_assignments_by_ip(
+    conn: Connection, *, monitor_id: int, ips: Iterable[str]
+) -> dict[str, Assignment]:
+    """Q13 + Q2 for a whole batch: servers by IP text with this monitor's assignment rows."""
+    wanted = sorted(set(ips))
+    if not wanted:
+        return {}
     return {
         row.ip: Assignment(
             server_id=row.id,
@@ -241,24 +331,55 @@ def get_assignments_by_ip(
             score_raw=row.score_raw if row.score_raw is not None else 0.0,
             score_stratum=row.score_stratum,
         )
-        for row in conn.execute(query)
+        for row in conn.execute(_ASSIGNMENTS, {"monitor_id": monitor_id, "ips": wanted})
     }
+
+
+@lru_cache(maxsize=128)
+def _score_update(rows: int, strata: int) -> Update:
+    """The CASE update for ``rows`` assignments, ``strata`` of them with a new stratum.
+
+    A pure function of the batch's shape (memoised: batches are nearly always the configured
+    batch size), so building the statement's ~40 CASE branches is not paid per batch.
+    """
+    col = server_scores.c
+
+    def whens(value: str, count: int, type_: Any) -> list[tuple[Any, Any]]:
+        return [
+            (
+                bindparam(f"{value}_id{i}", type_=col.id.type),
+                bindparam(f"{value}{i}", type_=type_),
+            )
+            for i in range(count)
+        ]
+
+    values: dict[str, object] = {
+        "score_ts": case(*whens("ts", rows, col.score_ts.type), value=col.id),
+        "score_raw": case(*whens("raw", rows, col.score_raw.type), value=col.id),
+    }
+    if strata:
+        values["stratum"] = case(
+            *whens("stratum", strata, col.stratum.type), value=col.id, else_=col.stratum
+        )
+    return (
+        update(server_scores).where(col.id.in_(bindparam("ids", expanding=True))).values(**values)
+    )
 
 
 def update_server_scores(conn: Connection, updates: list[ScoreUpdate]) -> int:
     """Q3 + Q14 for a whole batch: one UPDATE with CASE per column."""
     if not updates:
         return 0
-    col = server_scores.c
-    ids = [u.score_id for u in updates]
-    values: dict[str, object] = {
-        "score_ts": case({u.score_id: db_seconds(u.score_ts) for u in updates}, value=col.id),
-        "score_raw": case({u.score_id: u.score_raw for u in updates}, value=col.id),
-    }
-    strata = {u.score_id: u.stratum for u in updates if u.stratum is not None}
-    if strata:
-        values["stratum"] = case(strata, value=col.id, else_=col.stratum)
-    return conn.execute(update(server_scores).where(col.id.in_(ids)).values(**values)).rowcount
+    strata = [u for u in updates if u.stratum is not None]
+    params: dict[str, object] = {"ids": [u.score_id for u in updates]}
+    for i, u in enumerate(updates):
+        params[f"ts_id{i}"] = params[f"raw_id{i}"] = u.score_id
+        params[f"ts{i}"] = db_seconds(u.score_ts)
+        params[f"raw{i}"] = u.score_raw
+    for i, u in enumerate(strata):
+        params[f"stratum_id{i}"] = u.score_id
+        params[f"stratum{i}"] = u.stratum
+    return conn.execute(_score_update(len(updates), len(strata)), params).rowcount
 
 
 def update_servers_stratum(conn: Connection, strata: Mapping[int, int]) -> int:

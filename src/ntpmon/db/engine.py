@@ -9,13 +9,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, PoolResetState, create_engine, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ntpmon.common.errors import NtpmonError
 from ntpmon.db.config import DatabaseConfigError, DatabaseSettings, read_config_file
 
 log = logging.getLogger(__name__)
+
+COMMITTED = "ntpmon.committed"  # Connection.info flag: the transaction just committed
 
 SESSION_INIT = (
     "SET time_zone='+00:00', sql_mode='ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,"
@@ -45,11 +47,33 @@ def create_db_engine(
         max_overflow=max_overflow,
         pool_recycle=180,
         pool_pre_ping=True,
+        pool_reset_on_return=None,  # see _rollback_unless_committed
         connect_args=connect_args,
     )
+    event.listen(engine, "reset", _rollback_unless_committed)
     if settings.config_file is not None:
         _reload_credentials_per_connection(engine, settings.config_file)
     return engine
+
+
+def mark_committed(conn: Connection) -> None:
+    """Tell the pool that ``conn``'s last transaction committed and nothing ran since.
+
+    Call it right before the connection goes back to the pool (see :func:`run_in_tx`).
+    """
+    conn.info[COMMITTED] = True
+
+
+def _rollback_unless_committed(dbapi_conn: Any, record: Any, state: PoolResetState) -> None:
+    """The pool's reset on return: a ROLLBACK, unless the transaction just committed.
+
+    SQLAlchemy's default rolls back every returned connection, which after a commit is a
+    no-op that still costs a round trip per transaction. The flag of :func:`mark_committed`
+    is consumed here, so it can never outlive the checkout that set it.
+    """
+    committed = record.info.pop(COMMITTED, False)
+    if not (committed or state.transaction_was_reset):
+        dbapi_conn.rollback()
 
 
 def _reload_credentials_per_connection(engine: Engine, path: Path) -> None:
@@ -126,17 +150,21 @@ def open_database(
     default_sqlite: Path | None = None,
     create: bool = False,
     wait: float = 45.0,
+    pool_size: int = 5,
+    max_overflow: int = 5,
 ) -> Engine:
     """Resolve, connect and check the database a command needs.
 
     ``create`` makes missing tables (the embedded SQLite default and ``db init``); without it a
-    database that lacks ntpmon's tables is refused with one clear line.
+    database that lacks ntpmon's tables is refused with one clear line. A server with many
+    handler threads sizes the pool to match: an overflow connection is closed when returned
+    to a full pool, so an undersized pool reconnects (TCP, auth, session set-up) under load.
     """
     from ntpmon.db.config import resolve_settings
     from ntpmon.db.ddl import check_schema, create_schema
 
     settings = resolve_settings(dsn, default_sqlite=default_sqlite)
-    engine = create_db_engine(settings)
+    engine = create_db_engine(settings, pool_size=pool_size, max_overflow=max_overflow)
     wait_for_database(engine, settings, timeout=wait)
     if create:
         create_schema(engine)

@@ -16,6 +16,8 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from ntpmon.db.engine import mark_committed
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -92,8 +94,11 @@ def run_in_tx(
     attempt = 0
     while True:
         try:
-            with engine.begin() as conn:
-                return fn(conn)
+            with engine.connect() as conn:
+                with conn.begin():
+                    result = fn(conn)
+                mark_committed(conn)  # the pool need not roll a committed connection back
+                return result
         except DBAPIError as exc:
             if not retry_on(exc) or attempt >= len(delays):
                 raise

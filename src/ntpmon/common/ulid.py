@@ -70,3 +70,12 @@ def parse_ulid(text: str | bytes) -> Ulid:
             raise InvalidUlidError(f"invalid ULID character {char!r}")
         value = (value << 5) | digit
     return Ulid(upper, value >> 80)
+
+
+def is_ulid(text: str | bytes) -> bool:
+    """Whether ``text`` parses as a ULID (the agent checks batch ids before echoing them)."""
+    try:
+        parse_ulid(text)
+    except InvalidUlidError:
+        return False
+    return True
