@@ -179,6 +179,7 @@ def monitor_cmd(
     ] = False,
 ) -> None:
     """Run the monitor: fetch work, probe servers, submit results."""
+    from ntpmon.agent.mqtt import monitor_bridge
     from ntpmon.agent.runner import MonitorOptions, run_monitor
 
     g: Globals = ctx.obj
@@ -186,19 +187,17 @@ def monitor_cmd(
     scope = Scope()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: scope.cancel())
+    knobs = opts.devel_knobs(g.env.value, os.environ)
+    mqtt = monitor_bridge(
+        cfg, g.env.value, port=knobs.port, allow_loopback=knobs.allow_loopback, environ=os.environ
+    )
     run_monitor(
         cfg,
-        MonitorOptions(
-            once,
-            sanity_only,
-            g.ipv4,
-            g.ipv6,
-            g.ca_file,
-            opts.devel_knobs(g.env.value, os.environ),
-            debug=g.debug,
-        ),
+        MonitorOptions(once, sanity_only, g.ipv4, g.ipv6, g.ca_file, knobs, debug=g.debug),
         scope,
         environ=os.environ,
+        hooks=mqtt.hooks(),
+        background=[mqtt.run],
     )
 
 

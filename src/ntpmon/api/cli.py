@@ -6,7 +6,7 @@ import os
 import signal
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,10 +14,13 @@ from ntpmon.api.admin_cli import build_admin_app
 from ntpmon.api.ca import CAError, EmbeddedCA
 from ntpmon.common.cli import entry_point
 from ntpmon.common.dbcli import DsnOption, build_db_app
-from ntpmon.common.environments import parse_env
+from ntpmon.common.environments import DeployEnv, parse_env
 from ntpmon.common.errors import NtpmonError
 from ntpmon.common.logsetup import setup_logging
 from ntpmon.common.version import version_line
+
+if TYPE_CHECKING:
+    from ntpmon.api.mqserver.wiring import MqttServerOptions
 
 DEFAULT_DATA_DIR = "./var/monitor-api"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -117,6 +120,33 @@ def _multiprocess_metrics(data_dir: Path) -> None:
     os.environ[METRICS_DIR_ENV] = str(directory)
 
 
+def _mqtt_server_options(  # noqa: PLR0917 - one call site, the CLI flags
+    env: DeployEnv,
+    enabled: bool,
+    host: str,
+    port: int,
+    jwt_key: str,
+    plain: bool,
+    ca_file: Path | None,
+    internal_listen: str,
+) -> MqttServerOptions | None:
+    """The MQTT side runs when not disabled and a JWT key is set (agents need one too)."""
+    from ntpmon.api.mqserver.wiring import MqttServerOptions
+
+    if not enabled or not jwt_key:
+        return None
+    options = MqttServerOptions(
+        host=host,
+        port=port,
+        jwt_key=jwt_key,
+        plain=plain,
+        ca_pem=ca_file.read_text() if ca_file else "",
+        internal_listen=internal_listen,
+    )
+    options.check(env)
+    return options
+
+
 @app.command("server")
 def server(  # noqa: PLR0917 - typer options
     dsn: DsnOption = None,
@@ -141,6 +171,18 @@ def server(  # noqa: PLR0917 - typer options
         "mqtt.ntppool.net"
     ),
     mqtt_port: Annotated[int, typer.Option(help="MQTT broker port for agents")] = 1883,
+    no_mqtt: Annotated[
+        bool, typer.Option("--no-mqtt", envvar="MONITOR_MQTT_DISABLED", help="skip the MQTT broker")
+    ] = False,
+    mqtt_plain: Annotated[
+        bool, typer.Option("--mqtt-plain", help="plain TCP to the broker (devel, loopback brokers)")
+    ] = False,
+    mqtt_ca_file: Annotated[
+        Path | None, typer.Option(help="CA bundle of the broker (default: system roots)")
+    ] = None,
+    internal_listen: Annotated[
+        str, typer.Option(help="internal HTTP API (ad-hoc checks), no authentication")
+    ] = "127.0.0.1:8095",
     grace: Annotated[float, typer.Option(help="seconds in-flight RPCs get at shutdown")] = 10.0,
     max_workers: Annotated[int, typer.Option(help="gRPC handler threads")] = 16,
     processes: Annotated[
@@ -148,11 +190,21 @@ def server(  # noqa: PLR0917 - typer options
     ] = 1,
     log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
 ) -> None:
-    """Run the gRPC service, the management API, health and metrics until SIGTERM/SIGINT."""
-    from datetime import timedelta
-
-    if processes > 1:
+    """Run the gRPC service, the management API, health, metrics and (with a JWT key) the
+    MQTT side with its internal HTTP API until SIGTERM/SIGINT."""
+    if processes > 1:  # before any module that defines metrics is imported
         _multiprocess_metrics(data_dir)
+    mqtt_server = _mqtt_server_options(  # checked before anything is opened
+        parse_env(deployment_mode),
+        not no_mqtt,
+        mqtt_host,
+        mqtt_port,
+        jwt_key,
+        mqtt_plain,
+        mqtt_ca_file,
+        internal_listen,
+    )
+    from datetime import timedelta
 
     from ntpmon.api.runner import MonitorApiServer, ServerOptions
     from ntpmon.api.service import MqttSettings
@@ -181,6 +233,7 @@ def server(  # noqa: PLR0917 - typer options
         cert_lifetime=timedelta(seconds=_duration(cert_lifetime)),
         public_url=public_url.rstrip("/"),
         mqtt=MqttSettings(host=mqtt_host, port=mqtt_port, jwt_key=jwt_key),
+        mqtt_server=mqtt_server,
         grace=grace,
         max_workers=max_workers,
         processes=processes,

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from ntpmon.api.grpcworker import WorkerPool, WorkerSpec
 from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
 from ntpmon.api.metrics import ApiMetrics, exposition_registry
+from ntpmon.api.mqserver.service import InternalApi
+from ntpmon.api.mqserver.wiring import MqttServerOptions, start_internal_api
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.pages import create_pages_app
 from ntpmon.api.service import MonitorService, MqttSettings
@@ -61,6 +63,7 @@ class ServerOptions:
     cert_lifetime: timedelta = timedelta(days=30)
     public_url: str = ""
     mqtt: MqttSettings = field(default_factory=MqttSettings)
+    mqtt_server: MqttServerOptions | None = None  # the MQTT side + internal API (off: None)
     grace: float = 10.0
     max_workers: int = 32
     clock: Clock = field(default_factory=SystemClock)
@@ -209,6 +212,9 @@ class MonitorApiServer:
         ]
         self._thread = threading.Thread(target=self._serve_http, name="http", daemon=True)
         self._thread.start()
+        self.internal = self._start_mqtt(issued_names=names)
+        if self.internal is not None and self.internal.http is not None:
+            self.ports["internal"] = self.internal.http.port
         if isinstance(self.keyring, FileKeyring):
             threading.Thread(target=self._rotate_keys, name="ticket-keys", daemon=True).start()
         log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
@@ -230,6 +236,25 @@ class MonitorApiServer:
             jwt_key=options.mqtt.jwt_key,
         )
         return WorkerPool(spec, options.processes - 1)
+
+    def _start_mqtt(self, issued_names: list[str]) -> InternalApi | None:
+        """The broker connection and the internal HTTP API (api.md §10-11), when configured.
+
+        The server presents its own certificate to a TLS broker; its first DNS name is the
+        broker identity (username, JWT subject, client id).
+        """
+        options = self.options.mqtt_server
+        if options is None:
+            return None
+        directory = self.options.data_dir / "server"
+        return start_internal_api(
+            replace(options, cert_file=directory / "tls.crt", key_file=directory / "tls.key"),
+            engine=self.options.engine,
+            env=self.options.env,
+            server_name=issued_names[0],
+            registry=self.metrics.registry,
+            clock=self.options.clock,
+        )
 
     def _plain(self, app: Starlette) -> uvicorn.Config:
         return uvicorn.Config(
@@ -288,4 +313,6 @@ class MonitorApiServer:
             self.workers.wait(timeout=self.options.grace + 5)
         self._thread.join(timeout=self.options.grace + 5)
         self.tracer.shutdown()
+        if self.internal is not None:
+            self.internal.stop()
         log.info("monitor-api stopped")

@@ -8,7 +8,7 @@ from ntpmon import __version__
 
 
 def version() -> str:
-    """Semantic version with the leading ``v`` upstream's agents report (e.g. ``v0.1.0``)."""
+    """Semantic version with the leading ``v`` upstream's agents report (e.g. ``v4.2.0``)."""
     return f"v{__version__}"
 
 

@@ -49,8 +49,8 @@ def clamp_rtt(rtt_us: int | None) -> int | None:
 
 def bmp_only(value: str | None) -> str | None:
     """Replace characters outside the BMP: the production tables are ``utf8mb3``."""
-    if value is None:
-        return None
+    if value is None or value.isascii():
+        return value
     return "".join(c if ord(c) <= 0xFFFF else "\ufffd" for c in value)
 
 

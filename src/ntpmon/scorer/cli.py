@@ -7,6 +7,7 @@ import typer
 from ntpmon.common.cli import entry_point
 from ntpmon.common.dbcli import build_db_app
 from ntpmon.common.version import version_line
+from ntpmon.scorer.commands import add_scorer_status, scorer_app
 from ntpmon.selector.cli import selector_app
 
 app = typer.Typer(
@@ -14,7 +15,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-app.add_typer(build_db_app(), name="db")
+db_app = build_db_app()
+add_scorer_status(db_app)
+app.add_typer(db_app, name="db")
+app.add_typer(scorer_app, name="scorer")
 app.add_typer(selector_app, name="selector")
 
 
