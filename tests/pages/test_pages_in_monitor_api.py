@@ -52,3 +52,19 @@ def test_monitor_api_serves_the_pages_on_its_health_listener(
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_online_by_name_maps_every_name_of_an_agent() -> None:
+    from ntpmon.api.mqserver.clients import ClientState
+    from ntpmon.api.runner import online_by_name
+
+    states = [
+        ClientState(key="alpha.devel.mon.ntppool.dev", online=True),
+        ClientState(key="bravo-key", name="bravo.devel.mon.ntppool.dev", online=False),
+    ]
+    assert online_by_name(states) == {
+        "alpha.devel.mon.ntppool.dev": True,
+        "bravo-key": False,
+        "bravo.devel.mon.ntppool.dev": False,
+    }
+    assert online_by_name([]) == {}

@@ -72,7 +72,7 @@ def test_expected_direction_follows_the_step_table(
 
 @pytest.mark.parametrize(
     ("base", "ports"),
-    [(0, plan.Ports()), (18000, plan.Ports(18000, 18001, 18002, 18003, 18004, 18005))],
+    [(0, plan.Ports()), (18000, plan.Ports(*range(18000, 18007)))],
 )
 def test_ports_from_base(base: int, ports: plan.Ports) -> None:
     assert plan.Ports.from_base(base) == ports
@@ -94,6 +94,15 @@ def test_api_command_listens_on_loopback_and_never_names_a_public_broker(tmp_pat
         assert command[command.index(flag) + 1].startswith("127.0.0.1:")
     assert command[command.index("--mqtt-host") + 1] == "127.0.0.1"
     assert "--jwtkey" not in command  # no broker: agents get no MQTT settings at all
+    assert "--no-mqtt" in command
+
+
+def test_api_command_with_a_local_broker(tmp_path) -> None:
+    with_broker = plan.dataclasses.replace(layout(tmp_path), mqtt=True, jwt_key="k" * 32)
+    command = plan.api_command(with_broker)
+    assert command[command.index("--jwtkey") + 1] == "k" * 32
+    assert "--mqtt-plain" in command and "--no-mqtt" not in command
+    assert command[command.index("--internal-listen") + 1] == "127.0.0.1:18006"
 
 
 def test_agent_environment_points_at_this_stack_only(tmp_path) -> None:

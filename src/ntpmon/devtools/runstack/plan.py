@@ -90,12 +90,14 @@ class Ports:
     metrics: int = 0
     scorer_metrics: int = 0
     selector_metrics: int = 0
+    internal: int = 0
+    """monitor-api's internal HTTP API (ad-hoc checks over MQTT); used only with a broker."""
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
         if base == 0:
             return cls()
-        return cls(*(base + i for i in range(6)))
+        return cls(*(base + i for i in range(7)))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -167,7 +169,10 @@ def api_command(layout: Layout) -> list[str]:
         "1883",
     ]
     if layout.mqtt and layout.jwt_key:
-        command += ["--jwtkey", layout.jwt_key]
+        command += ["--jwtkey", layout.jwt_key, "--mqtt-plain"]
+        command += ["--internal-listen", f"127.0.0.1:{p.internal}"]
+    else:
+        command.append("--no-mqtt")
     return command
 
 
