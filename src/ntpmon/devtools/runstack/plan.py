@@ -215,4 +215,6 @@ def agent_env(layout: Layout, index: int, grpc_port: int, management_port: int) 
         "MONITOR_LOCAL_IPV4": AGENT_ADDRESSES[index],
         "MONITOR_NTP_PORT": str(layout.ntp_port),
         "MONITOR_ALLOW_LOOPBACK": "true",
+        # The local broker (used only when one answers) speaks plain TCP on loopback.
+        "MONITOR_MQTT_PLAIN": "true",
     }
