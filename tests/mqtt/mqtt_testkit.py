@@ -98,7 +98,7 @@ def running_server(
         env=DeployEnv.DEVEL,
         server_name=SERVER_NAME,
         endpoint=endpoint,
-        jwt_key="t-key",
+        jwt_key="t-key-for-tests-only-0123456789-0123456789-01234567",
         client_id=f"api.devel-{secrets.token_hex(4)}",
         topic_prefix=prefix,
         allow_private_targets=True,

@@ -37,11 +37,14 @@ NAME = "uspao1-21wase0.devel.mon.ntppool.dev"
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 
 
+KEY = "t-key-for-tests-only-0123456789-0123456789-01234567"  # >= 48 bytes for HS384
+
+
 # -- broker tokens (§10.2, §18.7 #33) --------------------------------------------------------------
 def _claims(token: str) -> dict:
     return jwt.decode(
         token,
-        b"t-key",
+        KEY.encode(),
         algorithms=["HS384"],
         options={"verify_exp": False, "verify_nbf": False, "verify_iat": False},
     )
@@ -49,7 +52,7 @@ def _claims(token: str) -> dict:
 
 def test_standard_token_topics() -> None:
     name = "uspao1-aa.test.mon.ntppool.dev"
-    claims = _claims(broker_token(TokenType.STANDARD, name, "t-key", NOW))
+    claims = _claims(broker_token(TokenType.STANDARD, name, KEY, NOW))
     assert claims["subs"] == [f"/test/monitors/requests/{name}/+"]
     assert sorted(claims["publ"]) == sorted(
         [
@@ -85,7 +88,7 @@ def test_standard_token_topics() -> None:
 def test_other_token_types(
     kind: TokenType, subject: str, subs: list[str], publ: list[str], lifetime: timedelta
 ) -> None:
-    claims = _claims(broker_token(kind, subject, "t-key", NOW))
+    claims = _claims(broker_token(kind, subject, KEY, NOW))
     assert (claims["subs"], claims["publ"], claims["sub"]) == (subs, publ, subject)
     assert claims["iat"] == int(NOW.timestamp())
     assert claims["nbf"] == claims["iat"] - 30
@@ -95,7 +98,7 @@ def test_other_token_types(
 
 def test_server_token_refused_for_name_without_env() -> None:
     with pytest.raises(DeployEnvError):
-        server_token("api.example.com", "t-key", NOW)
+        server_token("api.example.com", KEY, NOW)
 
 
 # -- versions and targets (§10.6, §11.1, §18.7 #34) ----------------------------------------

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ntpmon.common.clock import Clock
 from ntpmon.db.tx import is_retryable
 from ntpmon.selector.constants import IDLE_BACKOFF_FIRST_S, IDLE_BACKOFF_MAX_S, REVIEW_BATCH
-from ntpmon.selector.db import ApplyResult, SelectorStore
+from ntpmon.selector.db import ApplyResult, SelectorStore, ServerInputs
 from ntpmon.selector.metrics import SelectorMetrics
 from ntpmon.selector.plan import plan_server
 from ntpmon.selector.types import ServerPlan
@@ -44,11 +44,14 @@ def process_server(
     server_id: int,
     now: datetime,
     metrics: SelectorMetrics | None = None,
+    inputs: ServerInputs | None = None,
 ) -> ServerReview:
-    """Load, plan and write one server's review; errors propagate to the caller."""
+    """Load (unless the batch loaded ``inputs``), plan and write one server's review; errors
+    propagate to the caller."""
     started = time.perf_counter()
-    server = store.load_server(server_id)
-    rows = store.load_monitor_rows(server_id, now)
+    if inputs is None:
+        inputs = ServerInputs(store.load_server(server_id), store.load_monitor_rows(server_id, now))
+    server, rows = inputs.server, inputs.rows
     plan = plan_server(server, rows, now)
     result = store.apply_plan(plan, now)
     if metrics is not None:
@@ -87,24 +90,45 @@ def review_batch(
     """
     now = clock.now()
     reviews: list[ServerReview] = []
+    changed: list[int] = []
+    unchanged: list[int] = []
     with engine.begin() as conn:
         store = SelectorStore(conn)
-        for server_id in store.due_servers(now, limit):
+        due = store.due_servers(now, limit)
+        inputs = _load_batch(store, due, now)
+        for server_id in due:
             try:
-                review = process_server(store, server_id, now, metrics)
+                review = process_server(store, server_id, now, metrics, inputs.get(server_id))
             except SQLAlchemyError as exc:
                 if is_retryable(exc):
                     raise
                 review = _failed(server_id, exc)
             except Exception as exc:  # a per-server error must not stop the batch (§1.2)
                 review = _failed(server_id, exc)
-            store.schedule_review(server_id, now, review.changed)
+            (changed if review.changed else unchanged).append(server_id)
             reviews.append(review)
+        store.schedule_reviews(now, changed, unchanged)
     return reviews
 
 
+def _load_batch(store: SelectorStore, due: list[int], now: datetime) -> dict[int, ServerInputs]:
+    """The batch's inputs in one go; if that fails, each server loads its own (as before),
+    so a load error still only fails the servers it concerns."""
+    try:
+        return store.load_inputs(due, now)
+    except SQLAlchemyError as exc:
+        if is_retryable(exc):
+            raise
+        log.error("batch load failed", extra={"servers": len(due), "error": _message(exc)})
+        return {}
+
+
+def _message(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def _failed(server_id: int, exc: BaseException) -> ServerReview:
-    message = str(getattr(exc, "orig", exc)).splitlines()[0] if str(exc) else type(exc).__name__
+    message = _message(exc)
     log.error("server review failed", extra={"server": server_id, "error": message})
     return ServerReview(server_id, None, None, message)
 
