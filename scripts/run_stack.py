@@ -1,22 +1,13 @@
-"""`make run`: the whole monitoring system on one machine.
+"""`make run`: the whole monitoring system on one machine (see docs/operations.md §1).
 
-Not built yet: the local stack (responders, monitor-api, scorer, selector, two agents) comes
-with the `make run` issue once the components exist. Until then this says so and fails.
+    .venv/bin/python scripts/run_stack.py [--database-dsn URL] [--run-dir DIR] ...
+
+Exits non-zero with a clear message when a part of the system is not installed yet.
 """
 
 from __future__ import annotations
 
-import sys
-
-
-def main() -> int:
-    print(
-        "make run: the local stack is not built yet; it needs the NTP engine, monitor-api,\n"
-        "the scorer, the selector and the agent. Use `make test` meanwhile.",
-        file=sys.stderr,
-    )
-    return 1
-
+from ntpmon.devtools.runstack.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -23,7 +24,7 @@ from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
@@ -31,9 +32,11 @@ from ntpmon.api.grpcworker import WorkerPool, WorkerSpec
 from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
 from ntpmon.api.metrics import ApiMetrics, exposition_registry
+from ntpmon.api.mqserver.clients import ClientState
 from ntpmon.api.mqserver.service import InternalApi
 from ntpmon.api.mqserver.wiring import MqttServerOptions, start_internal_api
 from ntpmon.api.oidc import TokenIssuer
+from ntpmon.api.pages import create_pages_app
 from ntpmon.api.service import MonitorService, MqttSettings
 from ntpmon.api.ticketkeys import CHECK_EVERY, FileKeyring, TicketKeyError, keyring_for
 from ntpmon.api.tickets import TicketSigner
@@ -102,8 +105,8 @@ def _grpc_address(address: str) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def ops_app(metrics: ApiMetrics) -> tuple[Starlette, Starlette]:
-    """The health and metrics applications (plain HTTP)."""
+def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starlette, Starlette]:
+    """The health and metrics applications (plain HTTP); the status pages share health's."""
 
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -113,10 +116,23 @@ def ops_app(metrics: ApiMetrics) -> tuple[Starlette, Starlette]:
 
     registry = exposition_registry(metrics)
 
+    health_routes: list[BaseRoute] = [Route("/__health", health)]
+    if pages is not None:
+        health_routes.append(Mount("/", app=pages))
     return (
-        Starlette(routes=[Route("/__health", health)]),
+        Starlette(routes=health_routes),
         Starlette(routes=[Route("/metrics", exposition)]),
     )
+
+
+def online_by_name(states: Iterable[ClientState]) -> dict[str, bool]:
+    """``{name: online}`` under every name an agent is known by (topic key, name, tls_names)."""
+    online: dict[str, bool] = {}
+    for state in states:
+        for name in (state.key, state.name, *(m.tls_name for m in state.monitors)):
+            if name:
+                online[name] = state.online
+    return online
 
 
 class MonitorApiServer:
@@ -184,7 +200,13 @@ class MonitorApiServer:
                 cert_lifetime=options.cert_lifetime,
             )
         )
-        health, metrics_app = ops_app(self.metrics)
+        self.internal: InternalApi | None = None
+        pages = create_pages_app(
+            options.engine,
+            clock=options.clock,
+            online=self._online if options.mqtt_server is not None else None,
+        )
+        health, metrics_app = ops_app(self.metrics, pages)
         cert_file, key_file = data_dir / "server" / "tls.crt", data_dir / "server" / "tls.key"
         self._uvicorn = [
             (
@@ -212,6 +234,12 @@ class MonitorApiServer:
         if isinstance(self.keyring, FileKeyring):
             threading.Thread(target=self._rotate_keys, name="ticket-keys", daemon=True).start()
         log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
+
+    def _online(self) -> dict[str, bool]:
+        """The status pages' online column, from the MQTT client map (empty until connected)."""
+        if self.internal is None:
+            return {}
+        return online_by_name(self.internal.mq.clients.snapshot())
 
     def _start_workers(self) -> WorkerPool:
         """The other ``processes - 1`` servers of the gRPC port (see :mod:`grpcworker`)."""

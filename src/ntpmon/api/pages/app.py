@@ -1,0 +1,117 @@
+"""The status pages as a read-only Starlette application, mountable into monitor-api.
+
+A thin adapter: parse the request, run the queries of ``ntpmon.db.pages`` in one read
+transaction, hand the rows to the pure views. Handlers are synchronous so Starlette runs them
+in its thread pool and a slow database never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from ntpmon.api.pages import views
+from ntpmon.common.clock import Clock, SystemClock
+from ntpmon.db import pages as queries
+
+OnlineSource = Callable[[], Mapping[str, bool]]
+"""Returns ``{tls_name: online}`` (e.g. from the MQTT status tracker); absent = unknown."""
+
+DEFAULT_HOURS = 24
+MAX_HOURS = 24 * 14
+
+
+class HistoryWindowError(ValueError):
+    """The ``hours`` query parameter is not a whole number of hours in the allowed range."""
+
+
+def history_hours(raw: str | None) -> int:
+    """The history window of a server page: ``?hours=N`` with 1 ≤ N ≤ 336, default 24."""
+    if raw is None or raw == "":
+        return DEFAULT_HOURS
+    try:
+        hours = int(raw)
+    except ValueError:
+        raise HistoryWindowError(f"hours must be a whole number, got {raw!r}") from None
+    if not 1 <= hours <= MAX_HOURS:
+        raise HistoryWindowError(f"hours must be between 1 and {MAX_HOURS}, got {hours}")
+    return hours
+
+
+def create_pages_app(
+    engine: Engine, *, clock: Clock | None = None, online: OnlineSource | None = None
+) -> Starlette:
+    """Build the status pages: ``/`` servers, ``/servers/{id}`` one server, ``/monitors``.
+
+    ``online`` is optional: without an MQTT tracker the monitors page leaves the online
+    column out instead of guessing.
+    """
+    time = clock or SystemClock()
+
+    def nav(request: Request) -> dict[str, str]:
+        return {
+            "Servers": str(request.url_for("servers")),
+            "Monitors": str(request.url_for("monitors")),
+        }
+
+    def servers(request: Request) -> Response:
+        now = time.now()
+        with engine.connect() as conn:
+            rows = queries.list_server_overviews(conn)
+        return HTMLResponse(
+            views.servers_page(
+                rows,
+                server_url=lambda i: str(request.url_for("server", server_id=i)),
+                nav=nav(request),
+                now=now,
+            )
+        )
+
+    def server(request: Request) -> Response:
+        server_id: int = request.path_params["server_id"]
+        raw_hours = request.query_params.get("hours")
+        try:
+            hours = history_hours(raw_hours)
+        except HistoryWindowError as exc:
+            return PlainTextResponse(str(exc), status_code=400)
+        now = time.now()
+        start = now - timedelta(hours=hours)
+        with engine.connect() as conn:
+            overview = queries.get_server_overview(conn, server_id=server_id)
+            if overview is None:
+                return PlainTextResponse(f"no server with id {server_id}", status_code=404)
+            assignments = queries.list_server_assignments(conn, server_id=server_id)
+            history = queries.server_history(conn, server_id=server_id, since=start)
+            ids = {p.monitor_id for p in history if p.monitor_id is not None}
+            names = queries.monitor_names(conn, ids | {a.monitor_id for a in assignments})
+        if not raw_hours:  # default window: zoom in on a young server's history
+            start = views.view_start(start, history, now)
+        return HTMLResponse(
+            views.server_page(
+                overview, assignments, history, names, start=start, now=now, nav=nav(request)
+            )
+        )
+
+    def monitors(request: Request) -> Response:
+        now = time.now()
+        with engine.connect() as conn:
+            rows = queries.list_monitor_overviews(conn)
+        return HTMLResponse(
+            views.monitors_page(
+                rows, online=online() if online else None, nav=nav(request), now=now
+            )
+        )
+
+    return Starlette(
+        routes=[
+            Route("/", servers, name="servers"),
+            Route("/servers/{server_id:int}", server, name="server"),
+            Route("/monitors", monitors, name="monitors"),
+        ]
+    )

@@ -1,0 +1,251 @@
+"""The three status pages as pure functions from query results to HTML.
+
+No I/O here: the Starlette adapter (``app.py``) runs the queries and passes the rows, the
+clock's ``now`` and URL builders in, which keeps every page testable without a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from ntpmon.api.pages import html as h
+from ntpmon.api.pages.svg import (
+    PALETTE,
+    Series,
+    offset_scale,
+    score_scale,
+    time_chart,
+)
+from ntpmon.common.clock import as_utc
+from ntpmon.db.models import MonitorType
+from ntpmon.db.pages import Assignment, HistoryPoint, MonitorOverview, ServerOverview
+
+STATUS_ORDER = ("active", "testing", "candidate", "paused")
+SCORER_STYLE = {"recentmedian": ("#000000", 2.5), "every": ("#9a9a9a", 1.5)}
+"""How the scorers' own series look in the score graph: the overall score stands out."""
+
+
+def window_label(start: datetime, now: datetime) -> str:
+    """``last 24 h`` or, for a short window, ``last 7 min``."""
+    minutes = round((now - start).total_seconds() / 60)
+    return f"last {round(minutes / 60)} h" if minutes >= 60 else f"last {max(1, minutes)} min"
+
+
+def view_start(window_start: datetime, history: Sequence[HistoryPoint], now: datetime) -> datetime:
+    """Where the graphs begin: the window, or shortly before the first point of a young server.
+
+    A server measured for ten minutes would otherwise be a sliver at the right edge of a
+    24-hour axis.
+    """
+    if not history:
+        return window_start
+    first = as_utc(history[0].ts)
+    margin = max(timedelta(minutes=1), (now - first) * 0.05)
+    return max(as_utc(window_start), first - margin)
+
+
+def _counts_markup(counts: Mapping[str, int]) -> str:
+    shown = [h.badge(s) + str(counts[s]) for s in STATUS_ORDER if counts.get(s)]
+    return " ".join(shown) if shown else '<span class="muted">none</span>'
+
+
+def servers_page(
+    servers: Sequence[ServerOverview],
+    *,
+    server_url: Callable[[int], str],
+    nav: Mapping[str, str],
+    now: datetime,
+) -> str:
+    """Every server with its current score and the monitors watching it."""
+    rows = [
+        [
+            h.cell(h.link(server_url(s.id), s.ip)),
+            h.text(s.hostname or ""),
+            h.text(s.ip_version),
+            h.score_cell(s.score_raw),
+            h.text(h.age(s.score_ts, now) if s.score_ts else "not scored yet"),
+            h.cell(_counts_markup(s.monitor_counts)),
+            h.text("scheduled " + str(s.deletion_on) if s.deletion_on else ""),
+        ]
+        for s in servers
+    ]
+    body = h.table(
+        ["Server", "Hostname", "IP", "Score", "Scored", "Monitors", "Deletion"],
+        rows,
+        empty="No servers yet. Add one with `monitor-api admin servers add`.",
+    )
+    return h.page("Servers", body, nav=nav, generated=now)
+
+
+def monitor_colours(assignments: Sequence[Assignment], history: Sequence[HistoryPoint]) -> dict:
+    """A stable colour per agent monitor, shared by both graphs of a server page."""
+    ids = {a.monitor_id for a in assignments if a.monitor_type == MonitorType.MONITOR}
+    ids |= {
+        p.monitor_id
+        for p in history
+        if p.monitor_id is not None and p.monitor_type == MonitorType.MONITOR
+    }
+    return {monitor_id: PALETTE[i % len(PALETTE)] for i, monitor_id in enumerate(sorted(ids))}
+
+
+def _grouped(history: Sequence[HistoryPoint]) -> dict[int | None, list[HistoryPoint]]:
+    grouped: dict[int | None, list[HistoryPoint]] = {}
+    for point in history:
+        grouped.setdefault(point.monitor_id, []).append(point)
+    return grouped
+
+
+def score_series(
+    history: Sequence[HistoryPoint], names: Mapping[int, str], colours: Mapping[int, str]
+) -> list[Series]:
+    """Each monitor's running score for the server, then the scorers' scores (bold, on top)."""
+    scorers: list[Series] = []
+    agents: list[Series] = []
+    for monitor_id, points in sorted(_grouped(history).items(), key=lambda kv: kv[0] or 0):
+        name = names.get(monitor_id, "unknown") if monitor_id is not None else "unknown"
+        values = [(as_utc(p.ts), p.score) for p in points]
+        if points[0].monitor_type == MonitorType.SCORE:
+            algorithm = name.split(".")[0]  # recentmedian.scores.ntp.dev -> recentmedian
+            colour, width = SCORER_STYLE.get(algorithm, ("#444444", 2.0))
+            scorers.append(
+                Series(name=f"score ({algorithm})", points=values, colour=colour, width=width)
+            )
+        else:
+            colour = colours.get(monitor_id, "#444444") if monitor_id is not None else "#444444"
+            agents.append(Series(name=name, points=values, colour=colour, width=1.2))
+    scorers.sort(key=lambda s: s.name == "score (recentmedian)")  # the overall score on top
+    return agents + scorers
+
+
+def offset_series(
+    history: Sequence[HistoryPoint], names: Mapping[int, str], colours: Mapping[int, str]
+) -> list[Series]:
+    """Each monitor's measured offsets (monitor rows only; the scorers copy or drop them)."""
+    out = []
+    for monitor_id, points in sorted(_grouped(history).items(), key=lambda kv: kv[0] or 0):
+        if monitor_id is None or points[0].monitor_type != MonitorType.MONITOR:
+            continue
+        values = [(as_utc(p.ts), p.offset) for p in points if p.offset is not None]
+        if values:
+            out.append(
+                Series(
+                    name=names.get(monitor_id, f"monitor {monitor_id}"),
+                    points=values,
+                    colour=colours.get(monitor_id, "#444444"),
+                    width=1.2,
+                    markers=True,
+                )
+            )
+    return out
+
+
+def _assignment_rows(
+    assignments: Sequence[Assignment], latest: Mapping[int, HistoryPoint], now: datetime
+) -> list[list[str]]:
+    rows = []
+    for a in assignments:
+        last = latest.get(a.monitor_id)
+        note = a.constraint_violation_type or ""
+        if a.pause_reason:
+            note = f"{note} paused: {a.pause_reason}".strip()
+        rows.append(
+            [
+                h.text(a.tls_name or f"monitor {a.monitor_id}"),
+                h.text(a.monitor_type),
+                h.cell(h.badge(a.status)),
+                h.score_cell(a.score_raw),
+                h.text(h.age(a.score_ts, now) if a.score_ts else "never"),
+                h.text(h.milliseconds(last.offset) if last else "—", css="num"),
+                h.text(f"{last.rtt / 1000:.2f} ms" if last and last.rtt is not None else "—"),
+                h.text(note),
+            ]
+        )
+    return rows
+
+
+def server_page(
+    server: ServerOverview,
+    assignments: Sequence[Assignment],
+    history: Sequence[HistoryPoint],
+    names: Mapping[int, str],
+    *,
+    start: datetime,
+    now: datetime,
+    nav: Mapping[str, str],
+) -> str:
+    """One server: its score, the monitors assigned to it and two graphs over [start, now]."""
+    colours = monitor_colours(assignments, history)
+    latest = {p.monitor_id: p for p in history if p.monitor_id is not None}
+    scores = score_series(history, names, colours)
+    offsets = offset_series(history, names, colours)
+    window = window_label(start, now)
+    summary = (
+        f'<p>Score <span class="{h.score_class(server.score_raw)}">{server.score_raw:.1f}</span>'
+        f" · scored {h.age(server.score_ts, now) if server.score_ts else 'never'}"
+        f" · {len(history)} measurements in the {window}</p>"
+    )
+    score_chart = time_chart(
+        scores,
+        title=f"Score, {window}",
+        start=as_utc(start),
+        end=as_utc(now),
+        scale=score_scale([v for s in scores for _, v in s.points]),
+        guide=h.SCORE_USABLE,
+    )
+    offset_chart = time_chart(
+        offsets,
+        title=f"Offset per monitor, {window} (symmetric log scale)",
+        start=as_utc(start),
+        end=as_utc(now),
+        scale=offset_scale([v for s in offsets for _, v in s.points]),
+        guide=0.0,
+    )
+    body = (
+        summary
+        + f'<figure id="score-graph">{score_chart}</figure><br>'
+        + f'<figure id="offset-graph">{offset_chart}</figure>'
+        + "<h2>Monitors</h2>"
+        + h.table(
+            ["Monitor", "Type", "Status", "Score", "Scored", "Last offset", "RTT", "Notes"],
+            _assignment_rows(assignments, latest, now),
+            empty="No monitors are assigned to this server yet.",
+        )
+    )
+    title = f"Server {server.ip}" + (f" ({server.hostname})" if server.hostname else "")
+    return h.page(title, body, nav=nav, generated=now)
+
+
+def monitors_page(
+    monitors: Sequence[MonitorOverview],
+    *,
+    online: Mapping[str, bool] | None,
+    nav: Mapping[str, str],
+    now: datetime,
+) -> str:
+    """Every agent monitor; the online column appears only when MQTT tracking is available."""
+    headers = ["Monitor", "IP", "Status", "Account", "Version", "Last seen", "Last submit"]
+    if online is not None:
+        headers.append("Online")
+    headers.append("Servers")
+    rows = []
+    for m in monitors:
+        row = [
+            h.text(m.tls_name or m.hostname),
+            h.text(m.ip),
+            h.cell(h.badge(m.status)),
+            h.text(m.account_name or (f"#{m.account_id}" if m.account_id else "")),
+            h.text(m.client_version or "—"),
+            h.text(h.age(m.last_seen, now)),
+            h.text(h.age(m.last_submit, now)),
+        ]
+        if online is not None:
+            state = online.get(m.tls_name or "")
+            label = "unknown" if state is None else ("online" if state else "offline")
+            row.append(h.cell(h.badge(label)))
+        row.append(h.cell(_counts_markup(m.server_counts)))
+        rows.append(row)
+    body = h.table(
+        headers, rows, empty="No monitors yet. Agents appear here once registered and approved."
+    )
+    return h.page("Monitors", body, nav=nav, generated=now)

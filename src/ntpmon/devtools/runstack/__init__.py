@@ -1,0 +1,1 @@
+"""``make run``: the local stack (see ``main``)."""
