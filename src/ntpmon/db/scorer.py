@@ -335,12 +335,12 @@ def load_recent_window(
     lo = first_ts - timedelta(seconds=lookback_s)
     near_lo = max(lo, first_ts - timedelta(seconds=NEAR_WINDOW_S))
     servers = sorted({server for server, _ in pairs})
-    keys = _row_keys(conn, servers, pairs, statuses, lo=near_lo, hi=last_ts, upper="le")
+    keys = _row_keys(conn, servers, pairs, lo=near_lo, hi=last_ts, upper="le")
     wanted = [k.id for k in keys if k.ts >= first_ts]
     before = latest_keys(k for k in keys if k.ts < first_ts)
     missing = sorted({server for server, monitor in pairs if (server, monitor) not in before})
     if missing and near_lo > lo:
-        far = _row_keys(conn, missing, pairs, statuses, lo=lo, hi=near_lo, upper="lt")
+        far = _row_keys(conn, missing, pairs, lo=lo, hi=near_lo, upper="lt")
         before.update(latest_keys(k for k in far if (k.server_id, k.monitor_id) not in before))
     wanted.extend(i for ids in before.values() for i in ids)
     return get_log_scores_by_id(conn, wanted)
@@ -360,29 +360,17 @@ def _row_keys(
     conn: Connection,
     server_ids: Sequence[int],
     pairs: set[tuple[int, int]],
-    statuses: Sequence[str],
     *,
     lo: datetime,
     hi: datetime,
     upper: str,
 ) -> list[RowKey]:
-    """Keys of the rows of qualifying pairs with ``lo <= ts <= hi`` (``< hi`` for ``lt``).
-
-    The join on the assignment status (a unique-key probe per index entry) keeps rows of
-    non-qualifying monitors on the server: reading and converting rows costs the client more.
-    ``pairs`` (the same snapshot) also drops non-agent monitors.
-    """
+    """Keys of the rows of qualifying pairs with ``lo <= ts <= hi`` (``< hi`` for ``lt``)."""
     c = log_scores.c
-    ss = server_scores.c
     ts_upper = c.ts <= hi if upper == "le" else c.ts < hi
     query = _server_ts_scan(
-        select(c.id, c.server_id, c.monitor_id, c.ts)
-        .join(server_scores, and_(ss.monitor_id == c.monitor_id, ss.server_id == c.server_id))
-        .where(
-            c.server_id.in_(list(server_ids)),
-            ss.status.in_(list(statuses)),
-            c.ts >= lo,
-            ts_upper,
+        select(c.id, c.server_id, c.monitor_id, c.ts).where(
+            c.server_id.in_(list(server_ids)), c.ts >= lo, ts_upper
         ),
         log_scores,
     )
