@@ -11,11 +11,12 @@ import random
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ntpmon.common.clock import FixedClock
 from ntpmon.db import scorer as q
-from ntpmon.scorer.recentmedian import TIERS, ServerWindow
+from ntpmon.db.models import LogScore
+from ntpmon.scorer.recentmedian import TIERS, ServerWindow, Tier
 from ntpmon.scorer.registry import RecentMedianAlgorithm
 
 from .conftest import RM, World, build_world
@@ -51,6 +52,13 @@ def random_world(db: Engine, clock: FixedClock, seed: int) -> tuple[World, list[
         if monitor in MONITORS:
             ids.append(row_id)
     return world, ids
+
+
+def q23(conn: Connection, row: LogScore, tier: Tier) -> list[LogScore]:
+    """The literal Q23 for one input row and tier: the reference the batch loads must equal."""
+    return q.get_scorer_recent_scores(
+        conn, server_id=row.server_id, ts=row.ts, statuses=tier.statuses, lookback_s=tier.lookback_s
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -101,13 +109,7 @@ def test_resolve_candidates_equals_q23_fallbacks(db: Engine, clock: FixedClock, 
         for row in rows:
             expected: list = []
             for tier in TIERS:
-                expected = q.get_scorer_recent_scores(
-                    conn,
-                    server_id=row.server_id,
-                    ts=row.ts,
-                    statuses=tier.statuses,
-                    lookback_s=tier.lookback_s,
-                )
+                expected = q23(conn, row, tier)
                 if expected:
                     break
             empty += not expected
@@ -161,13 +163,7 @@ def test_single_row_windows_equal_q23(db: Engine, clock: FixedClock, seed: int) 
                     lookback_s=tier.lookback_s,
                     agents=agents,
                 )
-                expected = q.get_scorer_recent_scores(
-                    conn,
-                    server_id=row.server_id,
-                    ts=row.ts,
-                    statuses=tier.statuses,
-                    lookback_s=tier.lookback_s,
-                )
+                expected = q23(conn, row, tier)
                 assert ServerWindow(loaded).recent(row.ts, tier.lookback_s) == expected
                 checked += len(expected)
         assert checked > 50
