@@ -5,7 +5,8 @@ each pair sampled about every 9 minutes, so the backlog is three hours of the wh
 The runner then catches up (run after run, as ``scorer server`` does) and the figures are
 printed. Target: >= 5,000 input rows/s, i.e. both scorers over every row.
 
-    python bench/scorer_throughput.py [--rows N] [--batch-size N]
+    python bench/scorer_throughput.py [--rows N] [--batch-size N] [--max-seconds S]
+        [--covering-index server_id,ts,monitor_id,step,rtt]
 """
 
 from __future__ import annotations
