@@ -8,14 +8,15 @@ timestamps, paused/unassigned monitors, scorer rows and NULL-monitor rows.
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from ntpmon.common.clock import FixedClock
 from ntpmon.db import scorer as q
-from ntpmon.scorer.recentmedian import TIERS, ServerWindow
+from ntpmon.db.models import LogScore
+from ntpmon.scorer.recentmedian import TIERS, ServerWindow, Tier
 from ntpmon.scorer.registry import RecentMedianAlgorithm
 
 from .conftest import RM, World, build_world
@@ -51,6 +52,13 @@ def random_world(db: Engine, clock: FixedClock, seed: int) -> tuple[World, list[
         if monitor in MONITORS:
             ids.append(row_id)
     return world, ids
+
+
+def q23(conn: Connection, row: LogScore, tier: Tier) -> list[LogScore]:
+    """The literal Q23 for one input row and tier: the reference the batch loads must equal."""
+    return q.get_scorer_recent_scores(
+        conn, server_id=row.server_id, ts=row.ts, statuses=tier.statuses, lookback_s=tier.lookback_s
+    )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -101,13 +109,7 @@ def test_resolve_candidates_equals_q23_fallbacks(db: Engine, clock: FixedClock, 
         for row in rows:
             expected: list = []
             for tier in TIERS:
-                expected = q.get_scorer_recent_scores(
-                    conn,
-                    server_id=row.server_id,
-                    ts=row.ts,
-                    statuses=tier.statuses,
-                    lookback_s=tier.lookback_s,
-                )
+                expected = q23(conn, row, tier)
                 if expected:
                     break
             empty += not expected
@@ -140,3 +142,49 @@ def test_near_window_then_far_search_for_missing_monitors(db: Engine, clock: Fix
             agents=q.get_agent_monitor_ids(conn),
         )
     assert sorted(r.id for r in rows) == sorted([a_near, b1, b2, inside])
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_single_row_windows_equal_q23(db: Engine, clock: FixedClock, seed: int) -> None:
+    """One window per input row: rows ~16 min apart per pair, so the far search runs often."""
+    world, _ = random_world(db, clock, seed)
+    with world.engine.begin() as conn:
+        rows = q.get_scorer_log_scores(conn, log_score_id=world.seed_id, limit=1000)
+        agents = q.get_agent_monitor_ids(conn)
+        checked = 0
+        for row in rows[::3]:
+            for tier in TIERS:
+                loaded = q.load_recent_window(
+                    conn,
+                    server_ids=[row.server_id],
+                    statuses=tier.statuses,
+                    first_ts=row.ts,
+                    last_ts=row.ts,
+                    lookback_s=tier.lookback_s,
+                    agents=agents,
+                )
+                expected = q23(conn, row, tier)
+                assert ServerWindow(loaded).recent(row.ts, tier.lookback_s) == expected
+                checked += len(expected)
+        assert checked > 50
+
+
+T0 = datetime(2026, 11, 26, 12, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("keys", "expected"),
+    [
+        ([], {}),
+        ([(1, 7, 10, 0)], {(7, 10): [1]}),
+        ([(1, 7, 10, 0), (2, 7, 10, 5)], {(7, 10): [2]}),
+        ([(2, 7, 10, 5), (1, 7, 10, 0)], {(7, 10): [2]}),
+        ([(1, 7, 10, 5), (2, 7, 10, 5), (3, 7, 10, 4)], {(7, 10): [1, 2]}),
+        ([(1, 7, 10, 3), (2, 7, 11, 1), (3, 8, 10, 2)], {(7, 10): [1], (7, 11): [2], (8, 10): [3]}),
+    ],
+)
+def test_latest_keys_keeps_every_row_at_the_greatest_ts(
+    keys: list[tuple[int, int, int, int]], expected: dict[tuple[int, int], list[int]]
+) -> None:
+    rows = (q.RowKey(i, s, m, T0 + timedelta(seconds=t)) for i, s, m, t in keys)
+    assert q.latest_keys(rows) == expected

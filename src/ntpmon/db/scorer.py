@@ -240,7 +240,6 @@ def _latest_per_monitor(
     hi: datetime,
     *,
     upper: str,
-    agents: Agents = None,
 ) -> Select:
     """``(server, monitor, MAX(ts))`` over monitor rows whose assignment status qualifies."""
     ls2 = log_scores.alias("ls2")
@@ -254,7 +253,7 @@ def _latest_per_monitor(
             )
         )
         .where(
-            _from_agent_monitor(ls2.c.monitor_id, agents),
+            _from_agent_monitor(ls2.c.monitor_id),
             ls2.c.server_id.in_(list(server_ids)),
             ss.c.status.in_(list(statuses)),
             ts_upper,
@@ -262,7 +261,7 @@ def _latest_per_monitor(
         )
         .group_by(ls2.c.server_id, ls2.c.monitor_id)
     )
-    return query if agents is None else _server_ts_scan(query, ls2)
+    return query
 
 
 def _rows_at(g: Select, server_ids: Sequence[int], lo: datetime, hi: datetime) -> Select:
@@ -323,61 +322,89 @@ def load_recent_window(
     row(s) at its latest ``ts`` in ``[first_ts - lookback, first_ts)``: the latest row at or
     before any such ``ts`` is one of these. A few statements instead of one query per row.
 
-    The per-monitor latest row is looked for in the last ``NEAR_WINDOW_S`` first (monitors
-    report every few minutes); only servers with a qualifying monitor not found there are
-    searched over the rest of the look-back. The result is the same, the scan shorter.
+    The qualifying (server, monitor) pairs are read once; which rows are needed is decided in
+    memory from row keys (id, server, monitor, ts) read off the ``(server_id, ts, …)`` index,
+    index-only once that index holds ``monitor_id``; only the needed rows are then read in
+    full, by primary key. The keys come from the last ``NEAR_WINDOW_S`` first (monitors report
+    every few minutes); only servers with a qualifying monitor not found there are searched
+    over the rest of the look-back. No GROUP BY, no join, no derived table.
     """
-    inside = _server_ts_scan(
-        _monitor_rows(agents)
-        .join(
-            server_scores,
-            and_(
-                server_scores.c.monitor_id == log_scores.c.monitor_id,
-                server_scores.c.server_id == log_scores.c.server_id,
-            ),
-        )
-        .where(
-            log_scores.c.server_id.in_(list(server_ids)),
-            server_scores.c.status.in_(list(statuses)),
-            log_scores.c.ts >= first_ts,
-            log_scores.c.ts <= last_ts,
+    pairs = get_assignment_pairs(conn, server_ids=server_ids, statuses=statuses, agents=agents)
+    if not pairs:
+        return []
+    lo = first_ts - timedelta(seconds=lookback_s)
+    near_lo = max(lo, first_ts - timedelta(seconds=NEAR_WINDOW_S))
+    servers = sorted({server for server, _ in pairs})
+    keys = _row_keys(conn, servers, pairs, lo=near_lo, hi=last_ts, upper="le")
+    wanted = [k.id for k in keys if k.ts >= first_ts]
+    before = latest_keys(k for k in keys if k.ts < first_ts)
+    missing = sorted({server for server, monitor in pairs if (server, monitor) not in before})
+    if missing and near_lo > lo:
+        far = _row_keys(conn, missing, pairs, lo=lo, hi=near_lo, upper="lt")
+        before.update(latest_keys(k for k in far if (k.server_id, k.monitor_id) not in before))
+    wanted.extend(i for ids in before.values() for i in ids)
+    return get_log_scores_by_id(conn, wanted)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RowKey:
+    """The index columns of one log_scores row: enough to decide whether it is needed."""
+
+    id: int
+    server_id: int
+    monitor_id: int
+    ts: datetime
+
+
+def _row_keys(
+    conn: Connection,
+    server_ids: Sequence[int],
+    pairs: set[tuple[int, int]],
+    *,
+    lo: datetime,
+    hi: datetime,
+    upper: str,
+) -> list[RowKey]:
+    """Keys of the rows of qualifying pairs with ``lo <= ts <= hi`` (``< hi`` for ``lt``)."""
+    c = log_scores.c
+    ts_upper = c.ts <= hi if upper == "le" else c.ts < hi
+    query = _server_ts_scan(
+        select(c.id, c.server_id, c.monitor_id, c.ts).where(
+            c.server_id.in_(list(server_ids)), c.ts >= lo, ts_upper
         ),
         log_scores,
     )
-    rows = _log_scores(conn.execute(inside))
-    lo = first_ts - timedelta(seconds=lookback_s)
-    near_lo = max(lo, first_ts - timedelta(seconds=NEAR_WINDOW_S))
-    near = _latest_rows(conn, server_ids, statuses=statuses, lo=near_lo, hi=first_ts, agents=agents)
-    if near_lo == lo:
-        return rows + near
-    found = {(r.server_id, r.monitor_id) for r in near}
-    pairs = get_assignment_pairs(conn, server_ids=server_ids, statuses=statuses, agents=agents)
-    missing = sorted({server for server, monitor in pairs if (server, monitor) not in found})
-    far = (
-        _latest_rows(conn, missing, statuses=statuses, lo=lo, hi=near_lo, agents=agents)
-        if missing
-        else []
-    )
-    return rows + near + [r for r in far if (r.server_id, r.monitor_id) not in found]
+    return [RowKey(*r) for r in conn.execute(query) if (r[1], r[2]) in pairs]
 
 
-def _latest_rows(
-    conn: Connection,
-    server_ids: Sequence[int],
-    *,
-    statuses: Sequence[str],
-    lo: datetime,
-    hi: datetime,
-    agents: Sequence[int],
-) -> list[LogScore]:
-    """Per (server, monitor): the row(s) at its latest ts in ``[lo, hi)``."""
-    query = _rows_at(
-        _latest_per_monitor(server_ids, statuses, lo, hi, upper="lt", agents=agents),
-        server_ids,
-        lo,
-        hi,
-    )
-    return _log_scores(conn.execute(query))
+def latest_keys(keys: Iterable[RowKey]) -> dict[tuple[int, int], list[int]]:
+    """Per (server, monitor): the ids of its row(s) at its greatest ts (ties all kept)."""
+    latest: dict[tuple[int, int], tuple[datetime, list[int]]] = {}
+    for key in keys:
+        pair = (key.server_id, key.monitor_id)
+        seen = latest.get(pair)
+        if seen is None or key.ts > seen[0]:
+            latest[pair] = (key.ts, [key.id])
+        elif key.ts == seen[0]:
+            seen[1].append(key.id)
+    return {pair: ids for pair, (_, ids) in latest.items()}
+
+
+ID_CHUNK = 5000
+"""Ids per ``IN (...)`` list when reading rows by primary key."""
+
+
+def get_log_scores_by_id(conn: Connection, ids: Iterable[int]) -> list[LogScore]:
+    """Whole log_scores rows by primary key (duplicates in ``ids`` read once)."""
+    unique = sorted(set(ids))
+    rows: list[LogScore] = []
+    for part in chunks(unique, ID_CHUNK):
+        rows.extend(
+            _log_scores(
+                conn.execute(_primary_key_scan(select(log_scores).where(log_scores.c.id.in_(part))))
+            )
+        )
+    return rows
 
 
 def get_assignment_pairs(
