@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS log_scores (
   CONSTRAINT log_score_monitor_id_fk FOREIGN KEY(monitor_id) REFERENCES monitors (id),
   CONSTRAINT log_scores_server FOREIGN KEY(server_id) REFERENCES servers (id) ON DELETE CASCADE,
   KEY log_score_monitor_id_fk (monitor_id),
-  KEY log_scores_server_ts_idx (server_id, ts),
+  KEY log_scores_server_ts_idx (server_id, ts, monitor_id, step, rtt),
   KEY ts (ts)
 )ENGINE=InnoDB CHARSET=utf8mb3;
 

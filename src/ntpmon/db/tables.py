@@ -151,7 +151,9 @@ log_scores = Table(
     Column("rtt", t.mediumint()),
     Column("attributes", t.text()),
     PrimaryKeyConstraint("id"),
-    Index("log_scores_server_ts_idx", "server_id", "ts"),
+    # Wider than production's (server_id, ts): the extra columns make the scorer's per-monitor
+    # latest-row scan and the selector's 24 h aggregate (Q31) index-only (docs/operations.md).
+    Index("log_scores_server_ts_idx", "server_id", "ts", "monitor_id", "step", "rtt"),
     Index("ts", "ts"),
     Index("log_score_monitor_id_fk", "monitor_id"),
     ForeignKeyConstraint(["monitor_id"], ["monitors.id"], name="log_score_monitor_id_fk"),
