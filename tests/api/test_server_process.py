@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
@@ -11,38 +10,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ntpmon.testing.apiprocess import monitor_api_process
+
 pytestmark = pytest.mark.e2e
 
 
 def test_server_process_starts_serves_and_stops_on_sigterm(tmp_path):
     exe = Path(sys.executable).parent / "monitor-api"
-    loopback = "127.0.0.1:0"
-    command = [str(exe), "server", "--database-dsn", f"sqlite:///{tmp_path}/db.sqlite"]
-    command += ["--data-dir", str(tmp_path / "data"), "--grace", "2"]
-    for option in ("--listen", "--management-listen", "--health-listen", "--metrics-listen"):
-        command += [option, loopback]
-    proc = subprocess.Popen(
-        command,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "MONITOR_LOG_LEVEL": "warn"},
-    )
-    try:
-        assert proc.stderr is not None
-        ports: dict[str, int] = {}
-        for line in proc.stderr:
-            if line.startswith("monitor-api ready:"):
-                ports = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
-                break
-        assert set(ports) == {"grpc", "management", "health", "metrics"}
-        health = httpx.get(f"http://127.0.0.1:{ports['health']}/__health", timeout=5)
+    with monitor_api_process(f"sqlite:///{tmp_path}/db.sqlite", tmp_path / "data") as api:
+        assert set(api.ports) == {"grpc", "management", "health", "metrics"}
+        health = httpx.get(f"http://127.0.0.1:{api.ports['health']}/__health", timeout=5)
         assert health.text == "ok"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        api.proc.send_signal(signal.SIGTERM)
+        assert api.proc.wait(timeout=20) == 0
     key = tmp_path / "data" / "ca" / "ca.key"
     assert key.stat().st_mode & 0o777 == 0o600
     root = subprocess.run(

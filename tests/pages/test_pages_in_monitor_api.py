@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import Engine
+
+from ntpmon.testing.apiprocess import monitor_api_process
 
 from .conftest import Seeded
 
@@ -20,24 +19,9 @@ pytestmark = pytest.mark.e2e
 def test_monitor_api_serves_the_pages_on_its_health_listener(
     db: Engine, seeded: Seeded, tmp_path: Path
 ) -> None:
-    exe = Path(sys.executable).parent / "monitor-api"
-    command = [str(exe), "server", "--database-dsn", db.url.render_as_string(hide_password=False)]
-    command += ["--data-dir", str(tmp_path / "data"), "--grace", "2"]
-    for option in ("--listen", "--management-listen", "--health-listen", "--metrics-listen"):
-        command += [option, "127.0.0.1:0"]
-    proc = subprocess.Popen(
-        command,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={"PATH": "/usr/bin:/bin", "MONITOR_LOG_LEVEL": "warn"},
-    )
-    try:
-        assert proc.stderr is not None
-        ports: dict[str, int] = {}
-        for line in proc.stderr:
-            if line.startswith("monitor-api ready:"):
-                ports = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", line)}
-                break
+    dsn = db.url.render_as_string(hide_password=False)
+    with monitor_api_process(dsn, tmp_path / "data") as api:
+        ports = api.ports
         base = f"http://127.0.0.1:{ports['health']}"
         assert httpx.get(f"{base}/__health", timeout=5).text == "ok"
         servers = httpx.get(f"{base}/", timeout=10)
@@ -49,9 +33,6 @@ def test_monitor_api_serves_the_pages_on_its_health_listener(
         assert "alpha-abc123.devel.mon.ntppool.dev" in monitors.text
         metrics = httpx.get(f"http://127.0.0.1:{ports['metrics']}/", timeout=5)
         assert metrics.status_code == 404  # the pages are on the health listener only
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def test_online_by_name_maps_every_name_of_an_agent() -> None:
