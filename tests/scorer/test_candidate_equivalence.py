@@ -188,3 +188,27 @@ def test_latest_keys_keeps_every_row_at_the_greatest_ts(
 ) -> None:
     rows = (q.RowKey(i, s, m, T0 + timedelta(seconds=t)) for i, s, m, t in keys)
     assert q.latest_keys(rows) == expected
+
+
+@pytest.mark.parametrize("limit", [None, 40])
+def test_packed_row_keys_equal_one_row_per_key(
+    db: Engine, clock: FixedClock, limit: int | None
+) -> None:
+    """Keys read packed per server equal keys read row by row, also when the packed text is
+    cut short by ``group_concat_max_len`` (MariaDB; SQLite has no such limit)."""
+    world, _ = random_world(db, clock, 8)
+    with world.engine.begin() as conn:
+        if limit is not None and db.dialect.name != "sqlite":
+            conn.exec_driver_sql(f"SET SESSION group_concat_max_len = {limit}")
+        agents = q.get_agent_monitor_ids(conn)
+        pairs = q.get_assignment_pairs(
+            conn, server_ids=SERVERS, statuses=("active", "testing", "candidate"), agents=agents
+        )
+        lo, hi = world.now - timedelta(hours=4), world.now
+        for upper in ("le", "lt"):
+            packed = q._row_keys(conn, SERVERS, pairs, lo=lo, hi=hi, upper=upper)
+            plain = q._row_keys_plain(conn, SERVERS, pairs, lo=lo, hi=hi, upper=upper)
+            assert len(plain) > 50
+            assert sorted(packed, key=lambda k: k.id) == sorted(plain, key=lambda k: k.id)
+        if limit is not None and db.dialect.name != "sqlite":
+            conn.exec_driver_sql("SET SESSION group_concat_max_len = 1048576")

@@ -21,8 +21,12 @@ COMMITTED = "ntpmon.committed"  # Connection.info flag: the transaction just com
 
 SESSION_INIT = (
     "SET time_zone='+00:00', sql_mode='ONLY_FULL_GROUP_BY,STRICT_TRANS_TABLES,"
-    "NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
+    "NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION',"
+    " group_concat_max_len=1048576"
 )
+"""Per-connection settings. ``group_concat_max_len`` is MariaDB's default and lifts MySQL 8's
+1 KB: the scorer reads row keys packed per server (readers also check counts, see
+``ntpmon.db.scorer``)."""
 
 
 class DatabaseUnavailableError(NtpmonError):

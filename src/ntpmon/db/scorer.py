@@ -19,8 +19,10 @@ from sqlalchemy import (
     Connection,
     Integer,
     MetaData,
+    String,
     Table,
     and_,
+    cast,
     delete,
     func,
     insert,
@@ -365,7 +367,55 @@ def _row_keys(
     hi: datetime,
     upper: str,
 ) -> list[RowKey]:
-    """Keys of the rows of qualifying pairs with ``lo <= ts <= hi`` (``< hi`` for ``lt``)."""
+    """Keys of the rows of qualifying pairs with ``lo <= ts <= hi`` (``< hi`` for ``lt``).
+
+    The keys come packed, one result row per server (``id/monitor/ts`` entries joined by
+    ``GROUP_CONCAT``): tens of thousands of keys per batch cost a few hundred result rows
+    and C-speed string splits instead of one driver row each. A server whose packed text
+    does not hold as many entries as its row count (a length limit) is read row by row.
+    """
+    c = log_scores.c
+    ts_upper = c.ts <= hi if upper == "le" else c.ts < hi
+    entry = (cast(c.id, String).concat("/").concat(cast(c.monitor_id, String)).concat("/")).concat(
+        cast(c.ts, String)
+    )
+    query = _server_ts_scan(
+        select(c.server_id, func.count(c.monitor_id), func.group_concat(entry))
+        .where(c.server_id.in_(list(server_ids)), c.ts >= lo, ts_upper)
+        .group_by(c.server_id),
+        log_scores,
+    )
+    keys: list[RowKey] = []
+    times: dict[str, datetime] = {}
+    short: list[int] = []
+    for server_id, count, packed in conn.execute(query):
+        entries = packed.split(",") if packed else []
+        if len(entries) != count:
+            short.append(server_id)
+            continue
+        for item in entries:
+            row_id, monitor, text = item.split("/")
+            monitor_id = int(monitor)
+            if (server_id, monitor_id) in pairs:
+                ts = times.get(text)
+                if ts is None:
+                    ts = times[text] = datetime.fromisoformat(text)
+                keys.append(RowKey(int(row_id), server_id, monitor_id, ts))
+    if short:
+        keys.extend(_row_keys_plain(conn, short, pairs, lo=lo, hi=hi, upper=upper))
+    return keys
+
+
+def _row_keys_plain(
+    conn: Connection,
+    server_ids: Sequence[int],
+    pairs: set[tuple[int, int]],
+    *,
+    lo: datetime,
+    hi: datetime,
+    upper: str,
+) -> list[RowKey]:
+    """:func:`_row_keys` one result row per key (the fallback for over-long packed text)."""
     c = log_scores.c
     ts_upper = c.ts <= hi if upper == "le" else c.ts < hi
     query = _server_ts_scan(
