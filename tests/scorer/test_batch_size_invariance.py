@@ -1,4 +1,5 @@
-"""The same realistic backlog scored with batch size 50 and 5,000 writes identical rows."""
+"""The same realistic backlog scored with batch size 50 and 5,000 writes identical rows, and
+so does scoring it with a row cache that is empty, tiny (constantly evicting) or large."""
 
 from __future__ import annotations
 
@@ -48,16 +49,18 @@ def test_batch_size_50_and_5000_give_identical_rows(db: Engine, clock: FixedCloc
     )
     assert inserted > 2500
     results = {}
-    for size in (50, 5000):
+    for size, capacity in ((50, 120_000), (5000, 120_000), (50, 0), (50, 150), (5000, 0)):
         reset_scorers(world)
         world.setting({"batch_size": size})
-        runner = world.runner()
+        runner = world.runner(row_cache_capacity=capacity)
         runs = 0
         while runner.run():
             runs += 1
-        results[size] = (snapshot(db), runs)
-    (small, small_runs), (large, large_runs) = results[50], results[5000]
+        results[size, capacity] = (snapshot(db), runs)
+    (small, small_runs), (large, large_runs) = results[50, 120_000], results[5000, 120_000]
     assert (small_runs, large_runs) == (-(-inserted // 50), 1)
     assert small == large
+    for key in ((50, 0), (50, 150), (5000, 0)):
+        assert results[key][0] == small, key
     written = len(small["outputs"])  # type: ignore[arg-type]
     assert inserted < written < 2 * inserted  # both scorers wrote, the dedup suppressed some

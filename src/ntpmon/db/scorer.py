@@ -9,7 +9,7 @@ with a few statements per batch. Tests check the two against each other.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -317,6 +317,7 @@ def load_recent_window(
     last_ts: datetime,
     lookback_s: int,
     agents: Sequence[int],
+    known: Mapping[int, LogScore] | None = None,
 ) -> list[LogScore]:
     """What Q23 can return for any ``ts`` in ``[first_ts, last_ts]`` on these servers.
 
@@ -327,7 +328,8 @@ def load_recent_window(
     The qualifying (server, monitor) pairs are read once; which rows are needed is decided in
     memory from row keys (id, server, monitor, ts) read off the ``(server_id, ts, …)`` index,
     index-only once that index holds ``monitor_id``; only the needed rows are then read in
-    full, by primary key. The keys come from the last ``NEAR_WINDOW_S`` first (monitors report
+    full, by primary key, except those in ``known`` (rows read before: log_scores rows never
+    change). The keys come from the last ``NEAR_WINDOW_S`` first (monitors report
     every few minutes); only servers with a qualifying monitor not found there are searched
     over the rest of the look-back. No GROUP BY, no join, no derived table.
     """
@@ -345,7 +347,7 @@ def load_recent_window(
         far = _row_keys(conn, missing, pairs, lo=lo, hi=near_lo, upper="lt")
         before.update(latest_keys(k for k in far if (k.server_id, k.monitor_id) not in before))
     wanted.extend(i for ids in before.values() for i in ids)
-    return get_log_scores_by_id(conn, wanted)
+    return get_log_scores_by_id(conn, wanted, known)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -444,11 +446,19 @@ ID_CHUNK = 5000
 """Ids per ``IN (...)`` list when reading rows by primary key."""
 
 
-def get_log_scores_by_id(conn: Connection, ids: Iterable[int]) -> list[LogScore]:
-    """Whole log_scores rows by primary key (duplicates in ``ids`` read once)."""
-    unique = sorted(set(ids))
+def get_log_scores_by_id(
+    conn: Connection, ids: Iterable[int], known: Mapping[int, LogScore] | None = None
+) -> list[LogScore]:
+    """Whole log_scores rows by primary key (duplicates in ``ids`` read once).
+
+    Rows found in ``known`` are taken from there and not read.
+    """
+    unique = set(ids)
     rows: list[LogScore] = []
-    for part in chunks(unique, ID_CHUNK):
+    if known:
+        rows.extend(known[i] for i in unique if i in known)
+        unique = {i for i in unique if i not in known}
+    for part in chunks(sorted(unique), ID_CHUNK):
         rows.extend(
             _log_scores(
                 conn.execute(_primary_key_scan(select(log_scores).where(log_scores.c.id.in_(part))))

@@ -19,6 +19,7 @@ from ntpmon.db.models import LogScore
 from ntpmon.db.scorer import ScorerRow, load_recent_window
 from ntpmon.scorer import every, recentmedian
 from ntpmon.scorer.recentmedian import NoRecentScoresError, Tier, WindowLoad
+from ntpmon.scorer.rowcache import RowCache
 from ntpmon.scorer.score import Score
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,17 @@ class Algorithm(Protocol):
     name: str
     updates_servers: bool
 
-    def prepare(self, conn: Connection, rows: Sequence[LogScore], agents: Sequence[int]) -> Any:
-        """Load what scoring the batch needs, once (inside the batch transaction)."""
+    def prepare(
+        self,
+        conn: Connection,
+        rows: Sequence[LogScore],
+        agents: Sequence[int],
+        cache: RowCache | None = None,
+    ) -> Any:
+        """Load what scoring the batch needs, once (inside the batch transaction).
+
+        ``cache`` holds rows read by earlier batches; rows read now are added to it.
+        """
 
     def score(
         self, prepared: Any, ls: LogScore, *, scorer_id: int, ss_id: int, previous: float
@@ -45,7 +55,13 @@ class EveryAlgorithm:
     name = every.NAME
     updates_servers = False
 
-    def prepare(self, conn: Connection, rows: Sequence[LogScore], agents: Sequence[int]) -> None:
+    def prepare(
+        self,
+        conn: Connection,
+        rows: Sequence[LogScore],
+        agents: Sequence[int],
+        cache: RowCache | None = None,
+    ) -> None:
         return None
 
     def score(
@@ -59,10 +75,14 @@ class RecentMedianAlgorithm:
     updates_servers = True
 
     def prepare(
-        self, conn: Connection, rows: Sequence[LogScore], agents: Sequence[int]
+        self,
+        conn: Connection,
+        rows: Sequence[LogScore],
+        agents: Sequence[int],
+        cache: RowCache | None = None,
     ) -> dict[int, list[LogScore]]:
         def load(tier: Tier, request: WindowLoad) -> list[LogScore]:
-            return load_recent_window(
+            loaded = load_recent_window(
                 conn,
                 server_ids=request.server_ids,
                 statuses=tier.statuses,
@@ -70,7 +90,11 @@ class RecentMedianAlgorithm:
                 last_ts=request.last_ts,
                 lookback_s=tier.lookback_s,
                 agents=agents,
+                known=cache,
             )
+            if cache is not None:
+                cache.remember(loaded)
+            return loaded
 
         return recentmedian.resolve_candidates(rows, load)
 
