@@ -11,11 +11,12 @@ import random
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
 from ntpmon.common.clock import FixedClock
 from ntpmon.db import scorer as q
 from ntpmon.db.models import LogScore
+from ntpmon.db.tables import server_scores
 from ntpmon.scorer.recentmedian import TIERS, ServerWindow, Tier
 from ntpmon.scorer.registry import RecentMedianAlgorithm
 
@@ -190,7 +191,7 @@ def test_latest_keys_keeps_every_row_at_the_greatest_ts(
     assert q.latest_keys(rows) == expected
 
 
-@pytest.mark.parametrize("limit", [None, 40])
+@pytest.mark.parametrize("limit", [None, 40, 4])
 def test_packed_row_keys_equal_one_row_per_key(
     db: Engine, clock: FixedClock, limit: int | None
 ) -> None:
@@ -201,9 +202,18 @@ def test_packed_row_keys_equal_one_row_per_key(
         if limit is not None and db.dialect.name != "sqlite":
             conn.exec_driver_sql(f"SET SESSION group_concat_max_len = {limit}")
         agents = q.get_agent_monitor_ids(conn)
-        pairs = q.get_assignment_pairs(
-            conn, server_ids=SERVERS, statuses=("active", "testing", "candidate"), agents=agents
-        )
+        statuses = ("active", "testing", "candidate")
+        pairs = q.get_assignment_pairs(conn, server_ids=SERVERS, statuses=statuses, agents=agents)
+        ss = server_scores.c
+        assert len(pairs) > 10
+        assert pairs == {
+            (r.server_id, r.monitor_id)
+            for r in conn.execute(
+                select(ss.server_id, ss.monitor_id).where(
+                    ss.status.in_(statuses), ss.monitor_id.in_(agents)
+                )
+            )
+        }
         lo, hi = world.now - timedelta(hours=4), world.now
         for upper in ("le", "lt"):
             packed = q._row_keys(conn, SERVERS, pairs, lo=lo, hi=hi, upper=upper)

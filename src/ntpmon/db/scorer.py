@@ -360,6 +360,38 @@ class RowKey:
     ts: datetime
 
 
+def _packed(
+    conn: Connection,
+    group: ColumnElement[int],
+    counted: ColumnElement[Any],
+    entry: Any,
+    query: Select,
+) -> tuple[dict[int, list[str]], list[int]]:
+    """Run ``query`` grouped by ``group`` with ``entry`` texts packed by ``GROUP_CONCAT``.
+
+    Thousands of small rows cost a few hundred result rows and C-speed string splits instead
+    of one driver row each. Returns the entries per group and the groups whose packed text
+    does not hold ``COUNT(counted)`` entries (cut short by a length limit): callers read
+    those row by row. Entries must not contain a comma.
+    """
+    packed_query = query.with_only_columns(
+        group, func.count(counted), func.group_concat(entry)
+    ).group_by(group)
+    entries: dict[int, list[str]] = {}
+    short: list[int] = []
+    for key, count, text in conn.execute(packed_query):
+        items = text.split(",") if text else []
+        if len(items) == count:
+            entries[key] = items
+        else:
+            short.append(key)
+    return entries, short
+
+
+def _text(column: ColumnElement[Any]) -> ColumnElement[str]:
+    return cast(column, String)
+
+
 def _row_keys(
     conn: Connection,
     server_ids: Sequence[int],
@@ -371,31 +403,19 @@ def _row_keys(
 ) -> list[RowKey]:
     """Keys of the rows of qualifying pairs with ``lo <= ts <= hi`` (``< hi`` for ``lt``).
 
-    The keys come packed, one result row per server (``id/monitor/ts`` entries joined by
-    ``GROUP_CONCAT``): tens of thousands of keys per batch cost a few hundred result rows
-    and C-speed string splits instead of one driver row each. A server whose packed text
-    does not hold as many entries as its row count (a length limit) is read row by row.
+    Read packed per server (``id/monitor/ts`` entries, see :func:`_packed`).
     """
     c = log_scores.c
     ts_upper = c.ts <= hi if upper == "le" else c.ts < hi
-    entry = (cast(c.id, String).concat("/").concat(cast(c.monitor_id, String)).concat("/")).concat(
-        cast(c.ts, String)
-    )
+    entry = _text(c.id).concat("/").concat(_text(c.monitor_id)).concat("/").concat(_text(c.ts))
     query = _server_ts_scan(
-        select(c.server_id, func.count(c.monitor_id), func.group_concat(entry))
-        .where(c.server_id.in_(list(server_ids)), c.ts >= lo, ts_upper)
-        .group_by(c.server_id),
-        log_scores,
+        select(c.id).where(c.server_id.in_(list(server_ids)), c.ts >= lo, ts_upper), log_scores
     )
+    packed, short = _packed(conn, c.server_id, c.monitor_id, entry, query)
     keys: list[RowKey] = []
     times: dict[str, datetime] = {}
-    short: list[int] = []
-    for server_id, count, packed in conn.execute(query):
-        entries = packed.split(",") if packed else []
-        if len(entries) != count:
-            short.append(server_id)
-            continue
-        for item in entries:
+    for server_id, items in packed.items():
+        for item in items:
             row_id, monitor, text = item.split("/")
             monitor_id = int(monitor)
             if (server_id, monitor_id) in pairs:
@@ -470,14 +490,22 @@ def get_log_scores_by_id(
 def get_assignment_pairs(
     conn: Connection, *, server_ids: Sequence[int], statuses: Sequence[str], agents: Sequence[int]
 ) -> set[tuple[int, int]]:
-    """(server, agent monitor) pairs whose ``server_scores`` status is one of ``statuses``."""
+    """(server, agent monitor) pairs whose ``server_scores`` status is one of ``statuses``.
+
+    Read packed per server (see :func:`_packed`); servers cut short are read row by row.
+    """
     ss = server_scores.c
     query = select(ss.server_id, ss.monitor_id).where(
         ss.server_id.in_(list(server_ids)),
         ss.status.in_(list(statuses)),
         ss.monitor_id.in_(list(agents)),
     )
-    return {(r.server_id, r.monitor_id) for r in conn.execute(query)}
+    packed, short = _packed(conn, ss.server_id, ss.monitor_id, _text(ss.monitor_id), query)
+    pairs = {(server, int(m)) for server, monitors in packed.items() for m in monitors}
+    if short:
+        query = query.where(ss.server_id.in_(short))
+        pairs.update((r.server_id, r.monitor_id) for r in conn.execute(query))
+    return pairs
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
