@@ -477,8 +477,14 @@ def get_log_scores_by_id(
     unique = set(ids)
     rows: list[LogScore] = []
     if known:
-        rows.extend(known[i] for i in unique if i in known)
-        unique = {i for i in unique if i not in known}
+        missing: set[int] = set()
+        for i in unique:
+            row = known.get(i)  # one lookup: another thread may drop an entry at any time
+            if row is None:
+                missing.add(i)
+            else:
+                rows.append(row)
+        unique = missing
     for part in chunks(sorted(unique), ID_CHUNK):
         rows.extend(
             _log_scores(
@@ -494,18 +500,25 @@ def get_assignment_pairs(
     """(server, agent monitor) pairs whose ``server_scores`` status is one of ``statuses``.
 
     Read packed per server (see :func:`_packed`); servers cut short are read row by row.
+    The agent filter is applied here, not in SQL: ``server_id IN (…) AND monitor_id IN (…)``
+    makes the optimizer build one range per (server, monitor) combination on the
+    ``(server_id, monitor_id)`` index, several times slower than the rows it saves.
     """
     ss = server_scores.c
     query = select(ss.server_id, ss.monitor_id).where(
-        ss.server_id.in_(list(server_ids)),
-        ss.status.in_(list(statuses)),
-        ss.monitor_id.in_(list(agents)),
+        ss.server_id.in_(list(server_ids)), ss.status.in_(list(statuses))
     )
     packed, short = _packed(conn, ss.server_id, ss.monitor_id, _text(ss.monitor_id), query)
-    pairs = {(server, int(m)) for server, monitors in packed.items() for m in monitors}
+    agent_ids = frozenset(agents)
+    pairs = {
+        (server, monitor)
+        for server, monitors in packed.items()
+        for monitor in map(int, monitors)
+        if monitor in agent_ids
+    }
     if short:
-        query = query.where(ss.server_id.in_(short))
-        pairs.update((r.server_id, r.monitor_id) for r in conn.execute(query))
+        rows = conn.execute(query.where(ss.server_id.in_(short)))
+        pairs.update((r.server_id, r.monitor_id) for r in rows if r.monitor_id in agent_ids)
     return pairs
 
 
