@@ -63,3 +63,55 @@ def test_rows_by_id_come_from_known_and_the_rest_from_the_database(
     assert sorted(stored) == sorted(ids)
     assert mixed[ids[0]] is marker  # taken from ``known``, not read
     assert all(mixed[i] == stored[i] for i in ids[1:])
+
+
+def test_batch_high_follows_batch_rows_only() -> None:
+    cache = RowCache(10)
+    cache.remember([row(50)])  # candidate rows say nothing about the next batch
+    assert cache.batch_high == 0
+    cache.remember([row(3), row(7)], batch=True)
+    assert cache.batch_high == 7
+    cache.remember([row(5)], batch=True)
+    assert cache.batch_high == 7
+    assert RowCache(0).batch_high == 0
+
+
+@pytest.mark.db
+@pytest.mark.parametrize("capacity", [0, 3, 1000])
+def test_fetch_batch_reads_the_same_rows_through_the_cache(
+    db: Engine, clock: FixedClock, capacity: int
+) -> None:
+    """Across an id gap wider than Q21's window too (Q22), and with a cache too small to
+    hold the rows (then the missing ones are read by id)."""
+    from sqlalchemy import insert
+
+    from ntpmon.db.common import log_score_values
+    from ntpmon.db.tables import log_scores
+    from ntpmon.scorer.runner import fetch_batch
+
+    world = build_world(db, clock)
+    world.add_monitor(10)
+    start = world.seed_id
+    with world.engine.begin() as conn:
+        for offset in (1, 2, 4, 15_000, 15_001, 15_003):
+            values = log_score_values(
+                server_id=3001,
+                monitor_id=10,
+                ts=world.now - timedelta(seconds=offset % 100),
+                score=float(offset),
+                step=1.0,
+                offset=None,
+                rtt=None,
+                attributes=None,
+            )
+            conn.execute(insert(log_scores).values(id=start + offset, **values))
+    cache = RowCache(capacity)
+    with world.engine.begin() as conn:
+        agents = q.get_agent_monitor_ids(conn)
+        for cursor in (start, start + 4, start + 15_001):
+            plain = fetch_batch(conn, cursor, 2, agents)
+            first = fetch_batch(conn, cursor, 2, agents, cache)
+            cache.remember(first, batch=True)
+            again = fetch_batch(conn, cursor, 2, agents, cache)  # as the next scorer would
+            assert plain == first == again
+            assert plain and all(r.id > cursor for r in plain)

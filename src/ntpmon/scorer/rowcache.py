@@ -26,6 +26,9 @@ class RowCache(Mapping[int, LogScore]):
             raise ValueError("capacity must not be negative")
         self.capacity = capacity
         self._rows: dict[int, LogScore] = {}
+        self.batch_high = 0
+        """The greatest id of a batch's input rows remembered: up to it, another scorer's
+        next rows are probably here already."""
 
     def __getitem__(self, row_id: int) -> LogScore:
         return self._rows[row_id]
@@ -36,11 +39,18 @@ class RowCache(Mapping[int, LogScore]):
     def __len__(self) -> int:
         return len(self._rows)
 
-    def remember(self, rows: Iterable[LogScore]) -> None:
-        """Keep these rows; beyond the capacity the oldest entries go."""
+    def remember(self, rows: Iterable[LogScore], *, batch: bool = False) -> None:
+        """Keep these rows; beyond the capacity the oldest entries go.
+
+        ``batch``: these are a batch's input rows (all monitor rows of an id range).
+        """
         cache = self._rows
+        high = 0
         for row in rows:
             cache.setdefault(row.id, row)
+            high = max(high, row.id)
+        if batch and self.capacity:
+            self.batch_high = max(self.batch_high, high)
         excess = len(cache) - self.capacity
         if excess > 0:
             for row_id in list(islice(cache, excess)):

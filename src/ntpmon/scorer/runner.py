@@ -65,16 +65,31 @@ def retry_reason(exc: BaseException) -> str:
 
 
 def fetch_batch(
-    conn: Connection, cursor: int, limit: int, agents: Sequence[int] | None = None
+    conn: Connection,
+    cursor: int,
+    limit: int,
+    agents: Sequence[int] | None = None,
+    cache: RowCache | None = None,
 ) -> list[LogScore]:
-    """Q21, and after an empty window Q22 + Q21 from just before the next row (SQ2 fixed)."""
-    rows = q.get_scorer_log_scores(conn, log_score_id=cursor, limit=limit, agents=agents)
+    """Q21, and after an empty window Q22 + Q21 from just before the next row (SQ2 fixed).
+
+    When another scorer has just read the rows after ``cursor`` (they are in ``cache``),
+    Q21 reads only ids and the rows come from the cache; the same rows either way.
+    """
+
+    def read(after: int) -> list[LogScore]:
+        if cache is None or cache.batch_high <= after:
+            return q.get_scorer_log_scores(conn, log_score_id=after, limit=limit, agents=agents)
+        ids = q.get_scorer_log_score_ids(conn, log_score_id=after, limit=limit, agents=agents)
+        return sorted(q.get_log_scores_by_id(conn, ids, cache), key=lambda r: r.id)
+
+    rows = read(cursor)
     if rows:
         return rows
     next_id = q.get_scorer_next_log_score_id(conn, log_score_id=cursor, agents=agents)
     if next_id is None:
         return []
-    return q.get_scorer_log_scores(conn, log_score_id=next_id - 1, limit=limit, agents=agents)
+    return read(next_id - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,11 +208,11 @@ def process_batch(
     if cursor is None:
         return BatchResult(0, None, 0, staged)
     agents = q.get_agent_monitor_ids(conn)
-    rows = fetch_batch(conn, cursor, limit, agents)
+    rows = fetch_batch(conn, cursor, limit, agents, cache)
     if not rows:
         return BatchResult(0, None, 0, staged)
     if cache is not None:
-        cache.remember(rows)
+        cache.remember(rows, batch=True)
     own = own_server_scores(conn, scorer, {r.server_id for r in rows}, now, metrics)
     prepared = scorer.algorithm.prepare(conn, rows, agents, cache)
     writes = score_rows(scorer, rows, own, prepared, staged=staged, now=now)
