@@ -1,6 +1,7 @@
 """The long-running ``monitor`` stays small: a real ``monitor --once`` run in its own process
-does not load typer, click, pydantic, cryptography or the OpenTelemetry SDK; help and other
-command lines still go through typer (docs/agent.md, Footprint)."""
+does not load typer, click, pydantic, cryptography, the OpenTelemetry SDK or (with no broker
+configured) paho-mqtt; help and other command lines still go through typer (docs/agent.md,
+Memory footprint)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ HEAVY = (
     "cryptography",
     "opentelemetry.sdk",
     "opentelemetry.exporter",
+    "paho",
+    "ntpmon.agent.mqtt",
 )
 # runs the console-script entry and reports, at exit, which heavy packages were loaded
 WRAPPER = """
