@@ -1,7 +1,8 @@
 """The long-running ``monitor`` stays small: a real ``monitor --once`` run in its own process
 does not load typer, click, pydantic, cryptography, the OpenTelemetry SDK, asyncio (grpcio's
-asyncio API is deferred) or, with no broker configured, paho-mqtt; help and other command lines
-still go through typer (docs/agent.md, Memory footprint)."""
+asyncio API is deferred), watchdog (inotify watches the state directory) or, with no broker
+configured, paho-mqtt; help and other command lines still go through typer (docs/agent.md,
+Memory footprint)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ HEAVY = (
     "ntpmon.agent.mqtt",
     "asyncio",
     "grpc.aio",
+    "watchdog",
 )
 # runs the console-script entry and reports, at exit, which heavy packages were loaded
 WRAPPER = """
