@@ -47,7 +47,7 @@ ID_WINDOW = 10_000
 NEAR_WINDOW_S = 600
 """First look for each monitor's latest row this far back (see :func:`load_recent_window`)."""
 
-SERVER_CHUNK = 500
+SERVER_CHUNK = 2500
 """Servers per ``IN (...)`` list, so statements stay well inside packet and parser limits."""
 
 
