@@ -207,7 +207,7 @@ def server(  # noqa: PLR0917 - typer options
     from datetime import timedelta
 
     from ntpmon.api.runner import MonitorApiServer, ServerOptions
-    from ntpmon.api.service import MqttSettings
+    from ntpmon.api.service import PING_AFTER_IDLE, MqttSettings
     from ntpmon.db.engine import open_database
 
     setup_logging(log_level)
@@ -219,6 +219,7 @@ def server(  # noqa: PLR0917 - typer options
         create=True,
         pool_size=max_workers,
         max_overflow=MANAGEMENT_CONNECTIONS,
+        ping_after_idle=PING_AFTER_IDLE,
     )
     options = ServerOptions(
         engine=engine,
