@@ -15,13 +15,9 @@ import cProfile
 import os
 import pstats
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable
 
 from api_submit import BATCH, _ip, _name, reset, seed
-from pymysql.connections import Connection as PyMySQLConnection
 
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.service import PING_AFTER_IDLE, CallInfo, MonitorService
@@ -31,30 +27,10 @@ from ntpmon.db.config import resolve_settings
 from ntpmon.db.engine import create_db_engine
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.databases import temporary_mysql_database
+from ntpmon.testing.roundtrips import counting_round_trips
 
 MONITORS = 10
 UA = "ntppool-agent/v4.1.5"
-
-
-@contextmanager
-def counting_round_trips() -> Iterator[Counter[str]]:
-    """Count PyMySQL commands (one request/response each) by their first SQL word or 'PING'."""
-    counts: Counter[str] = Counter()
-    original = PyMySQLConnection._execute_command
-
-    def counted(self: PyMySQLConnection, command: int, sql: Any) -> Any:
-        if command == 0x0E:  # COM_PING
-            counts["PING"] += 1
-        else:
-            text = bytes(sql).decode(errors="replace") if not isinstance(sql, str) else sql
-            counts[text.split(None, 1)[0].upper()] += 1
-        return original(self, command, sql)
-
-    PyMySQLConnection._execute_command = counted  # type: ignore[method-assign]
-    try:
-        yield counts
-    finally:
-        PyMySQLConnection._execute_command = original  # type: ignore[method-assign]
 
 
 def statuses_for(batch: pb.GetServersResponse) -> list[pb.ServerStatus]:
@@ -117,10 +93,10 @@ def main() -> int:
             service.get_config(pb.GetConfigRequest(mon_id=_ip(i)), CallInfo(_name(i), UA))
         run(service, 2 * MONITORS)  # warm the pool, the caches and the settings
         call = CallInfo(_name(0), UA)
-        with counting_round_trips() as counts:
+        with counting_round_trips(engine) as counts:
             service.get_servers(pb.GetServersRequest(mon_id=_ip(0)), call)
         print(f"GetServers round trips: {sum(counts.values())} {dict(counts)}")
-        with counting_round_trips() as submit_counts:
+        with counting_round_trips(engine) as submit_counts:
             batch = service.get_servers(pb.GetServersRequest(mon_id=_ip(2)), CallInfo(_name(2), UA))
             submit_counts.clear()
             service.submit_results(
