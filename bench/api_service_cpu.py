@@ -17,7 +17,7 @@ import pstats
 import time
 from collections.abc import Callable
 
-from api_submit import BATCH, _ip, _name, reset, seed
+from api_submit import BATCH, _ip, _name, cpu_seconds, database_pid, reset, seed
 
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.service import PING_AFTER_IDLE, CallInfo, MonitorService
@@ -62,12 +62,15 @@ def run(service: MonitorService, pairs: int) -> None:
 
 
 def measure(label: str, fn: Callable[[], None], pairs: int) -> None:
+    db_pid = database_pid()
+    db0 = cpu_seconds(db_pid) if db_pid else 0.0
     cpu0, wall0 = time.process_time(), time.perf_counter()
     fn()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    db = cpu_seconds(db_pid) - db0 if db_pid else float("nan")
     print(
-        f"{label:>10}: {pairs} pairs, CPU {cpu * 1000 / pairs:.2f} ms/pair, "
-        f"wall {wall * 1000 / pairs:.2f} ms/pair"
+        f"{label:>10}: {pairs} pairs, CPU {cpu * 1000 / pairs:.2f} ms/pair "
+        f"(MariaDB {db * 1000 / pairs:.2f}), wall {wall * 1000 / pairs:.2f} ms/pair"
     )
 
 
