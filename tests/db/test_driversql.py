@@ -20,7 +20,7 @@ from ntpmon.common.clock import FixedClock, db_micros, db_seconds
 from ntpmon.db import admin
 from ntpmon.db import api as q
 from ntpmon.db.common import log_score_values
-from ntpmon.db.driversql import DriverSql, HotStatement, RowsInsert, _expanded
+from ntpmon.db.driversql import DriverSql, HotStatement, RowsInsert, _bind, _expanded
 from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tables import log_scores, metadata, monitors, server_scores, servers
 from ntpmon.db.tx import RetryPolicy, run_in_tx
@@ -335,3 +335,36 @@ def _killed_on_first_attempt(db: Engine) -> None:
     assert len(rows) == 1
     assert len(attempts) == 1
     assert isinstance(attempts[0], DBAPIError) and attempts[0].connection_invalidated
+
+
+# -- values written into the text exactly as PyMySQL writes them -------------------------------
+
+VALUES = [
+    0,
+    -7,
+    2**63 + 5,
+    True,
+    1.5,
+    -0.0,
+    1e-7,
+    1e300,
+    12.345678901234567,
+    None,
+    datetime(2026, 11, 26, 12, 0, 0),
+    datetime(2026, 11, 26, 12, 0, 0, 123456),
+    datetime(2026, 11, 26, 12, 0, 0).date(),
+    "198.51.100.1",
+    'it\'s \\ a "quote" \n',
+    "ünïcødé ✓",
+    '{"leap":1,"error":"RATE"}',
+    b"\x00\x01'",
+]
+
+
+@pytest.mark.db
+def test_values_are_bound_as_pymysql_binds_them():
+    with temporary_mysql_database("ntpmon_driversql") as db, db.connect() as conn:
+        dbapi_conn = conn.connection.dbapi_connection
+        cursor = dbapi_conn.cursor()
+        text = "SELECT " + ", ".join(["%s"] * len(VALUES)) + " -- 100%% done"
+        assert _bind(dbapi_conn, text, tuple(VALUES)) == cursor.mogrify(text, tuple(VALUES))

@@ -118,13 +118,34 @@ class HotStatement:
         return int(cursor.rowcount)
 
 
+# Values PyMySQL escapes itself before the type's encoder (connection-dependent strings, bytes,
+# and sequences): these go through its ``escape``.
+_ESCAPED_BY_CONNECTION = frozenset({str, bytes, bytearray, tuple, list, set, frozenset})
+
+
+def _bind(dbapi_conn: Any, text: str, args: tuple[Any, ...]) -> str:
+    """``text`` with ``args`` written in as PyMySQL's ``Cursor.execute`` would write them.
+
+    The same encoders PyMySQL uses, called directly for the plain types (numbers, None,
+    datetimes): its own path costs three Python calls per value, and a batch binds ~180.
+    """
+    encoders = dbapi_conn.encoders
+    escape = dbapi_conn.escape
+    literals = []
+    for value in args:
+        kind = type(value)
+        encoder = None if kind in _ESCAPED_BY_CONNECTION else encoders.get(kind)
+        literals.append(escape(value) if encoder is None else encoder(value, encoders))
+    return text % tuple(literals)
+
+
 def _execute(conn: Connection, text: str, args: tuple[Any, ...]) -> Any:
     """Run ``text`` on a new cursor of ``conn``'s driver connection (its open transaction)."""
     dbapi_conn = conn.connection.dbapi_connection
     assert dbapi_conn is not None
     cursor = dbapi_conn.cursor()
     try:
-        cursor.execute(text, args)
+        cursor.execute(_bind(dbapi_conn, text, args))
     except conn.dialect.loaded_dbapi.Error as exc:
         cursor.close()
         raise _as_sqlalchemy_error(conn, exc, text, args) from exc
