@@ -25,6 +25,7 @@ import grpc
 from sqlalchemy import update
 
 from ntpmon.api.ca import EmbeddedCA
+from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.common.clock import SystemClock
 from ntpmon.db import admin
 from ntpmon.db.models import MonitorStatus
@@ -214,7 +215,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0, help="duration per round")
     parser.add_argument("--clients", type=int, nargs="*", default=list(CLIENT_COUNTS))
-    parser.add_argument("--workers", type=int, default=16, help="server gRPC threads")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS, help="server gRPC threads")
     parser.add_argument("--processes", type=int, default=1, help="server gRPC processes")
     args = parser.parse_args()
     with temporary_mysql_database("ntpmon_bench") as engine, tempfile.TemporaryDirectory() as tmp:
