@@ -132,6 +132,16 @@ def _scenario(db: Engine) -> dict[str, Any]:
                 .values(queue_ts=queued, status=status, score_raw=float(sid), stratum=2)
             )
         conn.execute(update(servers).where(servers.c.id == ids[3]).values(score_ts=base))
+        conn.execute(  # a caller with every column set: µs timestamps, JSON, a version
+            update(monitors)
+            .where(monitors.c.id == mon)
+            .values(
+                last_submit=db_micros(now),
+                last_seen=db_micros(now),
+                client_version="v4.1.5/abc (2026-04-28T10:00:00Z, go1.26)",
+                config='{"samples": 3, "base_checks": ["ntp.example"], "x": "ü"}',
+            )
+        )
         conn.execute(update(servers).where(servers.c.id == ids[4]).values(deletion_on=base.date()))
         score_ids = [
             conn.execute(
@@ -175,6 +185,10 @@ READS: dict[str, Case] = {
         q._IDENTITY_BY_IP,
         lambda s: {"tls_name": "m1.devel.mon.ntppool.dev", "mon_id": "2001:db8::10"},
     ),
+    "identity with every column set": (
+        q._IDENTITY_BY_IP,
+        lambda s: {"tls_name": "m1.devel.mon.ntppool.dev", "mon_id": "192.0.2.10"},
+    ),
     "identity, any IP (lowest id)": (
         q._IDENTITY_ANY_IP,
         lambda s: {"tls_name": "m1.devel.mon.ntppool.dev"},
@@ -208,7 +222,7 @@ WRITES: dict[str, Case] = {
         q._CLAIM_BATCH,
         lambda s: {
             "b_id": s["monitor"],
-            "b_last_submit": db_micros(s["now"]),
+            "b_last_submit": db_micros(s["now"] + timedelta(seconds=1)),
             "b_last_seen": db_micros(s["now"]),
         },
     ),
