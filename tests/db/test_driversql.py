@@ -61,6 +61,13 @@ RENDERING = [
         id="an IN list is written out for its size",
     ),
     pytest.param(
+        select(monitors.c.id).where(monitors.c.status.in_(["active", "testing"])),
+        {},
+        "SELECT monitors.id \nFROM monitors \nWHERE monitors.status IN (%s, %s)",
+        ("active", "testing"),
+        id="a constant IN list",
+    ),
+    pytest.param(
         update(server_scores)
         .where(server_scores.c.queue_ts < bindparam("t"))
         .values(queue_ts=bindparam("t")),
@@ -76,11 +83,12 @@ RENDERING = [
 @pytest.mark.parametrize(("stmt", "params", "sql", "args"), RENDERING)
 def test_rendering(stmt, params, sql, args):
     rendered = _render(stmt)
+    values = rendered.values(params)
     if rendered.expanding:
-        sizes = tuple(len(params[name]) for name in rendered.expanding)
+        sizes = tuple(len(values[name]) for name in rendered.expanding)
         rendered = _expanded(rendered, sizes)
     assert rendered.text == sql
-    assert rendered.args(params) == args
+    assert rendered.args(values) == args
 
 
 def test_rows_insert_text_repeats_the_value_group():

@@ -43,7 +43,7 @@ class DriverSql:
     text: str
     names: tuple[str, ...]
     constants: tuple[tuple[str, Any], ...]  # values bound in the statement itself
-    expanding: tuple[str, ...]  # IN-list parameters still to be expanded
+    expanding: tuple[str, ...]  # IN-list parameters (given per call, or constant lists)
 
     @classmethod
     def render(cls, statement: ClauseElement) -> DriverSql:
@@ -53,16 +53,20 @@ class DriverSql:
             name for name, bind in compiled.binds.items() if bind.expanding and name in names
         )
         constants = tuple(
-            (name, bind.value)
+            (name, tuple(bind.value) if bind.expanding else bind.value)  # hashable: memoised
             for name, bind in compiled.binds.items()
-            if name in names and name not in expanding and bind.value is not None
+            if name in names and bind.value is not None
         )
         return cls(compiled.string, names, constants, expanding)
 
-    def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        """The positional arguments of the text, from named parameters (and the constants)."""
+    def values(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """The constants with the call's named parameters over them."""
         values = dict(self.constants)
         values.update(params)
+        return values
+
+    def args(self, values: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The positional arguments of the text, from :meth:`values`."""
         if not self.expanding:
             return tuple(values[name] for name in self.names)
         out: list[Any] = []
@@ -95,9 +99,10 @@ class HotStatement:
 
     def _driver_sql(self, params: Mapping[str, Any]) -> tuple[str, tuple[Any, ...]]:
         sql = self.driver
+        values = sql.values(params)
         if sql.expanding:
-            sql = _expanded(sql, tuple(len(params[name]) for name in sql.expanding))
-        return sql.text, sql.args(params)
+            sql = _expanded(sql, tuple(len(values[name]) for name in sql.expanding))
+        return sql.text, sql.args(values)
 
     def rows(self, conn: Connection, params: Mapping[str, Any]) -> Sequence[Sequence[Any]]:
         """Every result row as a tuple in the statement's column order."""
