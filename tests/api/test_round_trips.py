@@ -59,30 +59,3 @@ def test_statements_per_batch_do_not_grow_with_its_size(db, clock, stratum_chang
     if db.dialect.name == "sqlite":
         expected["BEGIN"] = 1
     assert counts == {1: expected, 10: expected, 50: expected}
-
-
-@pytest.mark.parametrize(
-    ("mon_id", "due", "expected"),
-    [
-        # the caller with its due servers, last_seen, queue stamp, commit
-        (MONITOR_IP, True, {"SELECT": 1, "UPDATE": 2, "COMMIT": 1}),
-        # nothing due: the joined read finds no row, the lookup tells the caller is live
-        (MONITOR_IP, False, {"SELECT": 2, "UPDATE": 1, "COMMIT": 1}),
-        # a caller without its IP: lookup, selection
-        ("", True, {"SELECT": 2, "UPDATE": 2, "COMMIT": 1}),
-    ],
-    ids=["own IP", "own IP, nothing due", "any IP"],
-)
-def test_get_servers_round_trips(db, clock, mon_id, due, expected):
-    seed(db, clock)
-    service = MonitorService(db, TicketSigner(StaticKeyring({1: b"k"})), clock, ApiMetrics())
-    call = CallInfo(MONITOR_NAME, "ntppool-agent/v4.1.5")
-    first = service.get_servers(pb.GetServersRequest(mon_id=mon_id), call)  # settings cached
-    assert len(first.servers) == 3
-    if due:
-        clock.advance(3 * 3600)
-    request = pb.GetServersRequest(mon_id=mon_id)
-    counts = _round_trips(db, lambda: service.get_servers(request, call))
-    if db.dialect.name == "sqlite":
-        expected = {**expected, "BEGIN": 1}
-    assert counts == expected

@@ -201,16 +201,6 @@ READS: dict[str, Case] = {
             "ips": ["198.51.100.1", "198.51.100.2", "203.0.113.9"],
         },
     ),
-    "caller with its due servers": (
-        q._CALLER_WITH_DUE_SERVERS,
-        lambda s: {
-            **q._due_params(
-                s["now"], interval=540, interval_testing=2700, interval_all=60, limit=10
-            ),
-            "tls_name": "m1.devel.mon.ntppool.dev",
-            "mon_id": "192.0.2.10",
-        },
-    ),
     "identity with every column set": (
         q._IDENTITY_BY_IP,
         lambda s: {"tls_name": "m1.devel.mon.ntppool.dev", "mon_id": "192.0.2.10"},
@@ -441,41 +431,3 @@ def test_caller_with_assignments_equals_the_two_reads(db, mon_id, ips, joined):
         assert read == q.get_assignments_by_ip(conn, monitor_id=expected.monitor.id, ips=ips)
         if "198.51.100.9" in ips:
             assert read["198.51.100.9"].score_id is None
-
-
-# -- GetServers' first read: the caller with its due servers -----------------------------------
-
-SCHEDULE = {"interval_active": 540, "interval_testing": 2700, "interval_all": 60}
-
-
-@pytest.mark.db
-@pytest.mark.parametrize("status", ["active", "testing", "paused"])
-@pytest.mark.parametrize("mon_id", ["192.0.2.10", "2001:db8::10", "192.0.2.99"])
-@pytest.mark.parametrize("limit", [10, 1])
-def test_caller_with_due_servers_equals_lookup_and_selection(db, status, mon_id, limit):
-    """An active caller gets the 10-minute-old active assignment (9 min interval), a testing
-    one does not (45 min); paused, unknown or v6 (no v6 servers) callers read nothing."""
-    s = _scenario(db)
-    with db.begin() as conn:
-        conn.execute(update(monitors).values(status=status))
-    name = "m1.devel.mon.ntppool.dev"
-    with db.connect() as conn:
-        joined = q.get_caller_with_due_servers(
-            conn, tls_name=name, mon_id=mon_id, now=s["now"], limit=limit, **SCHEDULE
-        )
-        ident = q.get_monitor_for_identity(conn, tls_name=name, mon_id=mon_id)
-        due = []
-        if ident is not None and ident.monitor.status in ("active", "testing"):
-            due = q.select_servers_for_monitor(
-                conn,
-                monitor_id=ident.monitor.id,
-                ip_version=ident.monitor.ip_version,
-                now=s["now"],
-                interval=SCHEDULE["interval_active" if status == "active" else "interval_testing"],
-                interval_testing=SCHEDULE["interval_testing"],
-                interval_all=SCHEDULE["interval_all"],
-                limit=limit,
-            )
-    assert joined == ((ident, due) if due else None)
-    if mon_id == "192.0.2.10" and status != "paused":
-        assert len(due) == min(limit, 2 if status == "active" else 1)

@@ -232,56 +232,31 @@ class MonitorService:
         def work(
             conn: Connection,
         ) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None, list[q.DueServer]]:
+            ident = self._seen(conn, call, request.mon_id, now)
+            monitor = ident.monitor
+            if not _is_live(monitor.status):
+                return ident, None, []
             schedule = parse_schedule(
                 self._settings.get(SETTINGS_KEY, lambda: get_system_setting(conn, key=SETTINGS_KEY))
             )
-            # A caller naming its IP reads itself and its due servers in one statement; when
-            # that finds nothing (unknown, not live or nothing due) the lookup below tells which.
-            found = (
-                q.get_caller_with_due_servers(
-                    conn,
-                    tls_name=call.name,
-                    mon_id=request.mon_id,
-                    now=now,
-                    interval_active=schedule.interval_active,
-                    interval_testing=schedule.interval_testing,
-                    interval_all=schedule.interval_all,
-                    limit=schedule.batch_size,
-                )
-                if request.mon_id
-                else None
-            )
-            if found is not None:
-                ident = _identified(call, found[0])
-            else:
-                ident = self._lookup(conn, call, request.mon_id)
-            monitor = ident.monitor
-            q.update_monitor_seen(conn, id=monitor.id, now=now)  # even when not live
-            if not _is_live(monitor.status):
-                return ident, None, []
             config = self._config_or_error(conn, ident)
             if isinstance(config, RpcError):
                 return ident, config, []
-            if found is not None:
-                rows = found[1]
-            elif request.mon_id:
-                rows = []  # live, and the joined read found nothing due
-            else:
-                interval = (
-                    schedule.interval_active
-                    if monitor.status == MonitorStatus.ACTIVE
-                    else schedule.interval_testing
-                )
-                rows = q.select_servers_for_monitor(
-                    conn,
-                    monitor_id=monitor.id,
-                    ip_version=monitor.ip_version,
-                    now=now,
-                    interval=interval,
-                    interval_testing=schedule.interval_testing,
-                    interval_all=schedule.interval_all,
-                    limit=schedule.batch_size,
-                )
+            interval = (
+                schedule.interval_active
+                if monitor.status == MonitorStatus.ACTIVE
+                else schedule.interval_testing
+            )
+            rows = q.select_servers_for_monitor(
+                conn,
+                monitor_id=monitor.id,
+                ip_version=monitor.ip_version,
+                now=now,
+                interval=interval,
+                interval_testing=schedule.interval_testing,
+                interval_all=schedule.interval_all,
+                limit=schedule.batch_size,
+            )
             q.update_server_score_queue(
                 conn, monitor_id=monitor.id, server_ids=[s.id for s in rows], now=now
             )

@@ -21,7 +21,6 @@ from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     Connection,
     Integer,
     Select,
@@ -249,65 +248,38 @@ def update_monitor_version(conn: Connection, *, id: int, client_version: str) ->
     ).rowcount
 
 
-def _due(active_before: ColumnElement[Any]) -> ColumnElement[bool]:
-    """Q10's due condition; ``active_before`` is the cut-off of the monitor's own interval."""
-    ss = server_scores.c
-    return or_(
-        ss.queue_ts.is_(None),
-        and_(ss.status == "active", ss.score_raw > LOW_SCORE, ss.queue_ts < active_before),
-        and_(
-            ss.status == "testing",
-            ss.score_raw > LOW_SCORE,
-            ss.queue_ts < bindparam("testing_before"),
-        ),
-        ss.queue_ts < bindparam("requeue_before"),
-    )
-
-
-def _server_usable() -> tuple[ColumnElement[bool], ...]:
-    """Q10's server conditions: not scored in the last ``interval_all``, not being deleted."""
-    s = servers.c
-    return (
-        or_(s.score_ts.is_(None), s.score_ts < bindparam("scored_before")),
-        or_(s.deletion_on.is_(None), s.deletion_on > bindparam("today")),
-    )
-
-
-_QUEUE_ORDER = (server_scores.c.queue_ts, server_scores.c.id)  # never queued (NULL) first
-
-
 def _due_servers_query() -> Select[Any]:
     s, ss = servers, server_scores
+    due = or_(
+        ss.c.queue_ts.is_(None),
+        and_(
+            ss.c.status == "active",
+            ss.c.score_raw > LOW_SCORE,
+            ss.c.queue_ts < bindparam("active_before"),
+        ),
+        and_(
+            ss.c.status == "testing",
+            ss.c.score_raw > LOW_SCORE,
+            ss.c.queue_ts < bindparam("testing_before"),
+        ),
+        ss.c.queue_ts < bindparam("requeue_before"),
+    )
     return (
         select(s.c.id, s.c.ip)
         .select_from(s.join(ss, ss.c.server_id == s.c.id))
         .where(
             ss.c.monitor_id == bindparam("monitor_id"),
             s.c.ip_version == bindparam("ip_version"),
-            _due(bindparam("active_before")),
-            *_server_usable(),
+            due,
+            or_(s.c.score_ts.is_(None), s.c.score_ts < bindparam("scored_before")),
+            or_(s.c.deletion_on.is_(None), s.c.deletion_on > bindparam("today")),
         )
-        .order_by(*_QUEUE_ORDER)
+        .order_by(ss.c.queue_ts, ss.c.id)
         .limit(bindparam("limit", type_=Integer))
     )
 
 
 _DUE_SERVERS = HotStatement(_due_servers_query())
-
-
-def _due_params(
-    now: datetime, *, interval: int, interval_testing: int, interval_all: int, limit: int
-) -> dict[str, Any]:
-    """Q10's cut-offs from ``now``; ``interval`` is the one of ``active`` assignments."""
-    cutoff = db_seconds(now)
-    return {
-        "active_before": cutoff - timedelta(seconds=interval),
-        "testing_before": cutoff - timedelta(seconds=interval_testing),
-        "requeue_before": cutoff - REQUEUE_ALWAYS_AFTER,
-        "scored_before": cutoff - timedelta(seconds=interval_all),
-        "today": _today(now),
-        "limit": limit,
-    }
 
 
 def select_servers_for_monitor(
@@ -324,85 +296,18 @@ def select_servers_for_monitor(
     """Q10: the servers due for this monitor, never-queued first (cut-offs from ``now``)."""
     if ip_version is None:
         return []
-    params = _due_params(
-        now,
-        interval=interval,
-        interval_testing=interval_testing,
-        interval_all=interval_all,
-        limit=limit,
-    )
-    params.update(monitor_id=monitor_id, ip_version=ip_version)
+    cutoff = db_seconds(now)
+    params = {
+        "monitor_id": monitor_id,
+        "ip_version": ip_version,
+        "active_before": cutoff - timedelta(seconds=interval),
+        "testing_before": cutoff - timedelta(seconds=interval_testing),
+        "requeue_before": cutoff - REQUEUE_ALWAYS_AFTER,
+        "scored_before": cutoff - timedelta(seconds=interval_all),
+        "today": _today(now),
+        "limit": limit,
+    }
     return [DueServer(id, ip) for id, ip in _DUE_SERVERS.rows(conn, params)]
-
-
-def _caller_with_due_servers_query() -> Select[Any]:
-    """Q6 by IP inner-joined to Q10: the caller's row once per server due for it.
-
-    The caller is one row by its unique ``(ip, is_current)``, a constant for MariaDB, which
-    then reads the assignments through ``monitor_queue`` in queue order and stops after
-    ``limit`` rows, as Q10 alone does. The monitor's own interval is picked by its status in
-    SQL, and a monitor that is not live, or has no IP version, joins no server. An inner join:
-    as an outer join (so that the caller came back with no server due) MariaDB sorted every
-    assignment in a temporary table (1.6 ms instead of 0.2 ms).
-    """
-    s, ss, m = servers, server_scores, monitors
-    own_interval = case(
-        (m.c.status == "active", bindparam("active_before")),
-        else_=bindparam("testing_before"),
-    )
-    return (
-        select(*_CALLER_COLUMNS, s.c.id, s.c.ip)
-        .select_from(
-            _CALLER_FROM.join(ss, ss.c.monitor_id == m.c.id).join(s, s.c.id == ss.c.server_id)
-        )
-        .where(
-            *_CURRENT,
-            m.c.ip == bindparam("mon_id"),
-            m.c.status.in_(["active", "testing"]),
-            s.c.ip_version == m.c.ip_version,
-            _due(own_interval),
-            *_server_usable(),
-        )
-        .order_by(*_QUEUE_ORDER)
-        .limit(bindparam("limit", type_=Integer))
-    )
-
-
-_CALLER_WITH_DUE_SERVERS = HotStatement(_caller_with_due_servers_query())
-
-
-def get_caller_with_due_servers(
-    conn: Connection,
-    *,
-    tls_name: str,
-    mon_id: str,
-    now: datetime,
-    interval_active: int,
-    interval_testing: int,
-    interval_all: int,
-    limit: int,
-) -> tuple[MonitorIdentity, list[DueServer]] | None:
-    """Q6 and Q10 in one read (GetServers' first statement): the caller named by its IP and
-    the servers due for it, when there are any.
-
-    None when the read found no row: no such caller, a caller that is not live, or no server
-    due. The caller then looks itself up (:func:`get_monitor_for_identity`); a live one has
-    nothing due. ``mon_id`` must not be empty (that caller is the lowest-id row, which a join
-    cannot pick): use the lookup and :func:`select_servers_for_monitor`.
-    """
-    params = _due_params(
-        now,
-        interval=interval_active,
-        interval_testing=interval_testing,
-        interval_all=interval_all,
-        limit=limit,
-    )
-    params.update(tls_name=tls_name, mon_id=mon_id)
-    rows = _CALLER_WITH_DUE_SERVERS.rows(conn, params)
-    if not rows:
-        return None
-    identity = _identity(rows[0][:_CALLER_WIDTH])
-    return identity, [DueServer(id, ip) for *_, id, ip in rows]
 
 
 def _today(now: datetime) -> date:
