@@ -193,14 +193,6 @@ READS: dict[str, Case] = {
         q._IDENTITY_BY_IP,
         lambda s: {"tls_name": "m1.devel.mon.ntppool.dev", "mon_id": "2001:db8::10"},
     ),
-    "caller with the batch's servers": (
-        q._CALLER_WITH_ASSIGNMENTS,
-        lambda s: {
-            "tls_name": "m1.devel.mon.ntppool.dev",
-            "mon_id": "192.0.2.10",
-            "ips": ["198.51.100.1", "198.51.100.2", "203.0.113.9"],
-        },
-    ),
     "identity with every column set": (
         q._IDENTITY_BY_IP,
         lambda s: {"tls_name": "m1.devel.mon.ntppool.dev", "mon_id": "192.0.2.10"},
@@ -398,36 +390,3 @@ def test_values_are_bound_as_pymysql_binds_them():
         cursor = dbapi_conn.cursor()
         text = "SELECT " + ", ".join(["%s"] * len(VALUES)) + " -- 100%% done"
         assert _bind(dbapi_conn, text, tuple(VALUES)) == cursor.mogrify(text, tuple(VALUES))
-
-
-# -- SubmitResults' first read: the caller with the batch's servers ----------------------------
-
-CALLERS = [
-    pytest.param("192.0.2.10", ["198.51.100.1", "198.51.100.3", "203.0.113.99"], True, id="own IP"),
-    pytest.param("192.0.2.10", ["203.0.113.98"], True, id="no server matches"),
-    pytest.param("192.0.2.10", ["198.51.100.9"], True, id="a server not assigned to it"),
-    pytest.param("2001:db8::10", ["198.51.100.1"], True, id="its other row (v6, no account)"),
-    pytest.param("192.0.2.99", ["198.51.100.1"], True, id="unknown IP: no caller"),
-    pytest.param("", ["198.51.100.1"], False, id="any IP: lookup only"),
-    pytest.param("192.0.2.10", [], False, id="no IPs: lookup only"),
-]
-
-
-@pytest.mark.db
-@pytest.mark.parametrize(("mon_id", "ips", "joined"), CALLERS)
-def test_caller_with_assignments_equals_the_two_reads(db, mon_id, ips, joined):
-    s = _scenario(db)
-    with db.begin() as conn:  # a server nobody is assigned to
-        admin.create_server(conn, ip="198.51.100.9", now=s["now"])
-    name = "m1.devel.mon.ntppool.dev"
-    with db.connect() as conn:
-        ident, read = q.get_caller_with_assignments(conn, tls_name=name, mon_id=mon_id, ips=ips)
-        expected = q.get_monitor_for_identity(conn, tls_name=name, mon_id=mon_id)
-        assert ident == expected
-        if not joined or expected is None:
-            assert read is None
-            return
-        assert read is not None
-        assert read == q.get_assignments_by_ip(conn, monitor_id=expected.monitor.id, ips=ips)
-        if "198.51.100.9" in ips:
-            assert read["198.51.100.9"].score_id is None

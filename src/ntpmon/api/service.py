@@ -33,7 +33,6 @@ from ntpmon.api.submit import (
     check_request_shape,
     prepare_batch,
     score_batch,
-    server_ip_spellings,
 )
 from ntpmon.api.tickets import TicketSigner
 from ntpmon.api.tracing import RpcTracer, SpanHandle
@@ -93,14 +92,6 @@ def _is_live(status: str) -> bool:
     return status in (MonitorStatus.ACTIVE, MonitorStatus.TESTING)
 
 
-def _identified(call: CallInfo, ident: q.MonitorIdentity | None) -> q.MonitorIdentity:
-    """The looked-up caller, annotated on the RPC span; none is NOT_FOUND (api.md §4.3)."""
-    if ident is None:
-        raise not_found()
-    call.annotate(monitor_id=ident.monitor.id, monitor_account=ident.account_id)
-    return ident
-
-
 class MonitorService:
     """Implements the RPCs over an engine, a ticket signer and a clock."""
 
@@ -134,7 +125,10 @@ class MonitorService:
 
     def _lookup(self, conn: Connection, call: CallInfo, mon_id: str) -> q.MonitorIdentity:
         ident = q.get_monitor_for_identity(conn, tls_name=call.name, mon_id=mon_id)
-        return _identified(call, ident)
+        if ident is None:
+            raise not_found()
+        call.annotate(monitor_id=ident.monitor.id, monitor_account=ident.account_id)
+        return ident
 
     def _seen(
         self, conn: Connection, call: CallInfo, mon_id: str, now: datetime
@@ -290,20 +284,14 @@ class MonitorService:
     ) -> pb.SubmitResultsResponse:
         now = self.clock.now()
         counted: list[tuple[MetricLabels, dict[str, int]]] = []
-        statuses = list(request.list)
-        ips = server_ip_spellings(statuses)
 
         def work(conn: Connection) -> tuple[MetricLabels, dict[str, int]]:
             counted.clear()  # a retried attempt must not count twice
-            # One read for the caller and, usually, the batch's servers with their assignments
-            # (read-only: nothing is decided from them before every check below has passed).
-            found, read = q.get_caller_with_assignments(
-                conn, tls_name=call.name, mon_id=request.mon_id, ips=ips
-            )
-            ident = _identified(call, found)
+            ident = self._lookup(conn, call, request.mon_id)
             monitor = ident.monitor
             if not _is_live(monitor.status):
                 raise not_live()
+            statuses = list(request.list)
             check_request_shape(request.version, statuses)
             labels = _labels(ident)
             try:
@@ -339,9 +327,10 @@ class MonitorService:
             # Every ticket verified: only now may last_submit move (guarded, row-locking).
             if not q.claim_batch(conn, monitor_id=monitor.id, batch_time=batch.time, now=now):
                 raise _order_error(batch, q.get_last_submit(conn, monitor_id=monitor.id))
-            if read is None:
-                read = q.get_assignments_by_ip(conn, monitor_id=monitor.id, ips=ips)
-            assignments = {ipbytes.canonical_of_text(ip): a for ip, a in read.items()}
+            found = q.get_assignments_by_ip(
+                conn, monitor_id=monitor.id, ips={t for r in results for t in r.spellings}
+            )
+            assignments = {ipbytes.canonical_of_text(ip): a for ip, a in found.items()}
             writes = score_batch(results, assignments, monitor_id=monitor.id)
             q.update_server_scores(conn, writes.score_updates)
             q.update_servers_stratum(conn, writes.server_strata)

@@ -31,6 +31,7 @@ class VerifiedResult:
 
     ip_text: str
     measurement: Measurement
+    spellings: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -80,17 +81,6 @@ def check_request_shape(version: int, statuses: Sequence[pb.ServerStatus]) -> No
             raise invalid(f"stratum {status.stratum} out of range")
 
 
-def server_ip_spellings(statuses: Sequence[pb.ServerStatus]) -> set[str]:
-    """Every stored spelling of the batch's server IPs, to read their rows with the caller's.
-
-    Empty for a list over :data:`MAX_RESULTS`, which :func:`check_request_shape` refuses: an
-    oversized request must not cost a read of thousands of servers first.
-    """
-    if len(statuses) > MAX_RESULTS:
-        return set()
-    return {text for status in statuses for text in ipbytes.wire_forms(status.ip_bytes)[2]}
-
-
 def prepare_batch(
     statuses: Sequence[pb.ServerStatus],
     *,
@@ -102,13 +92,13 @@ def prepare_batch(
     """Verify every ticket (raising :class:`TicketError`) and apply the zero-offset rule."""
     out: list[VerifiedResult] = []
     for index, status in enumerate(statuses):
-        packed, text, _ = ipbytes.wire_forms(status.ip_bytes)
+        packed, text, spellings = ipbytes.wire_forms(status.ip_bytes)
         if not signer.verify(status.ticket, monitor_id, batch_id, packed):
             raise TicketError(index)
         measurement = to_measurement(status)
         if not safe_zero_offset:
             measurement = legacy_zero_offset(measurement)
-        out.append(VerifiedResult(text, measurement))
+        out.append(VerifiedResult(text, measurement, spellings))
     return out
 
 

@@ -99,22 +99,18 @@ class ScoreUpdate:
     stratum: int | None
 
 
-_CALLER_COLUMNS = (
-    *(monitors.c[f.name] for f in fields(CallerMonitor)),
-    accounts.c.id_token.label("account_token"),
-)
-_CALLER_FROM = monitors.outerjoin(accounts, monitors.c.account_id == accounts.c.id)
-_CURRENT = (
-    monitors.c.tls_name == bindparam("tls_name"),
-    monitors.c.is_current == 1,
-    monitors.c.deleted_on.is_(None),
-)
-
-
 def _identity_query(*, any_ip: bool) -> Select[Any]:
     m = monitors.c
-    query = select(*_CALLER_COLUMNS).select_from(_CALLER_FROM).where(*_CURRENT)
-    query = query.order_by(m.id).limit(1)
+    query = (
+        select(
+            *(m[f.name] for f in fields(CallerMonitor)),
+            accounts.c.id_token.label("account_token"),
+        )
+        .select_from(monitors.outerjoin(accounts, m.account_id == accounts.c.id))
+        .where(m.tls_name == bindparam("tls_name"), m.is_current == 1, m.deleted_on.is_(None))
+        .order_by(m.id)
+        .limit(1)
+    )
     return query if any_ip else query.where(m.ip == bindparam("mon_id"))
 
 
@@ -131,74 +127,6 @@ def get_monitor_for_identity(
     else:
         rows = _IDENTITY_BY_IP.rows(conn, {"tls_name": tls_name, "mon_id": mon_id})
     return _identity(rows[0]) if rows else None
-
-
-def _caller_with_assignments_query() -> Select[Any]:
-    """Q6 by IP, outer-joined to the batch's servers by IP and their assignment to the caller.
-
-    A flat join: ``(ip, is_current)`` is unique, so the caller is at most one row and MariaDB
-    reads it as a constant, then each server by its unique IP and each assignment by its
-    unique (server, monitor) key. Measured against the two separate reads it replaces (interleaved,
-    4,000 each): client CPU 154 vs 173 us, MariaDB CPU 113 vs 153 us. (A derived-table or
-    UNION ALL form cost MariaDB 2.5-3x more than the two reads; see get_assignments_by_ip.)
-    """
-    s, ss = servers, server_scores
-    return (
-        select(
-            *_CALLER_COLUMNS,
-            s.c.id,
-            s.c.ip,
-            s.c.stratum,
-            ss.c.id,
-            ss.c.score_raw,
-            ss.c.stratum,
-        )
-        .select_from(
-            _CALLER_FROM.outerjoin(s, s.c.ip.in_(bindparam("ips", expanding=True))).outerjoin(
-                ss, and_(ss.c.server_id == s.c.id, ss.c.monitor_id == monitors.c.id)
-            )
-        )
-        .where(*_CURRENT, monitors.c.ip == bindparam("mon_id"))
-    )
-
-
-_CALLER_WITH_ASSIGNMENTS = HotStatement(_caller_with_assignments_query())
-_CALLER_WIDTH = len(_CALLER_COLUMNS)
-
-
-def get_caller_with_assignments(
-    conn: Connection, *, tls_name: str, mon_id: str, ips: Iterable[str]
-) -> tuple[MonitorIdentity | None, dict[str, Assignment] | None]:
-    """Q6 and, in the same read, Q13 + Q2 for a whole batch (SubmitResults' first statement).
-
-    The assignments are ``None`` when they were not read — the caller did not name its IP
-    (``mon_id`` empty: the lowest-id row is meant, which a join cannot pick) or the batch has
-    no IPs — and then come from :func:`get_assignments_by_ip`. No monitor: ``(None, None)``.
-    """
-    wanted = sorted(set(ips))
-    if mon_id == "" or not wanted:
-        return get_monitor_for_identity(conn, tls_name=tls_name, mon_id=mon_id), None
-    params = {"tls_name": tls_name, "mon_id": mon_id, "ips": wanted}
-    rows = _CALLER_WITH_ASSIGNMENTS.rows(conn, params)
-    if not rows:
-        return None, None
-    return _identity(rows[0][:_CALLER_WIDTH]), _assignments(row[_CALLER_WIDTH:] for row in rows)
-
-
-def _assignments(rows: Iterable[Sequence[Any]]) -> dict[str, Assignment]:
-    """Assignment rows (server id, ip, stratum, score id, raw, stratum) by IP; a row without a
-    server (the caller's own row when no server matched) is skipped."""
-    return {
-        ip: Assignment(
-            server_id=server_id,
-            server_stratum=stratum,
-            score_id=score_id,
-            score_raw=score_raw if score_raw is not None else 0.0,
-            score_stratum=score_stratum,
-        )
-        for server_id, ip, stratum, score_id, score_raw, score_stratum in rows
-        if server_id is not None
-    }
 
 
 def _identity(row: Sequence[Any]) -> MonitorIdentity:
@@ -398,14 +326,24 @@ def get_assignments_by_ip(
 ) -> dict[str, Assignment]:
     """Q13 + Q2 for a whole batch: servers by IP text with this monitor's assignment rows.
 
-    Used when :func:`get_caller_with_assignments` could not read them with the caller. A
-    UNION ALL of the caller's row and the servers, or the caller as a derived table joined to
-    them, saved the round trip too but cost MariaDB 2.5-3x the CPU of two simple reads.
+    A separate read from the lookup on purpose: folding both into one statement (a UNION ALL,
+    or the caller's row as a derived table joined to the servers) saved the round trip but
+    cost MariaDB 2.5-3x the CPU of the two simple reads, and PyMySQL more rows to parse.
     """
     wanted = sorted(set(ips))
     if not wanted:
         return {}
-    return _assignments(_ASSIGNMENTS.rows(conn, {"monitor_id": monitor_id, "ips": wanted}))
+    rows = _ASSIGNMENTS.rows(conn, {"monitor_id": monitor_id, "ips": wanted})
+    return {
+        ip: Assignment(
+            server_id=server_id,
+            server_stratum=stratum,
+            score_id=score_id,
+            score_raw=score_raw if score_raw is not None else 0.0,
+            score_stratum=score_stratum,
+        )
+        for server_id, ip, stratum, score_id, score_raw, score_stratum in rows
+    }
 
 
 @lru_cache(maxsize=128)
