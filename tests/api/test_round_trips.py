@@ -56,3 +56,27 @@ def test_statements_per_batch_do_not_grow_with_its_size(db, clock, stratum_chang
     if db.dialect.name == "sqlite":
         expected["BEGIN"] = 1
     assert counts == {1: expected, 10: expected, 50: expected}
+
+
+@pytest.mark.parametrize(
+    ("due", "expected"),
+    [
+        # lookup, last_seen, selection, queue stamp, commit
+        (True, {"SELECT": 2, "UPDATE": 2, "COMMIT": 1}),
+        # nothing due: no queue stamp
+        (False, {"SELECT": 2, "UPDATE": 1, "COMMIT": 1}),
+    ],
+    ids=["servers due", "nothing due"],
+)
+def test_get_servers_round_trips(db, clock, due, expected):
+    seed(db, clock)
+    service = MonitorService(db, TicketSigner(StaticKeyring({1: b"k"})), clock, ApiMetrics())
+    call = CallInfo(MONITOR_NAME, "ntppool-agent/v4.1.5")
+    request = pb.GetServersRequest(mon_id=MONITOR_IP)
+    assert len(service.get_servers(request, call).servers) == 3  # and the settings are cached
+    if due:
+        clock.advance(3 * 3600)
+    counts = _round_trips(db, lambda: service.get_servers(request, call))
+    if db.dialect.name == "sqlite":
+        expected = {**expected, "BEGIN": 1}
+    assert counts == expected
