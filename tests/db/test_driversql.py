@@ -374,6 +374,9 @@ VALUES = [
     None,
     datetime(2026, 11, 26, 12, 0, 0),
     datetime(2026, 11, 26, 12, 0, 0, 123456),
+    datetime(2026, 11, 26, 12, 0, 0, 5),
+    datetime(999, 1, 2, 3, 4, 5),
+    datetime(2026, 11, 26, 12, 0, 0, 123456, tzinfo=UTC),  # PyMySQL drops the zone
     datetime(2026, 11, 26, 12, 0, 0).date(),
     "198.51.100.1",
     'it\'s \\ a "quote" \n',

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -132,13 +133,18 @@ def _bind(dbapi_conn: Any, text: str, args: tuple[Any, ...]) -> str:
     """``text`` with ``args`` written in as PyMySQL's ``Cursor.execute`` would write them.
 
     The same encoders PyMySQL uses, called directly for the plain types (numbers, None,
-    datetimes): its own path costs three Python calls per value, and a batch binds ~180.
+    datetimes): its own path costs three Python calls per value, and a batch binds ~180. A
+    naive datetime (all of ours: UTC without tzinfo) is written by ``isoformat``, the same text
+    as PyMySQL's field-by-field ``str.format`` at a third of the cost (~30 per batch pair).
     """
     encoders = dbapi_conn.encoders
     escape = dbapi_conn.escape
     literals = []
     for value in args:
         kind = type(value)
+        if kind is datetime and value.tzinfo is None:
+            literals.append(f"'{value.isoformat(' ')}'")
+            continue
         encoder = None if kind in _ESCAPED_BY_CONNECTION else encoders.get(kind)
         literals.append(escape(value) if encoder is None else encoder(value, encoders))
     return text % tuple(literals)
