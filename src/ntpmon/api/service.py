@@ -40,7 +40,7 @@ from ntpmon.common.clock import Clock, as_utc
 from ntpmon.common.environments import DeployEnv, DeployEnvError
 from ntpmon.common.ulid import InvalidUlidError, Ulid, new_ulid, parse_ulid
 from ntpmon.db import api as q
-from ntpmon.db.common import get_system_setting, insert_log_scores
+from ntpmon.db.common import get_system_setting
 from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tx import RetryPolicy, run_in_tx
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 FUTURE_BATCH_SLACK = timedelta(minutes=1)
 SETTINGS_TTL = 5.0  # seconds an edited system setting may take to apply
 BATCH_RETRY = RetryPolicy(initial=0.05, factor=2.0, max_interval=0.2, max_elapsed=0.3)
+# The pool pings a connection only after this long unused (not per RPC); a connection that
+# breaks anyway fails as a connection error, which BATCH_RETRY retries on a fresh one.
+PING_AFTER_IDLE = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,7 +334,7 @@ class MonitorService:
             writes = score_batch(results, assignments, monitor_id=monitor.id)
             q.update_server_scores(conn, writes.score_updates)
             q.update_servers_stratum(conn, writes.server_strata)
-            insert_log_scores(conn, writes.log_rows)
+            q.insert_batch_log_scores(conn, writes.log_rows)
             log.debug(
                 "batch recorded",
                 extra={"monitor": monitor.tls_name, "batch": batch.text, "results": len(results)},
