@@ -40,7 +40,7 @@ from ntpmon.common.clock import Clock, as_utc
 from ntpmon.common.environments import DeployEnv, DeployEnvError
 from ntpmon.common.ulid import InvalidUlidError, Ulid, new_ulid, parse_ulid
 from ntpmon.db import api as q
-from ntpmon.db.common import get_system_setting
+from ntpmon.db.common import get_system_setting, insert_log_scores
 from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tx import RetryPolicy, run_in_tx
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
@@ -334,7 +334,7 @@ class MonitorService:
             writes = score_batch(results, assignments, monitor_id=monitor.id)
             q.update_server_scores(conn, writes.score_updates)
             q.update_servers_stratum(conn, writes.server_strata)
-            q.insert_batch_log_scores(conn, writes.log_rows)
+            insert_log_scores(conn, writes.log_rows)
             log.debug(
                 "batch recorded",
                 extra={"monitor": monitor.tls_name, "batch": batch.text, "results": len(results)},

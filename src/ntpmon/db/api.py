@@ -33,9 +33,9 @@ from sqlalchemy import (
 )
 
 from ntpmon.common.clock import db_micros, db_seconds
-from ntpmon.db.driversql import HotStatement, RowsInsert
+from ntpmon.db.driversql import HotStatement
 from ntpmon.db.models import Monitor, from_row
-from ntpmon.db.tables import accounts, log_scores, monitors, server_scores, servers
+from ntpmon.db.tables import accounts, monitors, server_scores, servers
 
 SYSTEM_MONITOR_TEMPLATE = "settings-{ip_version}.system"
 REQUEUE_ALWAYS_AFTER = timedelta(minutes=120)
@@ -406,13 +406,3 @@ def update_servers_stratum(conn: Connection, strata: Mapping[int, int]) -> int:
         .where(col.id.in_(list(strata)), or_(col.stratum.is_(None), col.stratum != new))
         .values(stratum=new)
     ).rowcount
-
-
-_LOG_SCORES = RowsInsert(
-    log_scores, ("server_id", "monitor_id", "ts", "score", "step", "offset", "rtt", "attributes")
-)
-
-
-def insert_batch_log_scores(conn: Connection, rows: list[dict[str, object]]) -> int:
-    """Q4 for a whole batch: one multi-row insert (values from ``log_score_values``)."""
-    return _LOG_SCORES.run(conn, rows)

@@ -35,8 +35,8 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import ColumnElement, Select
 
 from ntpmon.common.clock import db_seconds
-from ntpmon.db.bulk import insert_many
 from ntpmon.db.dialect import MYSQL_FAMILY, is_mysql, upsert
+from ntpmon.db.driversql import insert_rows
 from ntpmon.db.models import LogScore, MonitorType, ServerScoreStatus, from_row
 from ntpmon.db.tables import log_scores, monitors, scorer_status, server_scores, servers
 from ntpmon.db.types import datetime0, double
@@ -663,7 +663,7 @@ only as long as the pooled connection (hence ``IF NOT EXISTS`` and a DELETE befo
 def _stage(conn: Connection, values: dict[int, tuple[datetime, float]]) -> None:
     conn.execute(CreateTable(score_updates, if_not_exists=True))
     conn.execute(delete(score_updates))
-    insert_many(
+    insert_rows(
         conn,
         score_updates,
         [
