@@ -117,7 +117,13 @@ def mariadb_cpu_seconds() -> float | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--batch-size", type=int, default=5000)
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=10_000,
+        help="system_settings scorer batch_size (default 10,000: the catch-up setting; Q21's "
+        "id window caps a batch at 9,999 rows)",
+    )
     parser.add_argument(
         "--max-seconds",
         type=float,
