@@ -24,7 +24,8 @@ import httpx
 from prometheus_client import CollectorRegistry
 
 from ntpmon.agent.monitor.check import ProbeConfig, check_host
-from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions, adhoc_probe
+from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions
+from ntpmon.agent.mqttbridge import adhoc_probe
 from ntpmon.api.mqserver.broker import MqServerSettings
 from ntpmon.api.mqserver.service import InternalApi, build_internal_api
 from ntpmon.common.clock import SystemClock

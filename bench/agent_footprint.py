@@ -17,6 +17,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,6 +38,15 @@ ACTIVE_INTERVAL = 540.0  # the server's default re-test interval for an active m
 BATCH = 10
 TLS_NAME = "bench-abc123.devel.mon.ntppool.dev"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+MAPPING = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
+MAPPING_KINDS = (
+    "anonymous (heap, Python objects, stacks)",
+    "grpcio native library (cygrpc)",
+    "libpython",
+    "OpenSSL (libcrypto, libssl)",
+    "other libraries and files",
+    "libraries' dirty pages (in the above)",
+)
 
 RESPONDERS = """
 import sys, time
@@ -92,6 +102,49 @@ def proc_stats(pid: int) -> tuple[int, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
     return hwm * 1024, cpu
+
+
+def smaps_breakdown(pid: int) -> dict[str, int]:
+    """Resident kB of a live process by kind of mapping: what RSS is made of.
+
+    Anonymous memory (Python objects, malloc, thread stacks, the dirty pages of libraries) is
+    the process's own; the file-backed pages of shared libraries are clean and can be shared
+    with other processes (the page cache keeps one copy), but RSS counts them all.
+    """
+    groups = dict.fromkeys(MAPPING_KINDS, 0)
+    name = ""
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        if MAPPING.match(line):
+            head = line.split(None, 5)
+            path = head[5].strip() if len(head) > 5 else ""
+            base = path.rsplit("/", 1)[-1]
+            if not path or path.startswith("["):
+                name = MAPPING_KINDS[0]
+            elif base.startswith("cygrpc"):
+                name = MAPPING_KINDS[1]
+            elif base.startswith("libpython"):
+                name = MAPPING_KINDS[2]
+            elif base.startswith(("libcrypto", "libssl")):
+                name = MAPPING_KINDS[3]
+            else:
+                name = MAPPING_KINDS[4]
+        elif line.startswith("Rss:"):
+            groups[name] += int(line.split()[1])
+        elif line.startswith("Private_Dirty:") and name != MAPPING_KINDS[0]:
+            groups[MAPPING_KINDS[5]] += int(line.split()[1])
+    return groups
+
+
+def thread_names(pid: int) -> dict[str, int]:
+    """How many live threads carry each name (Python's own threads are all ``python``)."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+        except OSError:
+            continue
+        out[name] = out.get(name, 0) + 1
+    return out
 
 
 def thread_cpu(pid: int) -> dict[str, float]:
@@ -195,6 +248,8 @@ def main() -> int:
             rss_now = status_kb(agent.pid, "VmRSS") * 1024
             thread_count = status_kb(agent.pid, "Threads")
             threads = thread_cpu(agent.pid)
+            names = thread_names(agent.pid)
+            breakdown = smaps_breakdown(agent.pid)
             _, responder_cpu = proc_stats(responders.pid)
             steady = time.monotonic() - warm
             submitted = api.servicer.count("SubmitResults")
@@ -222,11 +277,15 @@ def main() -> int:
         ("share of one core", f"{cpu_per_hour / 36:.2f} %  (target < 1 %)"),
         ("agent CPU ms per server result", f"{1000 * cpu_end / max(statuses, 1):.1f}"),
         ("responder process CPU s (same host)", f"{responder_cpu:.1f}"),
+        ("load average at the end (1/5/15 min)", " ".join(f"{x:.2f}" for x in os.getloadavg())),
     ]
     rows += [
         (f"  thread {name}", f"{cpu:.2f} s")
         for name, cpu in sorted(threads.items(), key=lambda kv: -kv[1])[:5]
     ]
+    rows.append(("threads by name", ", ".join(f"{n} {c}" for n, c in sorted(names.items()))))
+    rows.append(("RSS at the end by mapping (MB)", ""))
+    rows += [(f"  {kind}", f"{kb * 1024 / 1e6:.1f}") for kind, kb in breakdown.items()]
     width = max(len(k) for k, _ in rows)
     print("agent footprint")
     for key, value in rows:

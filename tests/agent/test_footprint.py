@@ -1,6 +1,8 @@
 """The long-running ``monitor`` stays small: a real ``monitor --once`` run in its own process
-does not load typer, click, pydantic, cryptography or the OpenTelemetry SDK; help and other
-command lines still go through typer (docs/agent.md, Footprint)."""
+does not load typer, click, pydantic, cryptography, the OpenTelemetry SDK, asyncio (grpcio's
+asyncio API is deferred), watchdog (inotify watches the state directory) or, with no broker
+configured, paho-mqtt; help and other command lines still go through typer (docs/agent.md,
+Memory footprint)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,11 @@ HEAVY = (
     "cryptography",
     "opentelemetry.sdk",
     "opentelemetry.exporter",
+    "paho",
+    "ntpmon.agent.mqtt",
+    "asyncio",
+    "grpc.aio",
+    "watchdog",
 )
 # runs the console-script entry and reports, at exit, which heavy packages were loaded
 WRAPPER = """
@@ -115,3 +122,45 @@ def test_arena_limit_respects_the_environment() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert done.stdout.strip() == "True"  # glibc accepted the cap
+
+
+# a grpc server and calls through both APIs after import_grpc_without_asyncio, in a fresh process
+DEFERRED_GRPC = """
+import sys
+from ntpmon.agent.footprint import import_grpc_without_asyncio
+assert import_grpc_without_asyncio()
+assert "asyncio" not in sys.modules and "grpc.aio" not in sys.modules
+import grpc
+from concurrent.futures import ThreadPoolExecutor
+echo = grpc.unary_unary_rpc_method_handler(lambda req, ctx: b"re:" + req)
+server = grpc.server(ThreadPoolExecutor(2))
+server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("t.T", {"Echo": echo})])
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+    assert channel.unary_unary("/t.T/Echo")(b"sync", timeout=10) == b"re:sync"
+assert "asyncio" not in sys.modules, "the synchronous API loaded asyncio"
+
+async def call():
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+        return await channel.unary_unary("/t.T/Echo")(b"aio", timeout=10)
+
+import asyncio
+assert asyncio.run(call()) == b"re:aio"
+assert sys.modules["grpc.aio"] is not None and "asyncio.base_events" in sys.modules
+assert not import_grpc_without_asyncio()  # grpc is imported: nothing to do
+server.stop(None)
+print("OK")
+"""
+
+
+def test_grpc_without_asyncio_still_serves_both_apis() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", DEFERRED_GRPC],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "OK"

@@ -1,18 +1,37 @@
-"""Hot reload: watchdog on state.json with a 500 ms debounce, plus the timer (agent.md §8.2)."""
+"""Hot reload: a watch on state.json with a 500 ms debounce, plus the timer (agent.md §8.2).
+
+The watch is inotify, polled in the manager's own thread; watchdog only where inotify is missing.
+"""
 
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
+import pytest
+
 from agent.fake_management import ManagementServer
 from agent.threads_helper import in_thread
+from ntpmon.agent.config import manager as manager_module
 from ntpmon.agent.config.appconfig import AppConfig
-from ntpmon.agent.config.manager import ConfigManager
+from ntpmon.agent.config.dirwatch import (
+    IN_CLOSE_WRITE,
+    IN_CREATE,
+    IN_IGNORED,
+    IN_ISDIR,
+    IN_MODIFY,
+    IN_MOVED_FROM,
+    IN_MOVED_TO,
+    IN_Q_OVERFLOW,
+    DirEvent,
+    InotifyUnavailableError,
+)
+from ntpmon.agent.config.manager import ConfigManager, WatchNews, is_relevant_event, watch_news
 from ntpmon.agent.config.persist import replace_file
 from ntpmon.agent.scope import Scope
 
@@ -111,3 +130,75 @@ def test_all_requests_went_to_loopback(make_config: MakeConfig, mgmt: Management
         assert manager.reloads >= 1
     assert mgmt.state.requests
     assert {r.client for r in mgmt.state.requests} <= {"127.0.0.1", "::1"}
+
+
+def test_the_watch_needs_no_thread_of_its_own(make_config: MakeConfig) -> None:
+    cfg = make_config()
+    cfg.load()
+    before = set(threading.enumerate())
+    with running(cfg):
+        started = set(threading.enumerate()) - before
+        assert len(started) == 1  # the manager's own thread: no watcher or timer threads
+
+
+def test_without_inotify_watchdog_watches(
+    make_config: MakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_inotify(directory: Path) -> None:
+        raise InotifyUnavailableError("inotify is not available")
+
+    monkeypatch.setattr(manager_module, "DirWatch", no_inotify)
+    cfg = make_config()
+    cfg.load()
+    before = threading.active_count()
+    with running(cfg):
+        waiter = cfg.wait_for_config_change()
+        replace_file(cfg.state_path, _state("seen-by-watchdog"))
+        assert waiter.wait(3)
+        assert cfg.api_key() == "seen-by-watchdog"
+    time.sleep(0.2)
+    assert threading.active_count() <= before  # the observer stopped with the manager
+
+
+def test_a_removed_directory_reloads_at_once_then_the_timer_goes_on(
+    make_config: MakeConfig,
+) -> None:
+    cfg = make_config()
+    cfg.load()
+    with running(cfg, debounce=60, first_reload=60) as manager:
+        shutil.rmtree(cfg.env_dir)
+        deadline = time.monotonic() + 5
+        while manager.reloads < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert manager.reloads >= 1  # neither the debounce nor the timer: the watch is gone
+
+
+RELEVANCE = [
+    (IN_CLOSE_WRITE, "state.json", True),
+    (IN_MODIFY, "state.json", True),
+    (IN_CREATE, "state.json", True),
+    (IN_MOVED_TO, "state.json", True),
+    (IN_MOVED_FROM, "state.json", True),
+    (IN_MOVED_FROM, "state.json.tmp", True),  # the atomic replace, seen from its source
+    (IN_MOVED_TO, "state.json.tmp", True),
+    (IN_CREATE, "state.json.tmp", False),  # writing the new file is not the change yet
+    (IN_MODIFY, "state.json.tmp", False),
+    (IN_CLOSE_WRITE, "cert.pem", False),
+    (IN_MOVED_TO, "other.tmp", False),
+    (IN_CREATE | IN_ISDIR, "state.json", False),
+]
+
+
+@pytest.mark.parametrize(("mask", "name", "relevant"), RELEVANCE)
+def test_which_events_are_relevant(mask: int, name: str, relevant: bool) -> None:
+    assert is_relevant_event(DirEvent(mask, name)) is relevant
+
+
+def test_watch_news_takes_the_most_urgent_event() -> None:
+    changed = DirEvent(IN_CLOSE_WRITE, "state.json")
+    other = DirEvent(IN_CLOSE_WRITE, "cert.pem")
+    assert watch_news([]) is WatchNews.NOTHING
+    assert watch_news([other]) is WatchNews.NOTHING
+    assert watch_news([other, changed]) is WatchNews.CHANGED
+    assert watch_news([changed, DirEvent(IN_Q_OVERFLOW, "")]) is WatchNews.LOST_EVENTS
+    assert watch_news([DirEvent(IN_Q_OVERFLOW, ""), DirEvent(IN_IGNORED, "")]) is WatchNews.GONE

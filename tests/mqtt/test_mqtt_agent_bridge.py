@@ -24,7 +24,7 @@ from mqtt_testkit import (
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.depenv import DeploymentEnv
 from ntpmon.agent.monitor.check import check_host
-from ntpmon.agent.mqtt import AgentMqttBridge, monitor_bridge
+from ntpmon.agent.mqttbridge import AgentMqttBridge, monitor_bridge
 from ntpmon.agent.scope import Scope
 from ntpmon.api.ca import EmbeddedCA
 from ntpmon.common.environments import DeployEnv

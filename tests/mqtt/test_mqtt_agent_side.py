@@ -14,12 +14,12 @@ from opentelemetry import trace
 
 from ntpmon.agent.monitor.check import ProbeConfig, check_host
 from ntpmon.agent.mqtt import (
-    adhoc_probe,
     go_rfc3339_nano,
     ntp_reply,
     ntp_response_json,
     parse_ntp_request,
 )
+from ntpmon.agent.mqttbridge import adhoc_probe
 from ntpmon.agent.ntp import NTPResponse
 from ntpmon.mqttcm.connection import parent_context, publish_properties
 from ntpmon.mqttcm.topics import Topics

@@ -6,6 +6,7 @@ kiss-o'-death and bad stratum, the sample count and spacing, and the source-addr
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 from datetime import UTC, datetime
 
@@ -301,3 +302,24 @@ def test_an_unexpected_query_failure_is_a_failed_sample_not_a_crash() -> None:
     )
     assert error == "query bug"
     assert status is not None and status.no_response and response is None
+
+
+def test_probes_leave_nothing_behind() -> None:
+    """The probe's instruments are made once: a long-running agent does not grow per query.
+
+    Each probe used to ask the global meter for a new counter, and OpenTelemetry's proxy
+    provider keeps every meter and instrument it hands out (~600 bytes per query).
+    """
+
+    def refused(host: str, **kwargs: object) -> ntp.NTPResponse:
+        raise ntp.NTPNetworkError("read: connection refused")
+
+    cfg = ProbeConfig(samples=3, ip="192.0.2.9")  # with a source address: nothing is logged
+    for _ in range(20):  # first-call caches (logging, tracing) settle
+        check_host("192.0.2.1", cfg, query=refused, sleep=no_sleep)
+    gc.collect()
+    before = len(gc.get_objects())
+    for _ in range(300):
+        check_host("192.0.2.1", cfg, query=refused, sleep=no_sleep)
+    gc.collect()
+    assert len(gc.get_objects()) - before < 100  # 1,200 queries; a leak adds thousands

@@ -36,6 +36,9 @@ def _run_light_monitor(argv: list[str]) -> int | None:
         return None
 
     def run() -> None:
+        from ntpmon.agent.footprint import import_grpc_without_asyncio
+
+        import_grpc_without_asyncio()  # before anything imports grpc
         from ntpmon.agent.globalopts import apply_root
         from ntpmon.agent.monitorcmd import monitor_command
 

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 
+from ntpmon.agent.instruments import LOCAL_CHECK_TIME, LOCAL_CHECK_UP
 from ntpmon.agent.ipaddr import IPAddress, as_ip
 from ntpmon.agent.monitor.check import CheckResult, check_host
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import ServerStatus
@@ -166,13 +167,10 @@ class LocalOK:
 
             outcomes = self._probe_all(targets, cfg)
             failures = 0
-            meter = metrics.get_meter("monitor.client")
-            up_gauge = meter.create_gauge("monitor.local_check_up")
-            time_gauge = meter.create_gauge("monitor.local_check_time")
             for (name, addr), (started, (ok, reason)) in zip(targets, outcomes, strict=True):
                 attrs = {"host": name, "ip_version": version}
-                up_gauge.set(1 if ok else 0, attrs)
-                time_gauge.set(started, attrs)
+                LOCAL_CHECK_UP.set(1 if ok else 0, attrs)
+                LOCAL_CHECK_TIME.set(started, attrs)
                 if not ok:
                     failures += 1
                     log.warning(

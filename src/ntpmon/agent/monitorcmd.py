@@ -8,7 +8,7 @@ import signal
 from ntpmon.agent import options as opts
 from ntpmon.agent.footprint import limit_malloc_arenas, settle_after_start_up
 from ntpmon.agent.globalopts import Globals, open_app_config
-from ntpmon.agent.mqtt import monitor_bridge
+from ntpmon.agent.mqttbridge import monitor_bridge
 from ntpmon.agent.runner import MonitorOptions, run_monitor
 from ntpmon.agent.scope import Scope
 

@@ -8,6 +8,9 @@
   in ``check_host`` with the config of the family that matches the target.
 * The shared :class:`TakeoverState`: workers call :meth:`AgentMqtt.wait_ntp_allowed` before
   each retry cycle; while another process holds our MQTT session, NTP work pauses.
+
+The runner's seam (``AgentMqttBridge``, ``adhoc_probe``) lives in ``ntpmon.agent.mqttbridge``,
+which imports this module (and paho-mqtt) only once a broker is configured.
 """
 
 from __future__ import annotations
@@ -18,21 +21,19 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as paho
 from opentelemetry import trace
 
-from ntpmon.agent.config.checkconfig import CheckConfig, MQTTSettings, apply_response
-from ntpmon.agent.scope import Scope
-from ntpmon.agent.worker import WorkerHooks
+from ntpmon.agent.mqttbridge import AdhocProbe, CheckOutcome, IPAddress
 from ntpmon.common.clock import Clock, SystemClock
-from ntpmon.common.environments import DeployEnv, parse_env
+from ntpmon.common.environments import DeployEnv
 from ntpmon.mqttcm.connection import (
     BrokerEndpoint,
     ConnectionManager,
@@ -48,24 +49,11 @@ from ntpmon.mqttcm.status import encode_status, make_status
 from ntpmon.mqttcm.takeover import TakeoverState
 from ntpmon.mqttcm.tlsconfig import broker_tls_context
 from ntpmon.mqttcm.topics import TopicError, Topics, client_id_from_name
-from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# (status, response, error) as returned by ntpmon.agent.monitor.check.check_host
-CheckOutcome = tuple[Any, Any, str | None]
-AdhocProbe = Callable[[IPAddress], CheckOutcome | None]
-
 STATUS_EXPIRY_S = 86400
 REQUEST_BUDGET_S = 5.0
-
-
-class ProbeConfig(Protocol):
-    """What :func:`adhoc_probe` needs of a worker's config (``CheckConfig`` fits)."""
-
-    samples: int
-    ip: IPAddress | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,28 +123,6 @@ def parse_ntp_request(payload: bytes) -> IPAddress:
     if not isinstance(doc, dict) or not isinstance(doc.get("IP"), str):
         raise ValueError("request has no IP")
     return ipaddress.ip_address(doc["IP"])
-
-
-def adhoc_probe(
-    configs: Callable[[], Sequence[ProbeConfig]],
-    check: Callable[[IPAddress, Any], CheckOutcome],
-) -> AdhocProbe:
-    """The ad-hoc probe the runner hands to :class:`AgentMqtt`.
-
-    It uses the config of the worker whose family matches the target (upstream used whichever
-    was fetched last [QUIRK fixed]), falls back to any config, and probes with one sample on a
-    copy (upstream mutated the shared config [QUIRK fixed]). No config yet → None (dropped).
-    """
-
-    def probe(ip: IPAddress) -> CheckOutcome | None:
-        available = list(configs())
-        if not available:
-            return None
-        same_family = [c for c in available if c.ip is not None and c.ip.version == ip.version]
-        cfg = (same_family or available)[0]
-        return check(ip, replace(cfg, samples=1))  # type: ignore[type-var]
-
-    return probe
 
 
 class AgentMqtt:
@@ -332,7 +298,7 @@ class AgentMqtt:
         self.connection.publish(topic, payload, qos=0, retain=False, properties=props)
 
 
-# -- the seam of ``run_monitor`` (WorkerHooks + a background task) ----------------------------
+# -- TLS for the broker (``ntpmon.agent.mqttbridge`` builds it) ------------------------------
 def agent_tls_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSLContext:
     """System roots plus the monitor CA (``ca.pem``, when present); our client certificate."""
     context = broker_tls_context()
@@ -340,134 +306,3 @@ def agent_tls_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSL
         context.load_verify_locations(cafile=str(ca_file))
     context.load_cert_chain(str(cert_file), str(key_file))
     return context
-
-
-class AgentMqttBridge:
-    """Connects :class:`AgentMqtt` to the agent runner without the runner knowing MQTT.
-
-    * ``on_config`` (every worker's GetConfig answer) keeps each family's probe config and the
-      MQTT settings (host, port, JWT; the prefix field is ignored, agent.md §13.1);
-    * ``wait_if_paused`` is the takeover gate of the workers (§13.6);
-    * ``run`` is the background task: once an MQTT config is known it starts the client (host
-      and port read once), and stops it when the scope is cancelled.
-
-    ``tls`` builds the broker TLS context; None means plain TCP (devel only, the caller decides).
-    """
-
-    def __init__(
-        self,
-        env: DeployEnv,
-        tls_name: Callable[[], str],
-        tls: Callable[[], ssl.SSLContext] | None,
-        *,
-        check: Callable[[IPAddress, Any], CheckOutcome],
-        port: int = 123,
-        allow_loopback: bool = False,
-        takeover: TakeoverState | None = None,
-        topic_prefix: str = "",
-        version: str | None = None,
-    ) -> None:
-        self.env = env
-        self.takeover = takeover or TakeoverState()
-        self._tls_name = tls_name
-        self.tls_factory = tls
-        self._check = check
-        self._base = CheckConfig(port=port, allow_loopback=allow_loopback)
-        self._topic_prefix = topic_prefix
-        self._version = version
-        self._lock = threading.Lock()
-        self._configs: dict[int, CheckConfig] = {}
-        self._mqtt: MQTTSettings | None = None
-        self._mqtt_known = threading.Event()
-        self.client: AgentMqtt | None = None
-
-    def hooks(self) -> WorkerHooks:
-        return WorkerHooks(on_config=self.on_config, wait_if_paused=self.wait_if_paused)
-
-    def on_config(self, family: int, resp: pb.GetConfigResponse) -> None:
-        with self._lock:
-            cfg = apply_response(self._configs.get(family, self._base), resp)
-            self._configs[family] = cfg
-            if cfg.mqtt is not None and cfg.mqtt.host:
-                self._mqtt = cfg.mqtt
-        if self._mqtt is not None:
-            self._mqtt_known.set()
-
-    def configs(self) -> list[CheckConfig]:
-        with self._lock:
-            return [self._configs[f] for f in sorted(self._configs)]
-
-    def jwt(self) -> bytes:
-        with self._lock:
-            return self._mqtt.jwt if self._mqtt is not None else b""
-
-    def wait_if_paused(self, scope: Scope) -> None:
-        if not self.takeover.in_backoff():
-            return
-        log.warning("pausing NTP work: MQTT session taken over by another client")
-        remove = scope.on_cancel(self.takeover.wake)
-        try:
-            self.takeover.wait_recovered(None, cancelled=lambda: scope.cancelled)
-        finally:
-            remove()
-
-    def run(self, _cfg: object, scope: Scope) -> None:
-        """Background task for ``run_monitor``: start once MQTT is configured, stop on cancel."""
-        remove = scope.on_cancel(self._mqtt_known.set)
-        try:
-            self._mqtt_known.wait()
-        finally:
-            remove()
-        if scope.cancelled:
-            return
-        with self._lock:
-            settings = self._mqtt
-        assert settings is not None
-        endpoint = BrokerEndpoint(
-            settings.host, settings.port, self.tls_factory() if self.tls_factory else None
-        )
-        options = AgentMqttOptions(
-            env=self.env,
-            name=self._tls_name(),
-            endpoint=endpoint,
-            topic_prefix=self._topic_prefix,
-            version=self._version,
-        )
-        self.client = AgentMqtt(
-            options, self.jwt, adhoc_probe(self.configs, self._check), takeover=self.takeover
-        )
-        self.client.start()
-        try:
-            scope.wait()
-        finally:
-            self.client.stop()
-
-
-def monitor_bridge(
-    cfg: Any, env: str, *, port: int, allow_loopback: bool, environ: Mapping[str, str]
-) -> AgentMqttBridge:
-    """The bridge ``ntppool-agent monitor`` uses: ``cfg`` is its ``AppConfig``.
-
-    TLS with the state directory's client certificate (system roots plus ``ca.pem``); with env
-    ``devel`` and ``MONITOR_MQTT_PLAIN=true``, plain TCP for a broker on loopback.
-    """
-    from ntpmon.agent.monitor.check import check_host
-
-    deploy_env = parse_env(env)
-    plain = deploy_env is DeployEnv.DEVEL and environ.get("MONITOR_MQTT_PLAIN", "").lower() in {
-        "1",
-        "true",
-        "yes",
-    }
-
-    def tls() -> ssl.SSLContext:
-        return agent_tls_context(cfg.ca_path, cfg.cert_path, cfg.key_path)
-
-    return AgentMqttBridge(
-        deploy_env,
-        cfg.tls_name,
-        None if plain else tls,
-        check=check_host,
-        port=port,
-        allow_loopback=allow_loopback,
-    )

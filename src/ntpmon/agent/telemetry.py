@@ -24,6 +24,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import Span
 
+from ntpmon.agent.instruments import INSTRUMENTATION
 from ntpmon.common.logsetup import LogLevelError, parse_level
 from ntpmon.common.version import version
 
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "ntppool-agent"
-INSTRUMENTATION = "monitor.client"
 
 
 class ContextOnlyTracer(trace.Tracer):

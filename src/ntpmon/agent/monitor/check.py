@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import trace
+from opentelemetry.metrics import Counter
 
 from ntpmon.agent import ntp, ntpwire
+from ntpmon.agent.instruments import NTP_QUERIES_SENT, SERVERS_CHECKED
 from ntpmon.agent.ipaddr import IPAddress, as_ip, is_loopback, is_multicast, is_private
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import Server, ServerStatus
 
@@ -162,8 +164,7 @@ def probe_source(cfg: Any) -> IPAddress | None:
     return as_ip(getattr(cfg, "ip_nat", None)) or ip
 
 
-def _record(name: str, ip: IPAddress) -> None:
-    counter = metrics.get_meter("monitor.client").create_counter(name)
+def _record(counter: Counter, ip: IPAddress) -> None:
     counter.add(1, {"ip_version": f"ipv{ip.version}"})
 
 
@@ -185,7 +186,7 @@ def check_host(
     source = probe_source(cfg)
     addr = as_ip(ip)
     if addr is not None:
-        _record("monitor.servers_checked_total", addr)
+        _record(SERVERS_CHECKED, addr)
     rejection = address_rejection(addr, allow_loopback=bool(getattr(cfg, "allow_loopback", False)))
     if rejection is not None or addr is None:
         return None, None, rejection or "invalid IP"
@@ -201,7 +202,7 @@ def check_host(
         for i in range(samples_wanted):
             if i > 0:
                 sleep(SAMPLE_SPACING_S)
-            _record("monitor.ntp_queries_sent_total", addr)
+            _record(NTP_QUERIES_SENT, addr)
             try:
                 response = query(
                     str(addr), timeout=ntp.DEFAULT_TIMEOUT, local_address=local_address, **extra

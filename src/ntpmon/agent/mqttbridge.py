@@ -1,0 +1,199 @@
+"""The MQTT seam of ``ntppool-agent monitor`` (agent.md §13), without the MQTT client itself.
+
+The runner needs the bridge from the start (worker hooks, the background task), but the client,
+paho-mqtt and the connection manager (~1.7 MB resident, docs/agent.md, Memory footprint) only
+once a GetConfig answer names a broker: :meth:`AgentMqttBridge.run` imports
+:mod:`ntpmon.agent.mqtt` then. An agent without MQTT never loads them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ntpmon.agent.config.checkconfig import CheckConfig, MQTTSettings, apply_response
+from ntpmon.agent.scope import Scope
+from ntpmon.agent.worker import WorkerHooks
+from ntpmon.common.environments import DeployEnv, parse_env
+from ntpmon.mqttcm.takeover import TakeoverState
+from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
+
+if TYPE_CHECKING:
+    from ntpmon.agent.mqtt import AgentMqtt
+
+log = logging.getLogger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# (status, response, error) as returned by ntpmon.agent.monitor.check.check_host
+CheckOutcome = tuple[Any, Any, str | None]
+AdhocProbe = Callable[[IPAddress], CheckOutcome | None]
+
+
+class ProbeConfig(Protocol):
+    """What :func:`adhoc_probe` needs of a worker's config (``CheckConfig`` fits)."""
+
+    samples: int
+    ip: IPAddress | None
+
+
+def adhoc_probe(
+    configs: Callable[[], Sequence[ProbeConfig]],
+    check: Callable[[IPAddress, Any], CheckOutcome],
+) -> AdhocProbe:
+    """The ad-hoc probe the runner hands to :class:`AgentMqtt`.
+
+    It uses the config of the worker whose family matches the target (upstream used whichever
+    was fetched last [QUIRK fixed]), falls back to any config, and probes with one sample on a
+    copy (upstream mutated the shared config [QUIRK fixed]). No config yet → None (dropped).
+    """
+
+    def probe(ip: IPAddress) -> CheckOutcome | None:
+        available = list(configs())
+        if not available:
+            return None
+        same_family = [c for c in available if c.ip is not None and c.ip.version == ip.version]
+        cfg = (same_family or available)[0]
+        return check(ip, replace(cfg, samples=1))  # type: ignore[type-var]
+
+    return probe
+
+
+class AgentMqttBridge:
+    """Connects :class:`AgentMqtt` to the agent runner without the runner knowing MQTT.
+
+    * ``on_config`` (every worker's GetConfig answer) keeps each family's probe config and the
+      MQTT settings (host, port, JWT; the prefix field is ignored, agent.md §13.1);
+    * ``wait_if_paused`` is the takeover gate of the workers (§13.6);
+    * ``run`` is the background task: once an MQTT config is known it starts the client (host
+      and port read once), and stops it when the scope is cancelled.
+
+    ``tls`` builds the broker TLS context; None means plain TCP (devel only, the caller decides).
+    """
+
+    def __init__(
+        self,
+        env: DeployEnv,
+        tls_name: Callable[[], str],
+        tls: Callable[[], ssl.SSLContext] | None,
+        *,
+        check: Callable[[IPAddress, Any], CheckOutcome],
+        port: int = 123,
+        allow_loopback: bool = False,
+        takeover: TakeoverState | None = None,
+        topic_prefix: str = "",
+        version: str | None = None,
+    ) -> None:
+        self.env = env
+        self.takeover = takeover or TakeoverState()
+        self._tls_name = tls_name
+        self.tls_factory = tls
+        self._check = check
+        self._base = CheckConfig(port=port, allow_loopback=allow_loopback)
+        self._topic_prefix = topic_prefix
+        self._version = version
+        self._lock = threading.Lock()
+        self._configs: dict[int, CheckConfig] = {}
+        self._mqtt: MQTTSettings | None = None
+        self._mqtt_known = threading.Event()
+        self.client: AgentMqtt | None = None
+
+    def hooks(self) -> WorkerHooks:
+        return WorkerHooks(on_config=self.on_config, wait_if_paused=self.wait_if_paused)
+
+    def on_config(self, family: int, resp: pb.GetConfigResponse) -> None:
+        with self._lock:
+            cfg = apply_response(self._configs.get(family, self._base), resp)
+            self._configs[family] = cfg
+            if cfg.mqtt is not None and cfg.mqtt.host:
+                self._mqtt = cfg.mqtt
+        if self._mqtt is not None:
+            self._mqtt_known.set()
+
+    def configs(self) -> list[CheckConfig]:
+        with self._lock:
+            return [self._configs[f] for f in sorted(self._configs)]
+
+    def jwt(self) -> bytes:
+        with self._lock:
+            return self._mqtt.jwt if self._mqtt is not None else b""
+
+    def wait_if_paused(self, scope: Scope) -> None:
+        if not self.takeover.in_backoff():
+            return
+        log.warning("pausing NTP work: MQTT session taken over by another client")
+        remove = scope.on_cancel(self.takeover.wake)
+        try:
+            self.takeover.wait_recovered(None, cancelled=lambda: scope.cancelled)
+        finally:
+            remove()
+
+    def run(self, _cfg: object, scope: Scope) -> None:
+        """Background task for ``run_monitor``: start once MQTT is configured, stop on cancel."""
+        remove = scope.on_cancel(self._mqtt_known.set)
+        try:
+            self._mqtt_known.wait()
+        finally:
+            remove()
+        if scope.cancelled:
+            return
+        with self._lock:
+            settings = self._mqtt
+        assert settings is not None
+        from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions  # paho: only now
+        from ntpmon.mqttcm.connection import BrokerEndpoint
+
+        endpoint = BrokerEndpoint(
+            settings.host, settings.port, self.tls_factory() if self.tls_factory else None
+        )
+        options = AgentMqttOptions(
+            env=self.env,
+            name=self._tls_name(),
+            endpoint=endpoint,
+            topic_prefix=self._topic_prefix,
+            version=self._version,
+        )
+        self.client = AgentMqtt(
+            options, self.jwt, adhoc_probe(self.configs, self._check), takeover=self.takeover
+        )
+        self.client.start()
+        try:
+            scope.wait()
+        finally:
+            self.client.stop()
+
+
+def monitor_bridge(
+    cfg: Any, env: str, *, port: int, allow_loopback: bool, environ: Mapping[str, str]
+) -> AgentMqttBridge:
+    """The bridge ``ntppool-agent monitor`` uses: ``cfg`` is its ``AppConfig``.
+
+    TLS with the state directory's client certificate (system roots plus ``ca.pem``); with env
+    ``devel`` and ``MONITOR_MQTT_PLAIN=true``, plain TCP for a broker on loopback.
+    """
+    from ntpmon.agent.monitor.check import check_host
+
+    deploy_env = parse_env(env)
+    plain = deploy_env is DeployEnv.DEVEL and environ.get("MONITOR_MQTT_PLAIN", "").lower() in {
+        "1",
+        "true",
+        "yes",
+    }
+
+    def tls() -> ssl.SSLContext:
+        from ntpmon.agent.mqtt import agent_tls_context
+
+        return agent_tls_context(cfg.ca_path, cfg.cert_path, cfg.key_path)
+
+    return AgentMqttBridge(
+        deploy_env,
+        cfg.tls_name,
+        None if plain else tls,
+        check=check_host,
+        port=port,
+        allow_loopback=allow_loopback,
+    )
