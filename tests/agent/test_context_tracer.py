@@ -1,6 +1,6 @@
 """Without an OTLP endpoint the agent's spans come from a context-only tracer: they carry a
 valid, sampled trace context like the SDK's (RPC metadata joins monitor-api's logs) and the
-SDK stays unloaded (docs/agent.md, Footprint)."""
+SDK stays unloaded (docs/agent.md, Memory footprint)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The stdlib certificate parsing that replaced ``cryptography`` in the agent: the dates equal
 cryptography's reading for both ASN.1 time types, chains are read at their leaf, and bad input
-is refused with the same messages (agent.md §6.2; docs/agent.md, Footprint)."""
+is refused with the same messages (agent.md §6.2; docs/agent.md, Memory footprint)."""
 
 from __future__ import annotations
 

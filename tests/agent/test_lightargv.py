@@ -1,5 +1,5 @@
 """The light ``monitor`` parser agrees with click's parse of the typer app, and hands every
-other command line to typer (docs/agent.md, Footprint)."""
+other command line to typer (docs/agent.md, Memory footprint)."""
 
 from __future__ import annotations
 

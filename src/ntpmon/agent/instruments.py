@@ -3,7 +3,7 @@
 
 OpenTelemetry keeps every proxy meter and proxy instrument that its global provider hands out,
 so that a later ``set_meter_provider`` can reach them. ``get_meter(...).create_counter(...)`` on
-every probe (as before) therefore grew the agent by ~600 bytes per NTP query, ~8 MB an hour
+every probe (as before) therefore grew the agent by ~600 bytes per NTP query, ~7 MB an hour
 at 500 servers (docs/agent.md, Memory footprint). Instruments are meant to be made once and
 shared, like loggers, so these are module-level.
 """

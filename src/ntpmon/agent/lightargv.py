@@ -1,4 +1,4 @@
-"""A plain ``monitor`` command line, parsed without typer (docs/agent.md, Footprint).
+"""A plain ``monitor`` command line, parsed without typer (docs/agent.md, Memory footprint).
 
 typer, click and the pydantic that typer loads to convert values cost the long-running
 ``monitor`` process ~15 MB, half the memory target, for parsing a dozen words once. This parser

@@ -1,7 +1,7 @@
 """The MQTT seam of ``ntppool-agent monitor`` (agent.md §13), without the MQTT client itself.
 
 The runner needs the bridge from the start (worker hooks, the background task), but the client,
-paho-mqtt and the connection manager (~1.7 MB resident, docs/agent.md, Memory footprint) only
+paho-mqtt and the connection manager (~1.2 MB resident, docs/agent.md, Memory footprint) only
 once a GetConfig answer names a broker: :meth:`AgentMqttBridge.run` imports
 :mod:`ntpmon.agent.mqtt` then. An agent without MQTT never loads them.
 """

@@ -3,7 +3,7 @@ only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is configured; otherwise spans still c
 context into every RPC so monitor-api's logs can be joined with the agent's.
 
 Providers are owned by the Telemetry object (not installed globally) so tests and several
-agents in one process do not share state. The SDK (~2.4 MB of RSS, docs/agent.md, Footprint)
+agents in one process do not share state. The SDK (~2.4 MB of RSS, docs/agent.md, Memory footprint)
 is loaded only when something consumes its data: an OTLP endpoint or a metric reader. Otherwise
 a context-only tracer and the API's no-op meter do the job at no cost.
 """

@@ -4,7 +4,7 @@ Renewal at two thirds of the lifetime leaves a third of it to ride out API outag
 
 Parsing uses the standard library's OpenSSL (already loaded for HTTPS) and a small DER reader
 for the dates, not ``cryptography``: that package alone would cost the long-running
-``monitor`` process ~9 MB of RSS (docs/agent.md, Footprint). OpenSSL's ``load_cert_chain`` is
+``monitor`` process ~9 MB of RSS (docs/agent.md, Memory footprint). OpenSSL's ``load_cert_chain`` is
 also the check TLS itself makes: the key parses and its public half matches the certificate.
 """
 
