@@ -159,7 +159,8 @@ CREATE TABLE IF NOT EXISTS server_scores (
   KEY idx_constraint_violation (constraint_violation_type, constraint_violation_since),
   KEY idx_paused_monitors (status, last_constraint_check, pause_reason),
   KEY monitor_id (monitor_id, server_id),
-  KEY monitor_id_2 (monitor_id, score_ts)
+  KEY monitor_id_2 (monitor_id, score_ts),
+  KEY monitor_queue (monitor_id, queue_ts)
 )ENGINE=InnoDB CHARSET=utf8mb3;
 
 CREATE TABLE IF NOT EXISTS servers_monitor_review (

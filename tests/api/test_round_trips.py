@@ -1,10 +1,10 @@
-"""A SubmitResults batch costs the same number of statements whatever its size."""
+"""A SubmitResults batch costs the same number of round trips whatever its size."""
 
 from __future__ import annotations
 
 import pytest
 from api_testkit import MONITOR_IP, MONITOR_NAME, seed, status_for
-from sqlalchemy import event, update
+from sqlalchemy import update
 
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.service import CallInfo, MonitorService
@@ -12,22 +12,16 @@ from ntpmon.api.tickets import StaticKeyring, TicketSigner
 from ntpmon.db import admin
 from ntpmon.db.tables import monitors, servers
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
+from ntpmon.testing.roundtrips import counting_round_trips
 
 pytestmark = pytest.mark.db
 
 
-def _statements(db, fn) -> int:
-    count = [0]
-
-    def counter(*_args: object) -> None:
-        count[0] += 1
-
-    event.listen(db, "before_cursor_execute", counter)
-    try:
+def _round_trips(db, fn) -> dict[str, int]:
+    with counting_round_trips(db) as counts:
         fn()
-    finally:
-        event.remove(db, "before_cursor_execute", counter)
-    return count[0]
+    counts.pop("PING", None)  # the test engine's pool pings at checkout; the server's does not
+    return dict(counts)
 
 
 @pytest.mark.parametrize("stratum_changes", [False, True])
@@ -55,8 +49,34 @@ def test_statements_per_batch_do_not_grow_with_its_size(db, clock, stratum_chang
             list=[status_for(s) for s in batch.servers[:size]],
         )
         assert len(request.list) == size
-        counts[size] = _statements(db, lambda r=request: service.submit_results(r, call))
-    # lookup, guarded last_submit, read of servers + assignments, CASE update, insert;
+        counts[size] = _round_trips(db, lambda r=request: service.submit_results(r, call))
+    # lookup, guarded last_submit, read of servers + assignments, CASE update, insert, commit;
     # plus the servers' strata when they change, plus SQLite's explicit BEGIN IMMEDIATE
-    expected = 5 + stratum_changes + (db.dialect.name == "sqlite")
+    expected = {"SELECT": 2, "UPDATE": 2 + stratum_changes, "INSERT": 1, "COMMIT": 1}
+    if db.dialect.name == "sqlite":
+        expected["BEGIN"] = 1
     assert counts == {1: expected, 10: expected, 50: expected}
+
+
+@pytest.mark.parametrize(
+    ("due", "expected"),
+    [
+        # lookup, last_seen, selection, queue stamp, commit
+        (True, {"SELECT": 2, "UPDATE": 2, "COMMIT": 1}),
+        # nothing due: no queue stamp
+        (False, {"SELECT": 2, "UPDATE": 1, "COMMIT": 1}),
+    ],
+    ids=["servers due", "nothing due"],
+)
+def test_get_servers_round_trips(db, clock, due, expected):
+    seed(db, clock)
+    service = MonitorService(db, TicketSigner(StaticKeyring({1: b"k"})), clock, ApiMetrics())
+    call = CallInfo(MONITOR_NAME, "ntppool-agent/v4.1.5")
+    request = pb.GetServersRequest(mon_id=MONITOR_IP)
+    assert len(service.get_servers(request, call).servers) == 3  # and the settings are cached
+    if due:
+        clock.advance(3 * 3600)
+    counts = _round_trips(db, lambda: service.get_servers(request, call))
+    if db.dialect.name == "sqlite":
+        expected = {**expected, "BEGIN": 1}
+    assert counts == expected

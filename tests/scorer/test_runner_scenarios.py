@@ -297,3 +297,22 @@ def test_a_stop_request_starts_no_further_batch(world: World) -> None:
     stop.set()
     assert world.runner().run(stop) == 0
     assert world.cursor(RM) == world.cursor(EV) == world.seed_id
+
+
+def test_one_scorer_failing_leaves_the_others_batch_committed(db, clock) -> None:  # type: ignore[no-untyped-def]
+    """every (first in name order) commits its batch; recentmedian's error is raised and its
+    cursor stays put."""
+    from .conftest import EV, S3, build_world
+
+    world = build_world(db, clock, scorers=(EV, RM))
+    world.assign(S3, M4, "paused")
+    world.log(S1, M3, 19.0, 1.0, world.now - timedelta(minutes=11))
+    last = world.log(S3, M4, 5.0, -1.0, world.now - timedelta(minutes=10))
+    runner = world.runner()
+    with pytest.raises(BatchError, match=f'scorer "recentmedian": no recent scores found for {S3}'):
+        runner.run()
+    assert world.cursor(RM) == world.seed_id
+    assert world.outputs(RM) == []
+    assert world.cursor(EV) == last
+    assert len(world.outputs(EV)) == 2
+    assert runner.metrics.plain.errors == 1

@@ -12,6 +12,7 @@ import typer
 
 from ntpmon.api.admin_cli import build_admin_app
 from ntpmon.api.ca import CAError, EmbeddedCA
+from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.common.cli import entry_point
 from ntpmon.common.dbcli import DsnOption, build_db_app
 from ntpmon.common.environments import DeployEnv, parse_env
@@ -184,7 +185,7 @@ def server(  # noqa: PLR0917 - typer options
         str, typer.Option(help="internal HTTP API (ad-hoc checks), no authentication")
     ] = "127.0.0.1:8095",
     grace: Annotated[float, typer.Option(help="seconds in-flight RPCs get at shutdown")] = 10.0,
-    max_workers: Annotated[int, typer.Option(help="gRPC handler threads")] = 16,
+    max_workers: Annotated[int, typer.Option(help="gRPC handler threads")] = DEFAULT_WORKERS,
     processes: Annotated[
         int, typer.Option(min=1, help="processes serving the gRPC listener (SO_REUSEPORT)")
     ] = 1,
@@ -207,7 +208,7 @@ def server(  # noqa: PLR0917 - typer options
     from datetime import timedelta
 
     from ntpmon.api.runner import MonitorApiServer, ServerOptions
-    from ntpmon.api.service import MqttSettings
+    from ntpmon.api.service import PING_AFTER_IDLE, MqttSettings
     from ntpmon.db.engine import open_database
 
     setup_logging(log_level)
@@ -219,6 +220,7 @@ def server(  # noqa: PLR0917 - typer options
         create=True,
         pool_size=max_workers,
         max_overflow=MANAGEMENT_CONNECTIONS,
+        ping_after_idle=PING_AFTER_IDLE,
     )
     options = ServerOptions(
         engine=engine,

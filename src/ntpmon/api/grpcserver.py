@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from sqlalchemy.exc import SQLAlchemyError
 
+from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.api.identity import MISSING_NAME, monitor_name_from_cert
 from ntpmon.api.jwtauth import InvalidTokenError, JwtVerifier, bearer_token
 from ntpmon.api.metrics import ApiMetrics
@@ -182,7 +183,7 @@ class GrpcListener:
         tls: TlsMaterial,
         address: str,
         *,
-        max_workers: int = 32,
+        max_workers: int = DEFAULT_WORKERS,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         require_client_cert: bool = True,
         reuse_port: bool = False,

@@ -145,7 +145,7 @@ def serve(spec: WorkerSpec) -> None:
     from ntpmon.api.ca import EmbeddedCA
     from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
     from ntpmon.api.metrics import ApiMetrics
-    from ntpmon.api.service import MonitorService, MqttSettings
+    from ntpmon.api.service import PING_AFTER_IDLE, MonitorService, MqttSettings
     from ntpmon.api.ticketkeys import keyring_for
     from ntpmon.api.tickets import TicketSigner
     from ntpmon.api.tracing import tracer_from_environment
@@ -167,6 +167,7 @@ def serve(spec: WorkerSpec) -> None:
         default_sqlite=data_dir / "ntpmon.sqlite",
         pool_size=spec.max_workers,
         max_overflow=0,
+        ping_after_idle=PING_AFTER_IDLE,
     )
     clock = SystemClock()
     metrics = ApiMetrics()

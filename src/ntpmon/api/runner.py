@@ -27,6 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
+from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
 from ntpmon.api.grpcworker import WorkerPool, WorkerSpec
 from ntpmon.api.jwtauth import JwtVerifier
@@ -67,7 +68,7 @@ class ServerOptions:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     mqtt_server: MqttServerOptions | None = None  # the MQTT side + internal API (off: None)
     grace: float = 10.0
-    max_workers: int = 32
+    max_workers: int = DEFAULT_WORKERS
     clock: Clock = field(default_factory=SystemClock)
     processes: int = 1  # processes serving the gRPC listener (N-1 spawned workers)
     dsn: str | None = None  # how workers reach the database (as given on the command line)

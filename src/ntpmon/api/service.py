@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 FUTURE_BATCH_SLACK = timedelta(minutes=1)
 SETTINGS_TTL = 5.0  # seconds an edited system setting may take to apply
 BATCH_RETRY = RetryPolicy(initial=0.05, factor=2.0, max_interval=0.2, max_elapsed=0.3)
+# The pool pings a connection only after this long unused (not per RPC); a connection that
+# breaks anyway fails as a connection error, which BATCH_RETRY retries on a fresh one.
+PING_AFTER_IDLE = 1.0
 
 
 @dataclass(frozen=True, slots=True)

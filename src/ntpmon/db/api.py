@@ -1,19 +1,20 @@
 """monitor-api's queries (spec/database.md §4.2, Q6-Q15), in the shapes the RPCs need.
 
-SubmitResults costs a fixed number of round trips whatever the batch size: one guarded
-``last_submit`` update that also serialises concurrent batches of a monitor, one read of every
-(server, assignment) pair by an IN list, one CASE update of the assignments, at most one of the
-servers' strata, and one multi-row insert into ``log_scores``.
+SubmitResults costs a fixed number of round trips whatever the batch size: the lookup, one
+guarded ``last_submit`` update that also serialises concurrent batches of a monitor, one read
+of every (server, assignment) pair by an IN list, one CASE update of the assignments, at most
+one of the servers' strata, one multi-row insert into ``log_scores`` and the commit.
 
 The statements every RPC runs are built once, at import, with named bind parameters (IN lists
-as expanding parameters): building a Core statement per call cost more CPU than running it,
-and a prebuilt statement also keeps its cache key, so SQLAlchemy's compiled cache is hit
-without re-walking the expression tree. They are immutable values, not state.
+as expanding parameters), and wrapped as :class:`~ntpmon.db.driversql.HotStatement`: on
+PyMySQL they run as SQL text rendered once from the Core statement, without SQLAlchemy's
+per-call compilation and result machinery (which cost more CPU than the driver's own work);
+on SQLite as the Core statements. They are immutable values, not state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -23,7 +24,6 @@ from sqlalchemy import (
     Connection,
     Integer,
     Select,
-    Update,
     and_,
     bindparam,
     case,
@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 
 from ntpmon.common.clock import db_micros, db_seconds
+from ntpmon.db.driversql import HotStatement
 from ntpmon.db.models import Monitor, from_row
 from ntpmon.db.tables import accounts, monitors, server_scores, servers
 
@@ -113,8 +114,8 @@ def _identity_query(*, any_ip: bool) -> Select[Any]:
     return query if any_ip else query.where(m.ip == bindparam("mon_id"))
 
 
-_IDENTITY_ANY_IP = _identity_query(any_ip=True)
-_IDENTITY_BY_IP = _identity_query(any_ip=False)
+_IDENTITY_ANY_IP = HotStatement(_identity_query(any_ip=True))
+_IDENTITY_BY_IP = HotStatement(_identity_query(any_ip=False))
 
 
 def get_monitor_for_identity(
@@ -122,13 +123,17 @@ def get_monitor_for_identity(
 ) -> MonitorIdentity | None:
     """Q6: the current row of an authenticated name; an empty ``mon_id`` matches any row."""
     if mon_id == "":
-        row = conn.execute(_IDENTITY_ANY_IP, {"tls_name": tls_name}).first()
+        rows = _IDENTITY_ANY_IP.rows(conn, {"tls_name": tls_name})
     else:
-        row = conn.execute(_IDENTITY_BY_IP, {"tls_name": tls_name, "mon_id": mon_id}).first()
-    if row is None:
-        return None
-    monitor = from_row(CallerMonitor, row)
-    return MonitorIdentity(monitor, monitor.account_id or 0, row.account_token or "")
+        rows = _IDENTITY_BY_IP.rows(conn, {"tls_name": tls_name, "mon_id": mon_id})
+    return _identity(rows[0]) if rows else None
+
+
+def _identity(row: Sequence[Any]) -> MonitorIdentity:
+    """A row of the identity columns (CallerMonitor's, then the account token)."""
+    *columns, account_token = row
+    monitor = CallerMonitor(*columns)
+    return MonitorIdentity(monitor, monitor.account_id or 0, account_token or "")
 
 
 def get_monitors_by_tls_name(conn: Connection, *, tls_name: str) -> list[Monitor]:
@@ -152,7 +157,7 @@ def get_system_monitor_config(conn: Connection, *, ip_version: str | None) -> st
     return rows[0].config if len(rows) == 1 else None
 
 
-_MONITOR_SEEN = (
+_MONITOR_SEEN = HotStatement(
     update(monitors)
     .where(monitors.c.id == bindparam("b_id"))
     .values(last_seen=bindparam("b_last_seen"))
@@ -161,7 +166,7 @@ _MONITOR_SEEN = (
 
 def update_monitor_seen(conn: Connection, *, id: int, now: datetime) -> int:
     """Q8: the agent was here (GetConfig/GetServers, even when not live)."""
-    return conn.execute(_MONITOR_SEEN, {"b_id": id, "b_last_seen": db_micros(now)}).rowcount
+    return _MONITOR_SEEN.rowcount(conn, {"b_id": id, "b_last_seen": db_micros(now)})
 
 
 def update_monitor_version(conn: Connection, *, id: int, client_version: str) -> int:
@@ -202,7 +207,7 @@ def _due_servers_query() -> Select[Any]:
     )
 
 
-_DUE_SERVERS = _due_servers_query()
+_DUE_SERVERS = HotStatement(_due_servers_query())
 
 
 def select_servers_for_monitor(
@@ -230,14 +235,14 @@ def select_servers_for_monitor(
         "today": _today(now),
         "limit": limit,
     }
-    return [DueServer(r.id, r.ip) for r in conn.execute(_DUE_SERVERS, params)]
+    return [DueServer(id, ip) for id, ip in _DUE_SERVERS.rows(conn, params)]
 
 
 def _today(now: datetime) -> date:
     return db_seconds(now).date()
 
 
-_QUEUE_STAMP = (
+_QUEUE_STAMP = HotStatement(
     update(server_scores)
     .where(
         server_scores.c.monitor_id == bindparam("b_monitor_id"),
@@ -259,10 +264,10 @@ def update_server_score_queue(
     if not ids:
         return 0
     params = {"b_monitor_id": monitor_id, "b_server_ids": ids, "b_queue_ts": db_seconds(now)}
-    return conn.execute(_QUEUE_STAMP, params).rowcount
+    return _QUEUE_STAMP.rowcount(conn, params)
 
 
-_CLAIM_BATCH = (
+_CLAIM_BATCH = HotStatement(
     update(monitors)
     .where(
         monitors.c.id == bindparam("b_id"),
@@ -286,7 +291,7 @@ def claim_batch(conn: Connection, *, monitor_id: int, batch_time: datetime, now:
         "b_last_submit": db_micros(batch_time),
         "b_last_seen": db_micros(now),
     }
-    return conn.execute(_CLAIM_BATCH, params).rowcount == 1
+    return _CLAIM_BATCH.rowcount(conn, params) == 1
 
 
 def get_last_submit(conn: Connection, *, monitor_id: int) -> datetime | None:
@@ -313,30 +318,38 @@ def _assignments_query() -> Select[Any]:
     )
 
 
-_ASSIGNMENTS = _assignments_query()
+_ASSIGNMENTS = HotStatement(_assignments_query())
 
 
 def get_assignments_by_ip(
     conn: Connection, *, monitor_id: int, ips: Iterable[str]
 ) -> dict[str, Assignment]:
-    """Q13 + Q2 for a whole batch: servers by IP text with this monitor's assignment rows."""
+    """Q13 + Q2 for a whole batch: servers by IP text with this monitor's assignment rows.
+
+    A separate read from the lookup on purpose. Folding both into one statement saves a
+    round trip but did not pay: as a UNION ALL, or with the caller as a derived table, MariaDB
+    spent 2.5-3x the CPU of the two simple reads; as a flat join (the caller by its unique IP)
+    MariaDB was cheaper, but the caller's columns repeated on every server row cost PyMySQL
+    more parsing than the round trip saved (GetServers' caller + due-servers join likewise).
+    """
     wanted = sorted(set(ips))
     if not wanted:
         return {}
+    rows = _ASSIGNMENTS.rows(conn, {"monitor_id": monitor_id, "ips": wanted})
     return {
-        row.ip: Assignment(
-            server_id=row.id,
-            server_stratum=row.stratum,
-            score_id=row.score_id,
-            score_raw=row.score_raw if row.score_raw is not None else 0.0,
-            score_stratum=row.score_stratum,
+        ip: Assignment(
+            server_id=server_id,
+            server_stratum=stratum,
+            score_id=score_id,
+            score_raw=score_raw if score_raw is not None else 0.0,
+            score_stratum=score_stratum,
         )
-        for row in conn.execute(_ASSIGNMENTS, {"monitor_id": monitor_id, "ips": wanted})
+        for server_id, ip, stratum, score_id, score_raw, score_stratum in rows
     }
 
 
 @lru_cache(maxsize=128)
-def _score_update(rows: int, strata: int) -> Update:
+def _score_update(rows: int, strata: int) -> HotStatement:
     """The CASE update for ``rows`` assignments, ``strata`` of them with a new stratum.
 
     A pure function of the batch's shape (memoised: batches are nearly always the configured
@@ -361,7 +374,7 @@ def _score_update(rows: int, strata: int) -> Update:
         values["stratum"] = case(
             *whens("stratum", strata, col.stratum.type), value=col.id, else_=col.stratum
         )
-    return (
+    return HotStatement(
         update(server_scores).where(col.id.in_(bindparam("ids", expanding=True))).values(**values)
     )
 
@@ -379,7 +392,7 @@ def update_server_scores(conn: Connection, updates: list[ScoreUpdate]) -> int:
     for i, u in enumerate(strata):
         params[f"stratum_id{i}"] = u.score_id
         params[f"stratum{i}"] = u.stratum
-    return conn.execute(_score_update(len(updates), len(strata)), params).rowcount
+    return _score_update(len(updates), len(strata)).rowcount(conn, params)
 
 
 def update_servers_stratum(conn: Connection, strata: Mapping[int, int]) -> int:

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import Connection, delete, insert, select, update
 
 from ntpmon.common.clock import db_seconds
-from ntpmon.db.bulk import insert_many
+from ntpmon.db.driversql import insert_rows
 from ntpmon.db.models import ServerScore, ServerScoreStatus, from_row
 from ntpmon.db.tables import log_scores, server_scores, system_settings
 
@@ -108,7 +108,7 @@ def insert_log_score(
 
 def insert_log_scores(conn: Connection, rows: list[dict[str, object]]) -> int:
     """Many ``log_scores`` rows in one round trip (values from :func:`log_score_values`)."""
-    return insert_many(conn, log_scores, rows)
+    return insert_rows(conn, log_scores, rows)
 
 
 def update_server_score_status(

@@ -35,8 +35,8 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import ColumnElement, Select
 
 from ntpmon.common.clock import db_seconds
-from ntpmon.db.bulk import insert_many
 from ntpmon.db.dialect import MYSQL_FAMILY, is_mysql, upsert
+from ntpmon.db.driversql import insert_rows
 from ntpmon.db.models import LogScore, MonitorType, ServerScoreStatus, from_row
 from ntpmon.db.tables import log_scores, monitors, scorer_status, server_scores, servers
 from ntpmon.db.types import datetime0, double
@@ -47,7 +47,7 @@ ID_WINDOW = 10_000
 NEAR_WINDOW_S = 600
 """First look for each monitor's latest row this far back (see :func:`load_recent_window`)."""
 
-SERVER_CHUNK = 500
+SERVER_CHUNK = 2500
 """Servers per ``IN (...)`` list, so statements stay well inside packet and parser limits."""
 
 
@@ -408,6 +408,27 @@ def _text(column: ColumnElement[Any]) -> ColumnElement[str]:
     return cast(column, String)
 
 
+def _key_scan(
+    server_ids: Sequence[int], pairs: set[tuple[int, int]], lo: datetime, hi: datetime, upper: str
+) -> Select:
+    """The rows of :func:`_row_keys`: these servers, ``lo <= ts <= hi`` (``< hi`` for ``lt``),
+    monitors of a qualifying pair only.
+
+    The monitor filter works on the index entries (``monitor_id`` is in the index), so the
+    scorers' own output rows, as many as the input rows in the same time range, are dropped
+    by the database instead of being packed, sent and split.
+    """
+    c = log_scores.c
+    ts_upper = c.ts <= hi if upper == "le" else c.ts < hi
+    monitors = sorted({monitor for _, monitor in pairs})
+    return _server_ts_scan(
+        select(c.id, c.server_id, c.monitor_id, c.ts).where(
+            c.server_id.in_(list(server_ids)), c.ts >= lo, ts_upper, c.monitor_id.in_(monitors)
+        ),
+        log_scores,
+    )
+
+
 def _row_keys(
     conn: Connection,
     server_ids: Sequence[int],
@@ -421,12 +442,11 @@ def _row_keys(
 
     Read packed per server (``id/monitor/ts`` entries, see :func:`_packed`).
     """
+    if not pairs:
+        return []
     c = log_scores.c
-    ts_upper = c.ts <= hi if upper == "le" else c.ts < hi
     entry = _text(c.id).concat("/").concat(_text(c.monitor_id)).concat("/").concat(_text(c.ts))
-    query = _server_ts_scan(
-        select(c.id).where(c.server_id.in_(list(server_ids)), c.ts >= lo, ts_upper), log_scores
-    )
+    query = _key_scan(server_ids, pairs, lo, hi, upper)
     packed, short = _packed(conn, c.server_id, c.monitor_id, entry, query)
     keys: list[RowKey] = []
     times: dict[str, datetime] = {}
@@ -454,14 +474,9 @@ def _row_keys_plain(
     upper: str,
 ) -> list[RowKey]:
     """:func:`_row_keys` one result row per key (the fallback for over-long packed text)."""
-    c = log_scores.c
-    ts_upper = c.ts <= hi if upper == "le" else c.ts < hi
-    query = _server_ts_scan(
-        select(c.id, c.server_id, c.monitor_id, c.ts).where(
-            c.server_id.in_(list(server_ids)), c.ts >= lo, ts_upper
-        ),
-        log_scores,
-    )
+    if not pairs:
+        return []
+    query = _key_scan(server_ids, pairs, lo, hi, upper)
     return [RowKey(*r) for r in conn.execute(query) if (r[1], r[2]) in pairs]
 
 
@@ -663,7 +678,7 @@ only as long as the pooled connection (hence ``IF NOT EXISTS`` and a DELETE befo
 def _stage(conn: Connection, values: dict[int, tuple[datetime, float]]) -> None:
     conn.execute(CreateTable(score_updates, if_not_exists=True))
     conn.execute(delete(score_updates))
-    insert_many(
+    insert_rows(
         conn,
         score_updates,
         [

@@ -189,6 +189,9 @@ server_scores = Table(
     UniqueConstraint("server_id", "monitor_id", name="server_id"),
     Index("monitor_id", "monitor_id", "server_id"),
     Index("monitor_id_2", "monitor_id", "score_ts"),
+    # Not in production: GetServers' due-servers query (Q10) reads a monitor's assignments in
+    # queue order through it and stops after batch_size rows, instead of sorting them all.
+    Index("monitor_queue", "monitor_id", "queue_ts"),
     Index("idx_constraint_violation", "constraint_violation_type", "constraint_violation_since"),
     Index("idx_paused_monitors", "status", "last_constraint_check", "pause_reason"),
     ForeignKeyConstraint(["monitor_id"], ["monitors.id"], name="server_score_monitor_fk"),

@@ -21,7 +21,8 @@ from ntpmon.scorer.score import Score, decode_attributes, encode_attributes
 NAME = "recentmedian"
 MAX_SPAN = timedelta(minutes=10)
 """A load covers servers whose batch rows lie within this span (a superset is always safe)."""
-MAX_SERVERS_PER_LOAD = 500
+MAX_SERVERS_PER_LOAD = 2500
+"""Servers per load: a 5,000-row batch of the whole pool is two or three loads per tier."""
 
 
 class NoRecentScoresError(ScoringError):
