@@ -185,7 +185,12 @@ def server(  # noqa: PLR0917 - typer options
         str, typer.Option(help="internal HTTP API (ad-hoc checks), no authentication")
     ] = "127.0.0.1:8095",
     grace: Annotated[float, typer.Option(help="seconds in-flight RPCs get at shutdown")] = 10.0,
-    max_workers: Annotated[int, typer.Option(help="gRPC handler threads")] = DEFAULT_WORKERS,
+    max_workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="gRPC handler threads (calls beyond them wait, SubmitResults first)"
+        ),
+    ] = DEFAULT_WORKERS,
     processes: Annotated[
         int, typer.Option(min=1, help="processes serving the gRPC listener (SO_REUSEPORT)")
     ] = 1,

@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from sqlalchemy.exc import SQLAlchemyError
 
+from ntpmon.api.admission import Priority, PriorityScheduler
 from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.api.identity import MISSING_NAME, monitor_name_from_cert
 from ntpmon.api.jwtauth import InvalidTokenError, JwtVerifier, bearer_token
@@ -34,6 +35,11 @@ access_log = logging.getLogger("ntpmon.api.access")
 
 SERVICE = "monitor.v2.MonitorService"
 MAX_MESSAGE_BYTES = 1 << 20
+PRIORITIES = {
+    "SubmitResults": Priority.SUBMIT,
+    "GetConfig": Priority.CONFIG,
+    "GetServers": Priority.WORK,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,10 +154,14 @@ def build_handler(
     metrics: ApiMetrics,
     tracer: RpcTracer,
     identify: Identify | None = None,
+    scheduler: PriorityScheduler | None = None,
 ) -> grpc.GenericRpcHandler:
     """The generic handler of the three methods (paths ``/monitor.v2.MonitorService/...``).
 
     ``identify`` defaults to the client certificate's monitor name (:class:`CertificateIdentity`).
+    With a ``scheduler`` each method runs on its threads at the method's priority
+    (:mod:`ntpmon.api.admission`; listeners of one process share one); without, on the
+    listener's executor in arrival order.
     """
     identify = identify or CertificateIdentity()
     methods = {
@@ -163,14 +173,17 @@ def build_handler(
             pb.SubmitResultsResponse,
         ),
     }
-    handlers = {
-        name: grpc.unary_unary_rpc_method_handler(
-            _wrap(name, fn, metrics, tracer, identify),
+    handlers = {}
+    for name, (fn, req, resp) in methods.items():
+        behavior = _wrap(name, fn, metrics, tracer, identify)
+        if scheduler is not None:
+            # grpcio runs a handler on its behavior's own executor when it has one
+            behavior.experimental_thread_pool = scheduler.lane(PRIORITIES[name], name)  # type: ignore[attr-defined]
+        handlers[name] = grpc.unary_unary_rpc_method_handler(
+            behavior,
             request_deserializer=req.FromString,
             response_serializer=resp.SerializeToString,
         )
-        for name, (fn, req, resp) in methods.items()
-    }
     return grpc.method_handlers_generic_handler(SERVICE, handlers)
 
 

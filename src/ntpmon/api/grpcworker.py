@@ -142,6 +142,7 @@ def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
 
 def serve(spec: WorkerSpec) -> None:
     """The worker's life: listen, say ``ready``, serve until SIGTERM/SIGINT, stop gracefully."""
+    from ntpmon.api.admission import PriorityScheduler
     from ntpmon.api.ca import EmbeddedCA
     from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
     from ntpmon.api.metrics import ApiMetrics
@@ -187,8 +188,9 @@ def serve(spec: WorkerSpec) -> None:
         (server_dir / "tls.key").read_text(),
         EmbeddedCA.load_or_create(data_dir / "ca").root_pem(),
     )
+    scheduler = PriorityScheduler(spec.max_workers, observe=metrics.queued)
     listener = GrpcListener(
-        build_handler(service, metrics, tracer),
+        build_handler(service, metrics, tracer, scheduler=scheduler),
         tls,
         spec.address,
         max_workers=spec.max_workers,
@@ -197,6 +199,7 @@ def serve(spec: WorkerSpec) -> None:
     print(READY, flush=True)
     stop.wait()
     listener.stop(spec.grace)
+    scheduler.shutdown(wait=False)
     engine.dispose()
     tracer.shutdown()
 

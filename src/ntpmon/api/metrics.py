@@ -48,6 +48,13 @@ class ApiMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+        self.rpc_queue_wait = Histogram(
+            "monitorapi_rpc_queue_wait_seconds",
+            "time an RPC waited for a handler thread (SubmitResults go first)",
+            ["method"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
         build = Gauge(
             "monitorapi_build_info",
             "build information",
@@ -56,6 +63,10 @@ class ApiMetrics:
             multiprocess_mode="max",  # one series, not one per process, under --processes
         )
         build.labels(version=version()).set(1)
+
+    def queued(self, method: str, seconds: float) -> None:
+        """How long a call waited for a handler thread (see :mod:`ntpmon.api.admission`)."""
+        self.rpc_queue_wait.labels(method).observe(seconds)
 
     def requested(self, labels: MetricLabels, count: int) -> None:
         if count:

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from ntpmon.api.admission import PriorityScheduler
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
@@ -68,7 +69,7 @@ class ServerOptions:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     mqtt_server: MqttServerOptions | None = None  # the MQTT side + internal API (off: None)
     grace: float = 10.0
-    max_workers: int = DEFAULT_WORKERS
+    max_workers: int = DEFAULT_WORKERS  # gRPC handler threads (RPCs running at once)
     clock: Clock = field(default_factory=SystemClock)
     processes: int = 1  # processes serving the gRPC listener (N-1 spawned workers)
     dsn: str | None = None  # how workers reach the database (as given on the command line)
@@ -168,8 +169,10 @@ class MonitorApiServer:
         self.ports = {name: s.getsockname()[1] for name, s in sockets.items()}
         public_url = options.public_url or f"https://localhost:{self.ports['management']}"
         self.tokens = TokenIssuer.load_or_create(data_dir / "jwt" / "signing.key", public_url)
+        # one set of handler threads for both gRPC listeners, SubmitResults first
+        self.scheduler = PriorityScheduler(options.max_workers, observe=self.metrics.queued)
         self.grpc = GrpcListener(
-            build_handler(self.service, self.metrics, self.tracer),
+            build_handler(self.service, self.metrics, self.tracer, scheduler=self.scheduler),
             TlsMaterial(self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()),
             _grpc_address(options.listen),
             max_workers=options.max_workers,
@@ -181,7 +184,9 @@ class MonitorApiServer:
         if options.jwt_listen:
             verifier = JwtVerifier(self.tokens.public_key(), public_url)
             self.jwt_grpc = GrpcListener(
-                build_handler(self.service, self.metrics, self.tracer, JwtIdentity(verifier)),
+                build_handler(
+                    self.service, self.metrics, self.tracer, JwtIdentity(verifier), self.scheduler
+                ),
                 TlsMaterial(
                     self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()
                 ),
@@ -332,6 +337,7 @@ class MonitorApiServer:
         listeners = [self.grpc] + ([self.jwt_grpc] if self.jwt_grpc else [])
         for done in [listener.shutdown(self.options.grace) for listener in listeners]:
             done.wait()
+        self.scheduler.shutdown(wait=False)  # its threads end once what is left has run
         if self.workers is not None:
             self.workers.wait(timeout=self.options.grace + 5)
         self._thread.join(timeout=self.options.grace + 5)
