@@ -21,6 +21,7 @@ from ntpmon.agent.telemetry import Telemetry
 from ntpmon.agent.worker import Worker, WorkerOptions
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
+from ntpmon.testing.otel import RecordingTelemetry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -168,25 +169,15 @@ def test_expired_certificate_is_refused_by_the_server(
 def test_metrics_count_rpcs_and_results_by_outcome(
     live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
 ) -> None:
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
     responders[2].configure(kiss="RATE")
-    reader = InMemoryMetricReader()
-    telemetry = Telemetry("devel", environ={}, metric_reader=reader)
+    recording = RecordingTelemetry()
+    telemetry = recording.telemetry
     telemetry.watch_certificate(lambda: live_config.certificate().not_after)
     client = MonitorClient(live_config, monitor_api.url, on_call=telemetry.rpc_done)
     options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
     Worker(4, live_config, client, telemetry, options).run(Scope())
-    data = reader.get_metrics_data()
-    points: dict[str, list[tuple[dict[str, object], float]]] = {}
-    for rm in data.resource_metrics:
-        assert rm.resource.attributes["service.name"] == "ntppool-agent"
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                points[metric.name] = [
-                    (dict(p.attributes or {}), getattr(p, "value", getattr(p, "count", 0)))
-                    for p in metric.data.data_points
-                ]
+    assert recording.resource()["service.name"] == "ntppool-agent"
+    points = recording.metrics()
     rpcs = {(a["type"], a["status_code"]): v for a, v in points["monitor.rpc_requests_total"]}
     assert rpcs[("submitResults", "success")] == 1 and rpcs[("getServers", "success")] == 1
     assert {a["type"] for a, _ in points["monitor.rpc_duration"]} >= {"getServers", "submitResults"}
@@ -195,6 +186,7 @@ def test_metrics_count_rpcs_and_results_by_outcome(
     assert completed == {"ok": 2, "error": 1}
     expiry = points["monitor.ssl_earliest_cert_expiry"][0][1]
     assert expiry == live_config.certificate().not_after.timestamp()
+    recording.shutdown()
 
 
 def test_a_failing_probe_does_not_lose_the_batch(
