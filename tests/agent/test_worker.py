@@ -15,6 +15,7 @@ from agent.fake_monitor_api import FakeMonitorApi
 from agent.threads_helper import in_thread, wait_for
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig
+from ntpmon.agent.instruments import ProbeInstruments
 from ntpmon.agent.rpc import MonitorClient, RPCError
 from ntpmon.agent.scope import Scope
 from ntpmon.agent.telemetry import Telemetry
@@ -189,6 +190,38 @@ def test_metrics_count_rpcs_and_results_by_outcome(
     recording.shutdown()
 
 
+def test_probe_metrics_and_spans_reach_the_telemetry(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    """The worker hands its Telemetry's instruments to the local clock check and the probes.
+
+    The fake API's config has samples=1 and the three responders as both base checks and work.
+    """
+    recording = RecordingTelemetry()
+    telemetry = recording.telemetry
+    client = MonitorClient(live_config, monitor_api.url, tracer=telemetry.tracer)
+    options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
+    Worker(4, live_config, client, telemetry, options).run(Scope())
+    assert monitor_api.servicer.count("SubmitResults") == 1
+    hosts = sorted(r.host for r in responders)
+    # three local clock check probes, then three batch probes, one query each
+    assert recording.points("monitor.servers_checked_total") == [({"ip_version": "ipv4"}, 6)]
+    assert recording.points("monitor.ntp_queries_sent_total") == [({"ip_version": "ipv4"}, 6)]
+    up = {(a["host"], a["ip_version"]): v for a, v in recording.points("monitor.local_check_up")}
+    assert up == {(host, "v4"): 1 for host in hosts}
+    checked_at = recording.points("monitor.local_check_time")
+    assert sorted(a["host"] for a, _ in checked_at) == hosts
+    assert len(recording.spans("localcheck-update")) == 1
+    assert len(recording.spans("monitor-run")) == 1
+    checks = [dict(s.attributes or {}) for s in recording.spans("monitor.CheckHost")]
+    local = sorted(a.pop("name") for a in checks if "name" in a)  # the base-check host name
+    assert local == hosts
+    assert sorted(checks, key=lambda a: str(a["ip"])) == [
+        {"ip": host, "ip_version": "ipv4", "samples": 1} for host in hosts for _ in (1, 2)
+    ]
+    recording.shutdown()
+
+
 def test_a_failing_probe_does_not_lose_the_batch(
     live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
 ) -> None:
@@ -196,10 +229,12 @@ def test_a_failing_probe_does_not_lose_the_batch(
 
     bad_ip = ipaddress.ip_address(responders[0].host).packed
 
-    def probe(server: pb.Server, cfg: CheckConfig) -> pb.ServerStatus | None:
+    def probe(
+        server: pb.Server, cfg: CheckConfig, instruments: ProbeInstruments
+    ) -> pb.ServerStatus | None:
         if server.ip_bytes == bad_ip:
             raise RuntimeError("probe bug")
-        return default_probe(server, cfg)
+        return default_probe(server, cfg, instruments)
 
     telemetry = Telemetry("devel", environ={})
     options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)

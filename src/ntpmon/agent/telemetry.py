@@ -3,10 +3,11 @@ only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is configured; otherwise spans still c
 context into every RPC so monitor-api's logs can be joined with the agent's.
 
 Providers are owned by the Telemetry object (not installed globally) so tests and several
-agents in one process do not share state. The SDK (~2.4 MB of RSS, docs/agent.md, Memory
-footprint) is loaded only when something consumes its data: an OTLP endpoint, a metric reader
-or a span exporter. Otherwise a context-only tracer and the API's no-op meter do the job at no
-cost.
+agents in one process do not share state; the probe code gets the Telemetry's tracer and
+instruments through :attr:`Telemetry.probe_instruments` (see ``ntpmon.agent.instruments``).
+The SDK (~2.4 MB of RSS, docs/agent.md, Memory footprint) is loaded only when something
+consumes its data: an OTLP endpoint, a metric reader or a span exporter. Otherwise a
+context-only tracer and the API's no-op meter do the job at no cost.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import Span
 
-from ntpmon.agent.instruments import INSTRUMENTATION
+from ntpmon.agent.instruments import INSTRUMENTATION, ProbeInstruments
 from ntpmon.common.logsetup import LogLevelError, parse_level
 from ntpmon.common.version import version
 
@@ -115,6 +116,8 @@ class Telemetry:
         if self.exporting or metric_reader is not None or span_exporter is not None:
             self._start_sdk(env, metric_reader, span_exporter)
         meter = self.meter
+        self.probe_instruments = ProbeInstruments.create(meter, self.tracer)
+        """For the workers' probes, the local clock check and MQTT ad-hoc checks (made once)."""
         self._rpc_requests = meter.create_counter("monitor.rpc_requests_total")
         self._rpc_duration = meter.create_histogram("monitor.rpc_duration", unit="s")
         self._tests_requested = meter.create_counter("monitor.tests_requested_total")

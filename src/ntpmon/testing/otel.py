@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from ntpmon.agent.instruments import ProbeInstruments
 from ntpmon.agent.telemetry import Telemetry
 
 Point = tuple[dict[str, Any], float]
@@ -29,6 +30,11 @@ class RecordingTelemetry:
         self.telemetry = Telemetry(
             env, environ={}, metric_reader=self.reader, span_exporter=self.exporter
         )
+
+    @property
+    def instruments(self) -> ProbeInstruments:
+        """What the Telemetry hands to the probes."""
+        return self.telemetry.probe_instruments
 
     def metrics(self) -> dict[str, list[Point]]:
         """Every metric collected so far, by name (cumulative since the start)."""
