@@ -89,10 +89,11 @@ def test_local_check_records_its_gauges_per_host_and_its_spans(
     assert all(a["ip_version"] == "v4" and before <= v <= after for a, v in started)  # Unix s
     assert recording.points("monitor.servers_checked_total") == [({"ip_version": "ipv4"}, 3)]
     assert recording.points("monitor.ntp_queries_sent_total") == [({"ip_version": "ipv4"}, 3)]
-    assert len(recording.spans("localcheck-update")) == 1
+    [update] = recording.spans("localcheck-update")
     checks = recording.spans("monitor.CheckHost")
     assert sorted((s.attributes or {})["name"] for s in checks) == hosts  # the base-check name
     for span in checks:
+        assert span.parent is not None and span.parent.span_id == update.context.span_id
         attrs = span.attributes or {}
         assert attrs["ip"] == attrs["name"] and attrs["ip_version"] == "ipv4"
         assert attrs["samples"] == 1

@@ -9,6 +9,7 @@ is read at every evaluation, so new base checks or sample counts apply without a
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import socket
 import threading
@@ -200,7 +201,11 @@ class LocalOK:
     def _probe_all(
         self, targets: list[tuple[str, IPAddress]], cfg: Any
     ) -> list[tuple[float, tuple[bool, str | None]]]:
-        """Probe every host concurrently, starting them 20 ms apart; never raises."""
+        """Probe every host concurrently, starting them 20 ms apart; never raises.
+
+        Each probe runs in a copy of this thread's context, so its span is a child of
+        ``localcheck-update`` (pool threads do not inherit the trace context by themselves).
+        """
 
         def one(name: str, addr: IPAddress) -> tuple[float, tuple[bool, str | None]]:
             started = time.time()
@@ -216,5 +221,5 @@ class LocalOK:
             for i, (name, addr) in enumerate(targets):
                 if i:
                     self._sleep(HOST_START_SPACING_S)
-                futures.append(pool.submit(one, name, addr))
+                futures.append(pool.submit(contextvars.copy_context().run, one, name, addr))
         return [f.result() for f in futures]

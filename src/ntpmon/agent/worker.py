@@ -6,6 +6,7 @@ SubmitResults, paced by the server while there is work and backing off (jittered
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -299,12 +300,19 @@ class Worker:
         return len(statuses)
 
     def _probe_all(self, servers: list[pb.Server]) -> list[pb.ServerStatus]:
-        """Every server at once (the server caps a batch); results in completion order."""
+        """Every server at once (the server caps a batch); results in completion order.
+
+        Each probe runs in a copy of this thread's context, so its ``monitor.CheckHost`` span
+        joins the batch's ``monitor-run`` trace (pool threads do not inherit it by themselves).
+        """
         cfg = self.mon_cfg.get()
         out: list[pb.ServerStatus] = []
         with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="probe") as pool:
             instruments = self.telemetry.probe_instruments
-            futures = [pool.submit(self.probe, s, cfg, instruments) for s in servers]
+            futures = [
+                pool.submit(contextvars.copy_context().run, self.probe, s, cfg, instruments)
+                for s in servers
+            ]
             for future in as_completed(futures):
                 try:
                     status = future.result()
