@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from opentelemetry import trace
 from opentelemetry.metrics import Counter, Meter, NoOpMeter
-from opentelemetry.metrics import _Gauge as Gauge
+from opentelemetry.metrics import _Gauge as Gauge  # the API exports the sync gauge type only so
 
 INSTRUMENTATION = "monitor.client"
 
