@@ -16,6 +16,7 @@ from agent.fake_monitor_api import FakeMonitorApi
 from agent.threads_helper import in_thread, wait_for
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.persist import replace_file
+from ntpmon.agent.instruments import ProbeInstruments
 from ntpmon.agent.options import DevelKnobs
 from ntpmon.agent.runner import MonitorOptions, run_monitor
 from ntpmon.agent.scope import Scope
@@ -122,7 +123,8 @@ def test_hooks_and_background_tasks_for_mqtt(
     configs: list[int] = []
     background_ended = threading.Event()
 
-    def background(cfg: AppConfig, scope: Scope) -> None:
+    def background(cfg: AppConfig, scope: Scope, instruments: ProbeInstruments) -> None:
+        assert isinstance(instruments, ProbeInstruments)  # the telemetry's, for MQTT's probes
         scope.wait()
         background_ended.set()
 

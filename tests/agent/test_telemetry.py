@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from ntpmon.agent.telemetry import Telemetry
+from ntpmon.testing.otel import RecordingTelemetry
 
 
 @pytest.fixture(autouse=True)
@@ -51,3 +52,17 @@ def test_otlp_log_level(debug: bool, server_level: str, expected: int) -> None:
     finally:
         telemetry.shutdown()
     assert telemetry.log_handler not in logging.getLogger().handlers
+
+
+def test_in_memory_consumers_see_what_an_endpoint_would_get() -> None:
+    recording = RecordingTelemetry()
+    try:
+        with recording.telemetry.span("monitor-run", {"ip_version": "v4"}):
+            recording.telemetry.tests_requested(4, 2)
+        [span] = recording.spans("monitor-run")
+        assert dict(span.attributes or {}) == {"ip_version": "v4"}
+        assert span.resource.attributes["service.name"] == "ntppool-agent"
+        assert recording.points("monitor.tests_requested_total") == [({"ip_version": "v4"}, 2)]
+        assert recording.points("monitor.no_such_metric") == []
+    finally:
+        recording.shutdown()

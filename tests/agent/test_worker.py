@@ -15,12 +15,14 @@ from agent.fake_monitor_api import FakeMonitorApi
 from agent.threads_helper import in_thread, wait_for
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig
+from ntpmon.agent.instruments import ProbeInstruments
 from ntpmon.agent.rpc import MonitorClient, RPCError
 from ntpmon.agent.scope import Scope
 from ntpmon.agent.telemetry import Telemetry
 from ntpmon.agent.worker import Worker, WorkerOptions
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
+from ntpmon.testing.otel import RecordingTelemetry
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -168,25 +170,15 @@ def test_expired_certificate_is_refused_by_the_server(
 def test_metrics_count_rpcs_and_results_by_outcome(
     live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
 ) -> None:
-    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-
     responders[2].configure(kiss="RATE")
-    reader = InMemoryMetricReader()
-    telemetry = Telemetry("devel", environ={}, metric_reader=reader)
+    recording = RecordingTelemetry()
+    telemetry = recording.telemetry
     telemetry.watch_certificate(lambda: live_config.certificate().not_after)
     client = MonitorClient(live_config, monitor_api.url, on_call=telemetry.rpc_done)
     options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
     Worker(4, live_config, client, telemetry, options).run(Scope())
-    data = reader.get_metrics_data()
-    points: dict[str, list[tuple[dict[str, object], float]]] = {}
-    for rm in data.resource_metrics:
-        assert rm.resource.attributes["service.name"] == "ntppool-agent"
-        for sm in rm.scope_metrics:
-            for metric in sm.metrics:
-                points[metric.name] = [
-                    (dict(p.attributes or {}), getattr(p, "value", getattr(p, "count", 0)))
-                    for p in metric.data.data_points
-                ]
+    assert recording.resource()["service.name"] == "ntppool-agent"
+    points = recording.metrics()
     rpcs = {(a["type"], a["status_code"]): v for a, v in points["monitor.rpc_requests_total"]}
     assert rpcs[("submitResults", "success")] == 1 and rpcs[("getServers", "success")] == 1
     assert {a["type"] for a, _ in points["monitor.rpc_duration"]} >= {"getServers", "submitResults"}
@@ -195,6 +187,43 @@ def test_metrics_count_rpcs_and_results_by_outcome(
     assert completed == {"ok": 2, "error": 1}
     expiry = points["monitor.ssl_earliest_cert_expiry"][0][1]
     assert expiry == live_config.certificate().not_after.timestamp()
+    recording.shutdown()
+
+
+def test_probe_metrics_and_spans_reach_the_telemetry(
+    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+) -> None:
+    """The worker hands its Telemetry's instruments to the local clock check and the probes.
+
+    The fake API's config has samples=1 and the three responders as both base checks and work.
+    """
+    recording = RecordingTelemetry()
+    telemetry = recording.telemetry
+    client = MonitorClient(live_config, monitor_api.url, tracer=telemetry.tracer)
+    options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
+    Worker(4, live_config, client, telemetry, options).run(Scope())
+    assert monitor_api.servicer.count("SubmitResults") == 1
+    hosts = sorted(r.host for r in responders)
+    # three local clock check probes, then three batch probes, one query each
+    assert recording.points("monitor.servers_checked_total") == [({"ip_version": "ipv4"}, 6)]
+    assert recording.points("monitor.ntp_queries_sent_total") == [({"ip_version": "ipv4"}, 6)]
+    up = {(a["host"], a["ip_version"]): v for a, v in recording.points("monitor.local_check_up")}
+    assert up == {(host, "v4"): 1 for host in hosts}
+    checked_at = recording.points("monitor.local_check_time")
+    assert sorted(a["host"] for a, _ in checked_at) == hosts
+    [update] = recording.spans("localcheck-update")
+    [run] = recording.spans("monitor-run")
+    for span in recording.spans("monitor.CheckHost"):  # in pool threads, under their caller
+        caller = update if "name" in (span.attributes or {}) else run
+        assert span.parent is not None and span.parent.span_id == caller.context.span_id
+        assert span.context.trace_id == caller.context.trace_id
+    checks = [dict(s.attributes or {}) for s in recording.spans("monitor.CheckHost")]
+    local = sorted(a.pop("name") for a in checks if "name" in a)  # the base-check host name
+    assert local == hosts
+    assert sorted(checks, key=lambda a: str(a["ip"])) == [
+        {"ip": host, "ip_version": "ipv4", "samples": 1} for host in hosts for _ in (1, 2)
+    ]
+    recording.shutdown()
 
 
 def test_a_failing_probe_does_not_lose_the_batch(
@@ -204,10 +233,12 @@ def test_a_failing_probe_does_not_lose_the_batch(
 
     bad_ip = ipaddress.ip_address(responders[0].host).packed
 
-    def probe(server: pb.Server, cfg: CheckConfig) -> pb.ServerStatus | None:
+    def probe(
+        server: pb.Server, cfg: CheckConfig, instruments: ProbeInstruments
+    ) -> pb.ServerStatus | None:
         if server.ip_bytes == bad_ip:
             raise RuntimeError("probe bug")
-        return default_probe(server, cfg)
+        return default_probe(server, cfg, instruments)
 
     telemetry = Telemetry("devel", environ={})
     options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)

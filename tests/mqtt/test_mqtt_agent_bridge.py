@@ -23,6 +23,7 @@ from mqtt_testkit import (
 
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.depenv import DeploymentEnv
+from ntpmon.agent.instruments import NO_PROBE_INSTRUMENTS
 from ntpmon.agent.monitor.check import check_host
 from ntpmon.agent.mqttbridge import AgentMqttBridge, monitor_bridge
 from ntpmon.agent.scope import Scope
@@ -31,6 +32,7 @@ from ntpmon.common.environments import DeployEnv
 from ntpmon.mqttcm.takeover import SESSION_TAKEN_OVER, TakeoverState
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
+from ntpmon.testing.otel import RecordingTelemetry
 
 pytestmark = pytest.mark.e2e
 
@@ -59,8 +61,9 @@ def test_bridge_starts_on_config_and_answers_checks(
     name = unique_name()
     monitors.add(name, "192.0.2.80")
     bridge = bridge_for(name, prefix, responder.port)
+    recording = RecordingTelemetry()
     scope = Scope()
-    task = threading.Thread(target=bridge.run, args=(None, scope))
+    task = threading.Thread(target=bridge.run, args=(None, scope, recording.instruments))
     task.start()
     try:
         with running_server(SHARED_BROKER, prefix, monitors) as api:
@@ -73,6 +76,15 @@ def test_bridge_starts_on_config_and_answers_checks(
             ).json()
             assert [a["NTP"]["Stratum"] for a in answers] == [responder.settings.stratum]
             assert responder.requests == 1  # one sample, not the config's four
+            # recorded on the telemetry the runner hands in, the probe under the request's span
+            [request_span] = recording.spans("mqtt-ntp")
+            [check_span] = recording.spans("monitor.CheckHost")
+            assert check_span.parent is not None
+            assert check_span.parent.span_id == request_span.context.span_id
+            assert (check_span.attributes or {})["ip"] == "127.0.0.1"
+            assert recording.points("monitor.ntp_queries_sent_total") == [
+                ({"ip_version": "ipv4"}, 1)
+            ]
             bridge.hooks().wait_if_paused(scope)  # not paused: returns at once
             scope.cancel()
             task.join(10)
@@ -81,6 +93,7 @@ def test_bridge_starts_on_config_and_answers_checks(
     finally:
         scope.cancel()
         task.join(10)
+        recording.shutdown()
 
 
 def test_bridge_without_mqtt_config_stops_with_scope() -> None:
@@ -89,7 +102,7 @@ def test_bridge_without_mqtt_config_stops_with_scope() -> None:
     answer.ClearField("mqtt_config")
     bridge.on_config(4, answer)
     scope = Scope()
-    task = threading.Thread(target=bridge.run, args=(None, scope))
+    task = threading.Thread(target=bridge.run, args=(None, scope, NO_PROBE_INSTRUMENTS))
     task.start()
     scope.cancel()
     task.join(10)

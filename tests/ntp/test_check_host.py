@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from ntpmon.agent import ntp
+from ntpmon.agent.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
 from ntpmon.agent.monitor.check import ProbeConfig, check_host, status_for_submission
+from ntpmon.agent.telemetry import Telemetry
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import Server
 from ntpmon.testing.chronyd import free_udp_port
 from ntpmon.testing.ntpserver import Behaviour, NTPResponder, ResponderSettings
@@ -304,22 +308,38 @@ def test_an_unexpected_query_failure_is_a_failed_sample_not_a_crash() -> None:
     assert status is not None and status.no_response and response is None
 
 
-def test_probes_leave_nothing_behind() -> None:
+def _telemetry_off() -> ProbeInstruments:
+    return Telemetry("devel", environ={}).probe_instruments
+
+
+def _telemetry_recording_metrics() -> ProbeInstruments:
+    # the SDK's providers with a metric reader; spans are made and dropped (no processor)
+    return Telemetry("devel", environ={}, metric_reader=InMemoryMetricReader()).probe_instruments
+
+
+@pytest.mark.parametrize(
+    "instruments",
+    [lambda: NO_PROBE_INSTRUMENTS, _telemetry_off, _telemetry_recording_metrics],
+    ids=["no-telemetry", "telemetry-off", "telemetry-sdk"],
+)
+def test_probes_leave_nothing_behind(instruments: Callable[[], ProbeInstruments]) -> None:
     """The probe's instruments are made once: a long-running agent does not grow per query.
 
     Each probe used to ask the global meter for a new counter, and OpenTelemetry's proxy
-    provider keeps every meter and instrument it hands out (~600 bytes per query).
+    provider keeps every meter and instrument it hands out (~600 bytes per query). Now they come
+    from the Telemetry, made once; with telemetry off, from the API's no-op meter.
     """
+    recorded = instruments()
 
     def refused(host: str, **kwargs: object) -> ntp.NTPResponse:
         raise ntp.NTPNetworkError("read: connection refused")
 
     cfg = ProbeConfig(samples=3, ip="192.0.2.9")  # with a source address: nothing is logged
     for _ in range(20):  # first-call caches (logging, tracing) settle
-        check_host("192.0.2.1", cfg, query=refused, sleep=no_sleep)
+        check_host("192.0.2.1", cfg, query=refused, sleep=no_sleep, instruments=recorded)
     gc.collect()
     before = len(gc.get_objects())
     for _ in range(300):
-        check_host("192.0.2.1", cfg, query=refused, sleep=no_sleep)
+        check_host("192.0.2.1", cfg, query=refused, sleep=no_sleep, instruments=recorded)
     gc.collect()
     assert len(gc.get_objects()) - before < 100  # 1,200 queries; a leak adds thousands

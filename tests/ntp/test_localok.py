@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import ipaddress
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,7 +18,7 @@ from ntpmon.agent.monitor.check import ProbeConfig
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import ServerStatus
 from ntpmon.testing.ntpserver import NTPResponder, ResponderSettings
 
-from .conftest import no_sleep
+from .conftest import config_for, no_sleep, responder_farm
 
 MS = 1_000_000
 
@@ -34,33 +31,6 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@contextlib.contextmanager
-def responder_farm(answers: list[ResponderSettings]) -> Iterator[list[NTPResponder]]:
-    """One responder per answer on 127.0.0.2, 127.0.0.3, ... all on one shared free port."""
-    for _attempt in range(20):
-        with contextlib.ExitStack() as stack:
-            first = stack.enter_context(NTPResponder("127.0.0.2", 0, answers[0]))
-            try:
-                rest = [
-                    stack.enter_context(NTPResponder(f"127.0.0.{i + 2}", first.port, a))
-                    for i, a in enumerate(answers[1:], start=1)
-                ]
-            except OSError as exc:
-                if exc.errno != errno.EADDRINUSE:
-                    raise
-                continue
-            yield [first, *rest]
-            return
-    raise RuntimeError("no shared free port for the responder farm")
-
-
-def config_for(farm: list[NTPResponder], **extra: object) -> ProbeConfig:
-    hosts = tuple(r.host for r in farm)
-    fields = {"samples": 1, "base_checks": hosts, "port": farm[0].port, "allow_loopback": True}
-    fields.update(extra)
-    return ProbeConfig(**fields)
 
 
 @pytest.mark.parametrize(

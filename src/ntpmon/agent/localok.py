@@ -9,6 +9,7 @@ is read at every evaluation, so new base checks or sample counts apply without a
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import socket
 import threading
@@ -17,9 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from opentelemetry import trace
-
-from ntpmon.agent.instruments import LOCAL_CHECK_TIME, LOCAL_CHECK_UP
+from ntpmon.agent.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
 from ntpmon.agent.ipaddr import IPAddress, as_ip
 from ntpmon.agent.monitor.check import CheckResult, check_host
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import ServerStatus
@@ -31,7 +30,8 @@ MAX_OFFSET_NS = 10_000_000
 HOST_START_SPACING_S = 0.02
 LEAP_NOT_IN_SYNC = 3
 
-ProbeFn = Callable[[IPAddress, Any], CheckResult]
+ProbeFn = Callable[[IPAddress, Any, str], CheckResult]
+"""Probe one base-check host: (address, probe config, host name) → ``check_host``'s result."""
 ResolveFn = Callable[[str, int], IPAddress | None]
 
 
@@ -100,6 +100,8 @@ class LocalOK:
 
     ``config`` returns the worker's current probe configuration (``base_checks``, ``samples``,
     ``ip``/``ip_nat``, optional ``port``/``allow_loopback``), or None before the first one.
+    ``instruments`` (the agent's telemetry; by default nothing is recorded) take the
+    ``localcheck-update`` span, the per-host gauges and the probes' own metrics and spans.
     """
 
     def __init__(
@@ -107,7 +109,8 @@ class LocalOK:
         config: Callable[[], Any | None],
         ip_version: int,
         *,
-        probe: ProbeFn = check_host,
+        instruments: ProbeInstruments = NO_PROBE_INSTRUMENTS,
+        probe: ProbeFn | None = None,
         resolve: ResolveFn = resolve_first,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
@@ -117,7 +120,8 @@ class LocalOK:
             raise ValueError(f"ip_version must be 4 or 6, not {ip_version!r}")
         self._config = config
         self._ip_version = ip_version
-        self._probe = probe
+        self._instruments = instruments
+        self._probe = probe or self._check_host
         self._resolve = resolve
         self._monotonic = monotonic
         self._sleep = sleep
@@ -145,9 +149,14 @@ class LocalOK:
                 return 0.0
             return max(0.0, self._last_check + self._interval - self._monotonic())
 
+    def _check_host(self, addr: IPAddress, cfg: Any, name: str) -> CheckResult:
+        """The real probe, recorded on this check's instruments with the host's name."""
+        return check_host(addr, cfg, instruments=self._instruments, name=name)
+
     def _evaluate(self) -> bool:
         version = f"v{self._ip_version}"
-        with trace.get_tracer(__name__).start_as_current_span("localcheck-update"):
+        instruments = self._instruments
+        with instruments.tracer.start_as_current_span("localcheck-update"):
             cfg = self._config()
             base_checks = list(getattr(cfg, "base_checks", None) or []) if cfg else []
             if not base_checks:
@@ -169,8 +178,8 @@ class LocalOK:
             failures = 0
             for (name, addr), (started, (ok, reason)) in zip(targets, outcomes, strict=True):
                 attrs = {"host": name, "ip_version": version}
-                LOCAL_CHECK_UP.set(1 if ok else 0, attrs)
-                LOCAL_CHECK_TIME.set(started, attrs)
+                instruments.local_check_up.set(1 if ok else 0, attrs)
+                instruments.local_check_time.set(started, attrs)
                 if not ok:
                     failures += 1
                     log.warning(
@@ -192,12 +201,16 @@ class LocalOK:
     def _probe_all(
         self, targets: list[tuple[str, IPAddress]], cfg: Any
     ) -> list[tuple[float, tuple[bool, str | None]]]:
-        """Probe every host concurrently, starting them 20 ms apart; never raises."""
+        """Probe every host concurrently, starting them 20 ms apart; never raises.
 
-        def one(addr: IPAddress) -> tuple[float, tuple[bool, str | None]]:
+        Each probe runs in a copy of this thread's context, so its span is a child of
+        ``localcheck-update`` (pool threads do not inherit the trace context by themselves).
+        """
+
+        def one(name: str, addr: IPAddress) -> tuple[float, tuple[bool, str | None]]:
             started = time.time()
             try:
-                status, _response, error = self._probe(addr, cfg)
+                status, _response, error = self._probe(addr, cfg, name)
             except Exception as exc:  # a probe bug must fail the host, not the worker
                 log.exception("local-check probe failed", extra={"ip": str(addr)})
                 return started, (False, str(exc) or type(exc).__name__)
@@ -205,8 +218,8 @@ class LocalOK:
 
         futures: list[Future] = []
         with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="localok") as pool:
-            for i, (_name, addr) in enumerate(targets):
+            for i, (name, addr) in enumerate(targets):
                 if i:
                     self._sleep(HOST_START_SPACING_S)
-                futures.append(pool.submit(one, addr))
+                futures.append(pool.submit(contextvars.copy_context().run, one, name, addr))
         return [f.result() for f in futures]

@@ -2,8 +2,8 @@
 
 * A retained online status after every connection whose subscription the broker granted, again
   every 5 minutes, and an offline status as last will (and on a clean stop).
-* ``ntp`` and ``metrics`` requests (span ``mqtt-<type>``, parent from the request's
-  ``TraceID``/``SpanID``) run on a small thread pool, never on paho's network thread,
+* ``ntp`` and ``metrics`` requests (span ``mqtt-<type>`` on the injected tracer, parent from the
+  request's ``TraceID``/``SpanID``) run on a small thread pool, never on paho's network thread,
   each within a 5 s budget. The ``ntp`` probe is an injected callable so the runner can hand
   in ``check_host`` with the config of the family that matches the target.
 * The shared :class:`TakeoverState`: workers call :meth:`AgentMqtt.wait_ntp_allowed` before
@@ -136,12 +136,15 @@ class AgentMqtt:
         *,
         takeover: TakeoverState | None = None,
         clock: Clock | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        """``tracer`` records the request spans (the agent's telemetry); None records nothing."""
         self.options = options
         self.topics = Topics(options.env, options.topic_prefix)
         self.takeover = takeover or TakeoverState()
         self._probe = probe
         self._clock = clock or SystemClock()
+        self._tracer = tracer or trace.NoOpTracer()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(
             max_workers=options.request_workers, thread_name_prefix="mqtt-request"
@@ -246,8 +249,9 @@ class AgentMqtt:
         except TopicError as exc:
             log.warning("bad request topic", extra={"error": str(exc)})
             return
-        tracer = trace.get_tracer(__name__)
-        with tracer.start_as_current_span(f"mqtt-{request_type}", context=parent_context(message)):
+        with self._tracer.start_as_current_span(
+            f"mqtt-{request_type}", context=parent_context(message)
+        ):
             self._answer(request_type, message, received + self.options.request_budget_s)
 
     def _answer(self, request_type: str, message: paho.MQTTMessage, deadline: float) -> None:

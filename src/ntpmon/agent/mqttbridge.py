@@ -14,9 +14,11 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ntpmon.agent.config.checkconfig import CheckConfig, MQTTSettings, apply_response
+from ntpmon.agent.instruments import ProbeInstruments
 from ntpmon.agent.scope import Scope
 from ntpmon.agent.worker import WorkerHooks
 from ntpmon.common.environments import DeployEnv, parse_env
@@ -32,6 +34,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (status, response, error) as returned by ntpmon.agent.monitor.check.check_host
 CheckOutcome = tuple[Any, Any, str | None]
 AdhocProbe = Callable[[IPAddress], CheckOutcome | None]
+CheckFn = Callable[..., CheckOutcome]
+"""``check_host``: called as ``check(ip, cfg, instruments=...)`` by the bridge."""
 
 
 class ProbeConfig(Protocol):
@@ -70,7 +74,8 @@ class AgentMqttBridge:
       MQTT settings (host, port, JWT; the prefix field is ignored, agent.md §13.1);
     * ``wait_if_paused`` is the takeover gate of the workers (§13.6);
     * ``run`` is the background task: once an MQTT config is known it starts the client (host
-      and port read once), and stops it when the scope is cancelled.
+      and port read once), and stops it when the scope is cancelled. Its request spans and
+      ad-hoc probes record on the telemetry instruments ``run`` is given, as the workers' do.
 
     ``tls`` builds the broker TLS context; None means plain TCP (devel only, the caller decides).
     """
@@ -81,7 +86,7 @@ class AgentMqttBridge:
         tls_name: Callable[[], str],
         tls: Callable[[], ssl.SSLContext] | None,
         *,
-        check: Callable[[IPAddress, Any], CheckOutcome],
+        check: CheckFn,
         port: int = 123,
         allow_loopback: bool = False,
         takeover: TakeoverState | None = None,
@@ -132,7 +137,7 @@ class AgentMqttBridge:
         finally:
             remove()
 
-    def run(self, _cfg: object, scope: Scope) -> None:
+    def run(self, _cfg: object, scope: Scope, instruments: ProbeInstruments) -> None:
         """Background task for ``run_monitor``: start once MQTT is configured, stop on cancel."""
         remove = scope.on_cancel(self._mqtt_known.set)
         try:
@@ -157,8 +162,13 @@ class AgentMqttBridge:
             topic_prefix=self._topic_prefix,
             version=self._version,
         )
+        recorded_check = partial(self._check, instruments=instruments)
         self.client = AgentMqtt(
-            options, self.jwt, adhoc_probe(self.configs, self._check), takeover=self.takeover
+            options,
+            self.jwt,
+            adhoc_probe(self.configs, recorded_check),
+            takeover=self.takeover,
+            tracer=instruments.tracer,
         )
         self.client.start()
         try:

@@ -11,6 +11,7 @@ from ntpmon.agent.config import gates
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.manager import ConfigManager
 from ntpmon.agent.depenv import env_from_tls_name, monitor_api_host
+from ntpmon.agent.instruments import ProbeInstruments
 from ntpmon.agent.options import DevelKnobs
 from ntpmon.agent.rpc import MonitorClient
 from ntpmon.agent.scope import Cancelled, Scope
@@ -40,6 +41,10 @@ class MonitorOptions:
         return tuple(f for f, on in ((4, self.ipv4), (6, self.ipv6)) if on)
 
 
+BackgroundTask = Callable[[AppConfig, Scope, ProbeInstruments], None]
+"""A task beside the workers (the MQTT client): (config, scope to stop on, probe instruments)."""
+
+
 def monitor_api_url(cfg: AppConfig, environ: Mapping[str, str]) -> str:
     """From the TLS name's environment; ``DEVEL_API_SERVER`` overrides it."""
     if environ.get("DEVEL_API_SERVER"):
@@ -59,12 +64,14 @@ def run_monitor(
     worker_factory: Callable[..., Worker] = Worker,
     manager: ConfigManager | None = None,
     hooks: WorkerHooks = WorkerHooks(),  # noqa: B008 - frozen dataclass
-    background: Sequence[Callable[[AppConfig, Scope], None]] = (),
+    background: Sequence[BackgroundTask] = (),
 ) -> None:
     """Block until ``scope`` is cancelled (or, with --once/--sanity-only, the work is done).
 
     ``hooks`` and ``background`` are where the MQTT client plugs in (agent.md §13): background
-    tasks start with the workers in daemon mode and are cancelled with them.
+    tasks start with the workers in daemon mode and are cancelled with them. They get the
+    telemetry's probe instruments, made only after the gates, so that MQTT ad-hoc checks are
+    recorded like the workers' probes.
     """
     daemon = not (opts.once or opts.sanity_only)
     threads: list[threading.Thread] = []
@@ -121,7 +128,10 @@ def run_monitor(
 
     workers = [_start(f"worker-v{f}", run_worker, f) for f in opts.families]
     if daemon:
-        threads += [_start(f"task-{i}", task, cfg, work) for i, task in enumerate(background)]
+        instruments = telemetry.probe_instruments
+        threads += [
+            _start(f"task-{i}", task, cfg, work, instruments) for i, task in enumerate(background)
+        ]
     _join(workers)
     scope.cancel()  # workers end on shutdown, an error, or after --once: stop the rest too
     _join(threads)

@@ -3,9 +3,11 @@ only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is configured; otherwise spans still c
 context into every RPC so monitor-api's logs can be joined with the agent's.
 
 Providers are owned by the Telemetry object (not installed globally) so tests and several
-agents in one process do not share state. The SDK (~2.4 MB of RSS, docs/agent.md, Memory footprint)
-is loaded only when something consumes its data: an OTLP endpoint or a metric reader. Otherwise
-a context-only tracer and the API's no-op meter do the job at no cost.
+agents in one process do not share state; the probe code gets the Telemetry's tracer and
+instruments through :attr:`Telemetry.probe_instruments` (see ``ntpmon.agent.instruments``).
+The SDK (~2.4 MB of RSS, docs/agent.md, Memory footprint) is loaded only when something
+consumes its data: an OTLP endpoint, a metric reader or a span exporter. Otherwise a
+context-only tracer and the API's no-op meter do the job at no cost.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import Span
 
-from ntpmon.agent.instruments import INSTRUMENTATION
+from ntpmon.agent.instruments import INSTRUMENTATION, ProbeInstruments
 from ntpmon.common.logsetup import LogLevelError, parse_level
 from ntpmon.common.version import version
 
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,11 @@ def _random_id(bits: int) -> int:
 
 
 class Telemetry:
-    """Tracer and the ``monitor.client`` instruments."""
+    """Tracer and the ``monitor.client`` instruments.
+
+    ``metric_reader`` and ``span_exporter`` add in-process consumers (tests read what the agent
+    records through them); either one starts the SDK like an OTLP endpoint does.
+    """
 
     def __init__(
         self,
@@ -94,6 +101,7 @@ class Telemetry:
         *,
         environ: Mapping[str, str] | None = None,
         metric_reader: MetricReader | None = None,
+        span_exporter: SpanExporter | None = None,
         debug: bool = False,
         otlp_log_level: str = "",
     ) -> None:
@@ -105,9 +113,11 @@ class Telemetry:
         self.meter_provider: MeterProvider | None = None
         self.tracer: trace.Tracer = ContextOnlyTracer()
         self.meter: Meter = NoOpMeter(INSTRUMENTATION)
-        if self.exporting or metric_reader is not None:
-            self._start_sdk(env, metric_reader)
+        if self.exporting or metric_reader is not None or span_exporter is not None:
+            self._start_sdk(env, metric_reader, span_exporter)
         meter = self.meter
+        self.probe_instruments = ProbeInstruments.create(meter, self.tracer)
+        """For the workers' probes, the local clock check and MQTT ad-hoc checks (made once)."""
         self._rpc_requests = meter.create_counter("monitor.rpc_requests_total")
         self._rpc_duration = meter.create_histogram("monitor.rpc_duration", unit="s")
         self._tests_requested = meter.create_counter("monitor.tests_requested_total")
@@ -116,13 +126,15 @@ class Telemetry:
         if otlp_log_level:
             self.set_otlp_log_level(otlp_log_level)
 
-    def _start_sdk(self, env: str, metric_reader: MetricReader | None) -> None:
+    def _start_sdk(
+        self, env: str, metric_reader: MetricReader | None, span_exporter: SpanExporter | None
+    ) -> None:
         """The SDK's providers, with OTLP exporters when an endpoint is configured."""
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
         resource = Resource.create(
             {
@@ -132,6 +144,8 @@ class Telemetry:
             }
         )
         self.tracer_provider = TracerProvider(resource=resource)
+        if span_exporter is not None:  # in-process: each span as it ends, no export thread
+            self.tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
         readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
         if self.exporting:
             from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (

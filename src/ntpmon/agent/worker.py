@@ -6,6 +6,7 @@ SubmitResults, paced by the server while there is work and backing off (jittered
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from ntpmon.agent.backoff import Backoff
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig, SharedCheckConfig, ip_from_bytes
+from ntpmon.agent.instruments import ProbeInstruments
 from ntpmon.agent.rpc import MonitorClient, RPCError
 from ntpmon.agent.scope import Cancelled, Scope
 from ntpmon.agent.telemetry import Telemetry
@@ -53,7 +55,10 @@ class LocalCheck(Protocol):
     def next_check_in(self) -> float: ...
 
 
-Probe = Callable[[pb.Server, CheckConfig], pb.ServerStatus | None]
+Probe = Callable[[pb.Server, CheckConfig, ProbeInstruments], pb.ServerStatus | None]
+"""Probe one server of a batch, recording on the telemetry's instruments (None: not submitted)."""
+LocalCheckFactory = Callable[[Callable[[], CheckConfig], int, ProbeInstruments], LocalCheck]
+"""Build the local clock check from (current config, IP version, the telemetry's instruments)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +83,9 @@ class WorkerOptions:
     allow_loopback: bool = False
 
 
-def default_probe(server: pb.Server, cfg: CheckConfig) -> pb.ServerStatus | None:
+def default_probe(
+    server: pb.Server, cfg: CheckConfig, instruments: ProbeInstruments
+) -> pb.ServerStatus | None:
     """Probe with the NTP engine; ``trace`` requests are legacy and get no status."""
     from ntpmon.agent.monitor import check
 
@@ -86,13 +93,15 @@ def default_probe(server: pb.Server, cfg: CheckConfig) -> pb.ServerStatus | None
         log.info("trace requested; not supported", extra={"server": server.ip_bytes.hex()})
         return None
     ip = ip_from_bytes(server.ip_bytes)
-    return check.status_for_submission(server, check.check_host(ip, cfg))
+    return check.status_for_submission(server, check.check_host(ip, cfg, instruments=instruments))
 
 
-def default_local_check(get_config: Callable[[], CheckConfig], family: int) -> LocalCheck:
+def default_local_check(
+    get_config: Callable[[], CheckConfig], family: int, instruments: ProbeInstruments
+) -> LocalCheck:
     from ntpmon.agent import localok
 
-    return localok.LocalOK(get_config, family)  # type: ignore[attr-defined]
+    return localok.LocalOK(get_config, family, instruments=instruments)
 
 
 class Worker:
@@ -107,7 +116,7 @@ class Worker:
         options: WorkerOptions = WorkerOptions(),
         *,
         probe: Probe = default_probe,
-        local_check: Callable[[Callable[[], CheckConfig], int], LocalCheck] = default_local_check,
+        local_check: LocalCheckFactory = default_local_check,
         hooks: WorkerHooks = WorkerHooks(),
     ) -> None:
         self.family = family
@@ -154,7 +163,9 @@ class Worker:
         while not self._initial_config.wait(0.2):
             if scope.cancelled:
                 return
-        local_ok = self._make_local_check(self.mon_cfg.get, self.family)
+        local_ok = self._make_local_check(
+            self.mon_cfg.get, self.family, self.telemetry.probe_instruments
+        )
         if self.options.sanity_only:
             if not local_ok.check():
                 raise WorkerError(f"IPv{self.family}: health check failed")
@@ -289,11 +300,19 @@ class Worker:
         return len(statuses)
 
     def _probe_all(self, servers: list[pb.Server]) -> list[pb.ServerStatus]:
-        """Every server at once (the server caps a batch); results in completion order."""
+        """Every server at once (the server caps a batch); results in completion order.
+
+        Each probe runs in a copy of this thread's context, so its ``monitor.CheckHost`` span
+        joins the batch's ``monitor-run`` trace (pool threads do not inherit it by themselves).
+        """
         cfg = self.mon_cfg.get()
         out: list[pb.ServerStatus] = []
         with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="probe") as pool:
-            futures = [pool.submit(self.probe, s, cfg) for s in servers]
+            instruments = self.telemetry.probe_instruments
+            futures = [
+                pool.submit(contextvars.copy_context().run, self.probe, s, cfg, instruments)
+                for s in servers
+            ]
             for future in as_completed(futures):
                 try:
                     status = future.result()

@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.metrics import Counter
 
 from ntpmon.agent import ntp, ntpwire
-from ntpmon.agent.instruments import NTP_QUERIES_SENT, SERVERS_CHECKED
+from ntpmon.agent.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
 from ntpmon.agent.ipaddr import IPAddress, as_ip, is_loopback, is_multicast, is_private
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import Server, ServerStatus
 
@@ -175,34 +174,44 @@ def check_host(
     query: QueryFn = ntp.query,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    instruments: ProbeInstruments = NO_PROBE_INSTRUMENTS,
+    name: str | None = None,
 ) -> CheckResult:
     """Probe ``ip`` with ``cfg.samples`` queries 2 s apart and return (status, response, error).
 
     A kiss-o'-death or bad-stratum reply ends the probe at once and wins over earlier good
     samples (a RATE kiss also drops the offset). A filtered address returns (None, None, reason).
     Never raises for anything the network or the server does.
+
+    ``instruments`` are the agent's telemetry (``servers_checked_total`` once per call,
+    ``ntp_queries_sent_total`` per query, the ``monitor.CheckHost`` span); the default records
+    nothing. ``name`` is the base-check host name a local clock check adds to the span.
     """
     samples_wanted = cfg.samples if cfg.samples and cfg.samples > 0 else DEFAULT_SAMPLES
     source = probe_source(cfg)
     addr = as_ip(ip)
     if addr is not None:
-        _record(SERVERS_CHECKED, addr)
+        _record(instruments.servers_checked, addr)
     rejection = address_rejection(addr, allow_loopback=bool(getattr(cfg, "allow_loopback", False)))
     if rejection is not None or addr is None:
         return None, None, rejection or "invalid IP"
     port = int(getattr(cfg, "port", ntp.DEFAULT_PORT) or ntp.DEFAULT_PORT)
     extra = {"port": port} if port != ntp.DEFAULT_PORT else {}
     local_address = str(source) if source is not None else None
-    attributes = {"ip": str(addr), "ip_version": f"ipv{addr.version}", "samples": samples_wanted}
+    attributes: dict[str, str | int] = {
+        "ip": str(addr),
+        "ip_version": f"ipv{addr.version}",
+        "samples": samples_wanted,
+    }
+    if name is not None:
+        attributes["name"] = name
 
-    with trace.get_tracer(__name__).start_as_current_span(
-        "monitor.CheckHost", attributes=attributes
-    ):
+    with instruments.tracer.start_as_current_span("monitor.CheckHost", attributes=attributes):
         samples: list[Sample] = []
         for i in range(samples_wanted):
             if i > 0:
                 sleep(SAMPLE_SPACING_S)
-            _record(NTP_QUERIES_SENT, addr)
+            _record(instruments.ntp_queries_sent, addr)
             try:
                 response = query(
                     str(addr), timeout=ntp.DEFAULT_TIMEOUT, local_address=local_address, **extra
