@@ -32,7 +32,43 @@ def test_kernel_stamping_is_available_here() -> None:
     assert kerneltime.kernel_stamping_supported()
 
 
-def test_so_timestamping_stamps_both_directions(udp_pair) -> None:
+def _tx_stamp(sock: socket.socket, timeout: float = 2.0) -> int | None:
+    """The send stamp, waiting longer than the engine does (``TX_STAMP_WAIT``): this test is
+    about the stamp's value, and a loaded CI machine may queue it late."""
+    deadline = time.monotonic() + timeout
+    while (stamp := kerneltime.read_tx_stamp(sock)) is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return stamp
+
+
+@pytest.fixture(scope="module")
+def receive_stamps_on():
+    """Receive stamping switched on in the kernel before a test relies on it.
+
+    The kernel stamps received packets only while some socket asks for it, and the first ask
+    flips that switch (a static key) later, from a work queue: until then SO_TIMESTAMPING
+    delivers no receive stamp (SO_TIMESTAMPNS stamps at ``recvmsg`` instead). On an idle
+    machine the first datagram of the module arrived unstamped now and then. A socket that
+    keeps the switch on, and one datagram seen stamped through it, remove that timing.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as keeper:
+        keeper.bind(("127.0.0.1", 0))
+        keeper.connect(keeper.getsockname())
+        keeper.settimeout(1)
+        assert kerneltime.enable_stamping(keeper, Stamping.KERNEL).rx
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            keeper.send(b"on?")
+            _data, ancdata, _flags, _addr = keeper.recvmsg(16, kerneltime.ANCILLARY_BUFSIZE)
+            while kerneltime.read_tx_stamp(keeper, wait=0) is not None:
+                pass  # keep the error queue empty
+            if kerneltime.stamp_from_ancillary(ancdata) is not None:
+                break
+            time.sleep(0.005)
+        yield
+
+
+def test_so_timestamping_stamps_both_directions(udp_pair, receive_stamps_on) -> None:
     sender, receiver = udp_pair
     assert kerneltime.enable_stamping(sender, Stamping.KERNEL) == kerneltime.SocketStamping(
         True, True
@@ -43,14 +79,15 @@ def test_so_timestamping_stamps_both_directions(udp_pair) -> None:
     _data, ancdata, _flags, _addr = receiver.recvmsg(64, kerneltime.ANCILLARY_BUFSIZE)
     after = time.time_ns()
     rx = kerneltime.stamp_from_ancillary(ancdata)
-    tx = kerneltime.read_tx_stamp(sender)
+    tx = _tx_stamp(sender)
     # Same clock (CLOCK_REALTIME) as time_ns, taken between the two readings, send before receive.
-    assert rx is not None and tx is not None
+    assert rx is not None
+    assert tx is not None
     assert before <= tx <= rx <= after
     assert kerneltime.read_tx_stamp(sender) is None  # consumed; never blocks
 
 
-def test_so_timestampns_receive_fallback(udp_pair) -> None:
+def test_so_timestampns_receive_fallback(udp_pair, receive_stamps_on) -> None:
     sender, receiver = udp_pair
     receiver.setsockopt(socket.SOL_SOCKET, kerneltime.SO_TIMESTAMPNS, 1)
     before = time.time_ns()

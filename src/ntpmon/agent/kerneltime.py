@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import platform
+import select
 import socket
 import struct
 import sys
@@ -43,6 +44,9 @@ TIMESTAMPING_FLAGS = (
 )
 
 ANCILLARY_BUFSIZE = 512
+# How long a missing TX stamp is waited for once the reply is in (a device that makes none
+# costs each query this much; a stamp queued a moment late is still taken).
+TX_STAMP_WAIT = 0.005
 """Room for SCM_TIMESTAMPING (3 timespecs) plus an IP(V6)_RECVERR extended error."""
 
 _TIMESPEC = struct.Struct("@ll")
@@ -116,19 +120,29 @@ def stamp_from_ancillary(ancdata: list[tuple[int, int, bytes]]) -> int | None:
     return None
 
 
-def read_tx_stamp(sock: socket.socket) -> int | None:
-    """Take the transmit timestamp from the error queue without blocking (None if none yet).
+def read_tx_stamp(sock: socket.socket, wait: float = TX_STAMP_WAIT) -> int | None:
+    """Take the transmit timestamp from the error queue (None if none comes within ``wait``).
 
-    Called after the reply has arrived: by then the request has certainly left the host, so a
-    software TX stamp is either queued or the kernel does not produce one for this device.
+    Called after the reply has arrived: by then the request has left the host, so a software
+    TX stamp is queued, or about to be on a busy machine, or the device makes none. The error
+    queue is polled for at most ``wait`` seconds and then read without blocking: a plain
+    ``recvmsg`` on a socket with a timeout would first wait for *data* until that timeout.
     """
     msg_errqueue = getattr(socket, "MSG_ERRQUEUE", 0)
     if not msg_errqueue:
         return None
+    poller = select.poll()
+    poller.register(sock, select.POLLERR)  # a queued stamp shows as POLLERR
+    if not poller.poll(max(0, round(wait * 1000))):
+        return None
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
     try:
         _data, ancdata, _flags, _addr = sock.recvmsg(
             0, ANCILLARY_BUFSIZE, msg_errqueue | socket.MSG_DONTWAIT
         )
     except OSError:
         return None
+    finally:
+        sock.settimeout(timeout)
     return stamp_from_ancillary(ancdata)
