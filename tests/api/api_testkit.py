@@ -12,7 +12,9 @@ from pathlib import Path
 import grpc
 from sqlalchemy import Engine, select
 
+from ntpmon.api.admission import PriorityScheduler
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
+from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.runner import ServerOptions
@@ -87,6 +89,7 @@ class RunningApi:
     metrics: ApiMetrics
     signer: TicketSigner
     listener: GrpcListener
+    scheduler: PriorityScheduler
 
     def stub(
         self,
@@ -112,18 +115,29 @@ class RunningApi:
 
 
 @contextmanager
-def running_api(engine: Engine, clock: FixedClock, ca: EmbeddedCA) -> Iterator[RunningApi]:
-    """An in-process server on a free loopback port with keyring ``1:k1``."""
+def running_api(
+    engine: Engine,
+    clock: FixedClock,
+    ca: EmbeddedCA,
+    *,
+    threads: int = DEFAULT_WORKERS,
+    service_class: type[MonitorService] = MonitorService,
+) -> Iterator[RunningApi]:
+    """An in-process server on a free loopback port with keyring ``1:k1``, its handlers on a
+    priority scheduler of ``threads`` threads as in ``monitor-api server``."""
     metrics = ApiMetrics()
     signer = TicketSigner(StaticKeyring({1: b"k1"}))
-    service = MonitorService(engine, signer, clock, metrics, mqtt=MqttSettings(jwt_key=JWT_KEY))
+    service = service_class(engine, signer, clock, metrics, mqtt=MqttSettings(jwt_key=JWT_KEY))
     server_cert = ca.issue_server(SERVER_NAMES, timedelta(hours=1))
     tls = TlsMaterial(server_cert.cert_pem, server_cert.key_pem, ca.root_pem())
-    listener = GrpcListener(build_handler(service, metrics, RpcTracer()), tls, "127.0.0.1:0")
+    scheduler = PriorityScheduler(threads, observe=metrics.queued)
+    handler = build_handler(service, metrics, RpcTracer(), scheduler=scheduler)
+    listener = GrpcListener(handler, tls, "127.0.0.1:0")
     try:
-        yield RunningApi(listener.port, ca, service, metrics, signer, listener)
+        yield RunningApi(listener.port, ca, service, metrics, signer, listener, scheduler)
     finally:
         listener.stop(1)
+        scheduler.shutdown(wait=False)
 
 
 def loopback_options(
