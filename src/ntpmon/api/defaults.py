@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 # gRPC handler threads per process (RPCs running at once, database connections of the pool);
-# calls beyond them wait, SubmitResults first (ntpmon.api.admission). Each call mostly waits on
-# the database, but every thread more is GIL hand-offs and context switches: with 50 busy
-# agents on 2 cores, 8 threads served ~20 % more batches than 16 at ~20 % less CPU per batch.
-DEFAULT_WORKERS = 8
+# calls beyond them wait, SubmitResults first (ntpmon.api.admission). A call mostly waits on
+# the database, so a few threads keep the GIL busy; every thread more is GIL hand-offs, and a
+# running SubmitResults shares the GIL with more calls. 50 busy agents on 2 cores, 3 runs each:
+# 6 threads 2,950-3,150 results/s with SubmitResults p99 30-35 ms, 8 threads 3,130-3,190/s
+# with p99 45-51 ms, 4 threads ~2,700/s with p99 22 ms, 64 threads ~60 % more CPU per batch.
+DEFAULT_WORKERS = 6
