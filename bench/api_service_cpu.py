@@ -17,7 +17,16 @@ import pstats
 import time
 from collections.abc import Callable
 
-from api_submit import BATCH, _ip, _name, cpu_seconds, database_pid, reset, seed
+from api_submit import (
+    BATCH,
+    _ip,
+    _name,
+    cpu_seconds,
+    database_pid,
+    reset,
+    seed,
+    statuses_for,
+)
 
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.service import PING_AFTER_IDLE, CallInfo, MonitorService
@@ -31,17 +40,6 @@ from ntpmon.testing.roundtrips import counting_round_trips
 
 MONITORS = 10
 UA = "ntppool-agent/v4.1.5"
-
-
-def statuses_for(batch: pb.GetServersResponse) -> list[pb.ServerStatus]:
-    out = []
-    for s in batch.servers:
-        st = pb.ServerStatus(ticket=s.ticket, ip_bytes=s.ip_bytes, stratum=2)
-        st.offset.FromNanoseconds(1_500_000)
-        st.rtt.FromNanoseconds(20_000_000)
-        st.ts.GetCurrentTime()
-        out.append(st)
-    return out
 
 
 def pair(service: MonitorService, i: int) -> pb.GetServersResponse:

@@ -107,7 +107,8 @@ def start_server(
     raise SystemExit("monitor-api did not start")
 
 
-def _statuses(batch: pb.GetServersResponse) -> list[pb.ServerStatus]:
+def statuses_for(batch: pb.GetServersResponse) -> list[pb.ServerStatus]:
+    """An agent's results for a batch: every server answered, 1.5 ms offset, 20 ms delay."""
     statuses = []
     for s in batch.servers:
         st = pb.ServerStatus(ticket=s.ticket, ip_bytes=s.ip_bytes, stratum=2)
@@ -142,7 +143,7 @@ async def client_loop(
             stats.get_servers_ms.append((time.perf_counter() - t0) * 1000)
             if not batch.servers:
                 break
-            statuses = _statuses(batch)
+            statuses = statuses_for(batch)
             t0 = time.perf_counter()
             try:
                 await stub.SubmitResults(
