@@ -284,13 +284,18 @@ class MonitorService:
     ) -> pb.SubmitResultsResponse:
         now = self.clock.now()
         counted: list[tuple[MetricLabels, dict[str, int]]] = []
+        # The lookup is a transaction of its own, on purpose. Under REPEATABLE READ the batch
+        # transaction reads from a snapshot taken at its first plain read; that read must come
+        # after claim_batch has locked the monitor row. Otherwise another batch of this monitor
+        # that committed in between (an agent restarted mid-batch, a duplicate agent) would be
+        # invisible to the assignments read, and its score steps would be overwritten.
+        ident = self._tx("lookup", lambda conn: self._lookup(conn, call, request.mon_id))
+        monitor = ident.monitor
+        if not _is_live(monitor.status):
+            raise not_live()
 
         def work(conn: Connection) -> tuple[MetricLabels, dict[str, int]]:
             counted.clear()  # a retried attempt must not count twice
-            ident = self._lookup(conn, call, request.mon_id)
-            monitor = ident.monitor
-            if not _is_live(monitor.status):
-                raise not_live()
             statuses = list(request.list)
             check_request_shape(request.version, statuses)
             labels = _labels(ident)

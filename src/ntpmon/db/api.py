@@ -1,9 +1,10 @@
 """monitor-api's queries (spec/database.md §4.2, Q6-Q15), in the shapes the RPCs need.
 
-SubmitResults costs a fixed number of round trips whatever the batch size: the lookup, one
-guarded ``last_submit`` update that also serialises concurrent batches of a monitor, one read
-of every (server, assignment) pair by an IN list, one CASE update of the assignments, at most
-one of the servers' strata, one multi-row insert into ``log_scores`` and the commit.
+SubmitResults costs a fixed number of round trips whatever the batch size: the lookup (a
+transaction of its own, see ``MonitorService.submit_results``), one guarded ``last_submit``
+update that also serialises concurrent batches of a monitor, one read of every (server,
+assignment) pair by an IN list, one CASE update of the assignments, at most one of the
+servers' strata, one multi-row insert into ``log_scores`` and the commits.
 
 The statements every RPC runs are built once, at import, with named bind parameters (IN lists
 as expanding parameters), and wrapped as :class:`~ntpmon.db.driversql.HotStatement`: on
