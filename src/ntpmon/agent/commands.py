@@ -137,7 +137,11 @@ def check_cmd(
         allow_loopback=knobs.allow_loopback,
         ip=ipaddress.ip_address(local) if local else None,
     )
-    typer.echo(format_table(run_check(ips, cfg)))
+    from ntpmon.agent.kerneltime import receive_stamping_kept_on
+
+    with receive_stamping_kept_on():
+        rows = run_check(ips, cfg)
+    typer.echo(format_table(rows))
 
 
 @api_app.command("ok")

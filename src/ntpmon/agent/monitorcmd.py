@@ -8,6 +8,7 @@ import signal
 from ntpmon.agent import options as opts
 from ntpmon.agent.footprint import limit_malloc_arenas, settle_after_start_up
 from ntpmon.agent.globalopts import Globals, open_app_config
+from ntpmon.agent.kerneltime import receive_stamping_kept_on
 from ntpmon.agent.mqttbridge import monitor_bridge
 from ntpmon.agent.runner import MonitorOptions, run_monitor
 from ntpmon.agent.scope import Scope
@@ -25,11 +26,12 @@ def monitor_command(g: Globals, *, once: bool, sanity_only: bool) -> None:
         cfg, g.env.value, port=knobs.port, allow_loopback=knobs.allow_loopback, environ=os.environ
     )
     settle_after_start_up()
-    run_monitor(
-        cfg,
-        MonitorOptions(once, sanity_only, g.ipv4, g.ipv6, g.ca_file, knobs, debug=g.debug),
-        scope,
-        environ=os.environ,
-        hooks=mqtt.hooks(),
-        background=[mqtt.run],
-    )
+    with receive_stamping_kept_on():  # kernel receive stamps for every query, not just some
+        run_monitor(
+            cfg,
+            MonitorOptions(once, sanity_only, g.ipv4, g.ipv6, g.ca_file, knobs, debug=g.debug),
+            scope,
+            environ=os.environ,
+            hooks=mqtt.hooks(),
+            background=[mqtt.run],
+        )
