@@ -151,3 +151,13 @@ def test_shutdown_runs_what_was_filed_then_refuses_new_calls() -> None:
 def test_a_scheduler_needs_a_thread() -> None:
     with pytest.raises(ValueError, match="at least one thread"):
         PriorityScheduler(0)
+
+
+def test_a_failing_observer_does_not_cost_a_thread() -> None:
+    def broken(label: str, waited: float) -> None:
+        raise RuntimeError("metrics backend gone")
+
+    scheduler = PriorityScheduler(1, observe=broken)
+    for i in range(3):  # the one thread survives each failure and keeps serving
+        assert scheduler.submit(Priority.WORK, "m", abs, -i).result(timeout=5) == i
+    scheduler.shutdown()

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import IntEnum
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class Priority(IntEnum):
@@ -100,7 +103,10 @@ class PriorityScheduler:
             if not future.set_running_or_notify_cancel():
                 continue
             if self._observe is not None:
-                self._observe(label, time.monotonic() - filed)
+                try:
+                    self._observe(label, time.monotonic() - filed)
+                except Exception:  # a metric must never take a handler thread down
+                    log.exception("queue-wait observer failed", extra={"method": label})
             try:
                 result = fn(*args, **kwargs)
             except BaseException as exc:  # handed to the future, as an executor does
