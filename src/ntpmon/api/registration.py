@@ -94,8 +94,15 @@ def approve_registration(
     now: datetime,
     account: str | None = None,
 ) -> Approval:
-    """Create the monitor rows (status ``testing``, candidate for every server of their family)."""
-    found = reg.get_registration(conn, registration_id=registration_id.upper())
+    """Create the monitor rows (status ``testing``, candidate for every server of their family).
+
+    The registration is read with a row lock, as the transaction's first statement: an agent
+    request that records another address must either commit before (and be approved with
+    the rest) or wait until this approval commits (and then changes nothing but
+    ``last_seen``). A plain read could be older than an address recorded meanwhile, which
+    would then be marked approved without a monitor.
+    """
+    found = reg.get_registration(conn, registration_id=registration_id.upper(), for_update=True)
     if found is None:
         raise RegistrationError(f"no registration {registration_id!r}")
     if found.status != "pending":

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, case, insert, select, update
 
 from ntpmon.common.clock import db_seconds
 from ntpmon.db.models import from_row
@@ -33,10 +33,15 @@ class Registration:
     completed_on: datetime | None
 
 
-def get_registration(conn: Connection, *, registration_id: str) -> Registration | None:
-    row = conn.execute(
-        select(registrations).where(registrations.c.registration_id == registration_id)
-    ).first()
+def get_registration(
+    conn: Connection, *, registration_id: str, for_update: bool = False
+) -> Registration | None:
+    """One registration; ``for_update`` reads the committed row and locks it until COMMIT
+    (a plain read may come from an older snapshot of the transaction)."""
+    query = select(registrations).where(registrations.c.registration_id == registration_id)
+    if for_update:
+        query = query.with_for_update()
+    row = conn.execute(query).first()
     return from_row(Registration, row) if row else None
 
 
@@ -70,13 +75,19 @@ def record_registration_request(
             )
         )
     else:
+        # "Only while pending" is decided by the UPDATE on the row as it is now, not by
+        # ``existing``: that plain read comes from this transaction's snapshot, and an
+        # approval may have committed since (the form values would then overwrite what
+        # the operator approved).
+        pending = registrations.c.status == "pending"
+        changes = {column: address}
+        if hostname:
+            changes["hostname"] = hostname[:255]
+        if account_ref:
+            changes["account_ref"] = account_ref[:255]
         values: dict[str, object] = {"last_seen": db_seconds(now)}
-        if existing.status == "pending":
-            values[column] = address
-            if hostname:
-                values["hostname"] = hostname[:255]
-            if account_ref:
-                values["account_ref"] = account_ref[:255]
+        for name, value in changes.items():
+            values[name] = case((pending, value), else_=registrations.c[name])
         conn.execute(
             update(registrations).where(registrations.c.id == existing.id).values(**values)
         )
