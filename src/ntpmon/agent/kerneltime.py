@@ -47,10 +47,10 @@ TIMESTAMPING_FLAGS = (
 )
 
 ANCILLARY_BUFSIZE = 512
-# How long a missing TX stamp is waited for once the reply is in (a device that makes none
-# costs each query this much; a stamp queued a moment late is still taken).
-TX_STAMP_WAIT = 0.005
 """Room for SCM_TIMESTAMPING (3 timespecs) plus an IP(V6)_RECVERR extended error."""
+TX_STAMP_WAIT = 0.005
+"""Seconds a missing TX stamp is waited for once the reply is in (a device that makes none
+costs each query this much; a stamp queued a moment late is still taken)."""
 
 _TIMESPEC = struct.Struct("@ll")
 _GENERIC_SOCKOPT_MACHINES = frozenset(
