@@ -48,26 +48,12 @@ def _tx_stamp(sock: socket.socket, timeout: float = 2.0) -> int | None:
 def receive_stamps_on():
     """Receive stamping switched on in the kernel before a test relies on it.
 
-    The kernel stamps received packets only while some socket asks for it, and the first ask
-    flips that switch (a static key) later, from a work queue: until then SO_TIMESTAMPING
-    delivers no receive stamp (SO_TIMESTAMPNS stamps at ``recvmsg`` instead). On an idle
-    machine the first datagram of the module arrived unstamped now and then. A socket that
-    keeps the switch on, and one datagram seen stamped through it, remove that timing.
+    The kernel flips receive stamping on from a work queue after the first socket asks: on a
+    busy machine the first datagram of the module arrived unstamped now and then. The agent's
+    own keeper (up to 10 s for a stamped loopback datagram) removes that timing.
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as keeper:
-        keeper.bind(("127.0.0.1", 0))
-        keeper.connect(keeper.getsockname())
-        keeper.settimeout(1)
-        assert kerneltime.enable_stamping(keeper, Stamping.KERNEL).rx
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            keeper.send(b"on?")
-            _data, ancdata, _flags, _addr = keeper.recvmsg(16, kerneltime.ANCILLARY_BUFSIZE)
-            while kerneltime.read_tx_stamp(keeper, wait=0) is not None:
-                pass  # keep the error queue empty
-            if kerneltime.stamp_from_ancillary(ancdata) is not None:
-                break
-            time.sleep(0.005)
+    with kerneltime.receive_stamping_kept_on(warm_up=10) as on:
+        assert on
         yield
 
 
