@@ -135,28 +135,33 @@ def smaps_breakdown(pid: int) -> dict[str, int]:
     return groups
 
 
-def thread_names(pid: int) -> dict[str, int]:
-    """How many live threads carry each name (Python's own threads are all ``python``)."""
-    out: dict[str, int] = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            name = (task / "comm").read_text().strip()
-        except OSError:
-            continue
-        out[name] = out.get(name, 0) + 1
-    return out
-
-
-def thread_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds per live thread name (finished threads only count in the process total)."""
-    out: dict[str, float] = {}
+def live_threads(pid: int) -> list[tuple[str, float]]:
+    """(name, CPU seconds) of every live thread (finished threads only count in the process
+    total; Python's own threads are all named ``python``)."""
+    out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             name = (task / "comm").read_text().strip()
             fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / CLK_TCK
+        out.append((name, (int(fields[11]) + int(fields[12])) / CLK_TCK))
+    return out
+
+
+def thread_names(threads: list[tuple[str, float]]) -> dict[str, int]:
+    """How many live threads carry each name."""
+    out: dict[str, int] = {}
+    for name, _cpu in threads:
+        out[name] = out.get(name, 0) + 1
+    return out
+
+
+def thread_cpu(threads: list[tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per live thread name."""
+    out: dict[str, float] = {}
+    for name, cpu in threads:
+        out[name] = out.get(name, 0.0) + cpu
     return out
 
 
@@ -247,8 +252,9 @@ def main() -> int:
             peak, cpu_end = proc_stats(agent.pid)
             rss_now = status_kb(agent.pid, "VmRSS") * 1024
             thread_count = status_kb(agent.pid, "Threads")
-            threads = thread_cpu(agent.pid)
-            names = thread_names(agent.pid)
+            live = live_threads(agent.pid)
+            threads = thread_cpu(live)
+            names = thread_names(live)
             breakdown = smaps_breakdown(agent.pid)
             _, responder_cpu = proc_stats(responders.pid)
             steady = time.monotonic() - warm
