@@ -56,7 +56,6 @@ class PriorityScheduler:
     def __init__(self, threads: int, name: str = "grpc", observe: Observer | None = None) -> None:
         if threads < 1:
             raise ValueError("a scheduler needs at least one thread")
-        self.threads = threads
         self._observe = observe
         self._cond = threading.Condition(threading.Lock())
         self._queue: list[_Item] = []
