@@ -195,6 +195,20 @@ def server(  # noqa: PLR0917 - typer options
             help="also accept client certificates of the embedded CA",
         ),
     ] = True,
+    jwt_issuer: Annotated[
+        str,
+        typer.Option(
+            envvar="MONITOR_API_JWT_ISSUER",
+            help="also accept JWTs of this issuer (e.g. https://api.ntppool.dev), verified "
+            "with its JWKS",
+        ),
+    ] = "",
+    jwks_url: Annotated[
+        str, typer.Option(help="the issuer's JWKS (default <issuer>/.well-known/jwks.json)")
+    ] = "",
+    jwks_ca_file: Annotated[
+        Path | None, typer.Option(help="CA bundle for the JWKS fetch (default: system roots)")
+    ] = None,
     management_listen: Annotated[str, typer.Option(help="management HTTPS listener")] = ":8443",
     health_listen: Annotated[str, typer.Option(help="health HTTP listener")] = ":8080",
     metrics_listen: Annotated[str, typer.Option(help="Prometheus listener")] = ":9000",
@@ -277,6 +291,9 @@ def server(  # noqa: PLR0917 - typer options
         tls_key=tls_key,
         client_ca_files=client_ca or [],
         embedded_client_ca=embedded_client_ca,
+        jwt_issuer=jwt_issuer.rstrip("/"),
+        jwks_url=jwks_url,
+        jwks_ca_file=jwks_ca_file,
         management_listen=management_listen,
         health_listen=health_listen,
         metrics_listen=metrics_listen,

@@ -25,6 +25,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -229,3 +230,14 @@ class TokenVerifier:
         if verifier is None:
             raise InvalidTokenError(f"unknown issuer {issuer!r}")
         return verifier.subject(token, method)
+
+
+def external_tokens(
+    own: JwtVerifier, issuer: str, jwks_url: str = "", ca_file: Path | None = None
+) -> TokenVerifier:
+    """The verifier ``monitor-api server`` uses: its own tokens, plus ``issuer``'s when set.
+
+    ``ca_file`` replaces the system roots for the JWKS fetch (an issuer on a private CA).
+    """
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    return TokenVerifier.build(own, issuer or None, jwks_url or None, context)

@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from ntpmon.api.admission import PriorityScheduler
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.defaults import DEFAULT_WORKERS
+from ntpmon.api.jwks import external_tokens
 from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
 from ntpmon.api.metrics import ApiMetrics, exposition_registry
@@ -68,6 +69,9 @@ class ServerOptions:
     tls_key: Path | None = None
     client_ca_files: list[Path] = field(default_factory=list)  # CAs of monitor certificates
     embedded_client_ca: bool = True  # trust certificates of the embedded CA too
+    jwt_issuer: str = ""  # an external issuer whose JWTs are accepted (e.g. the pool's website)
+    jwks_url: str = ""  # its JWKS (default <issuer>/.well-known/jwks.json)
+    jwks_ca_file: Path | None = None  # CA for the JWKS fetch (default: system roots)
     management_listen: str = ":8443"
     health_listen: str = ":8080"
     metrics_listen: str = ":9000"
@@ -252,8 +256,14 @@ class MonitorApiServer:
         )
 
     def _token_verifier(self, public_url: str) -> TokenVerifier:
-        """ntpmon's own tokens (issued by the management API)."""
-        return JwtVerifier(self.tokens.public_key(), public_url)
+        """ntpmon's own tokens (issued by the management API) and an external issuer's."""
+        options = self.options
+        return external_tokens(
+            JwtVerifier(self.tokens.public_key(), public_url),
+            options.jwt_issuer,
+            options.jwks_url,
+            options.jwks_ca_file,
+        )
 
     def _start_workers(self) -> WorkerPool:
         """The other ``processes - 1`` servers of the RPC port (:mod:`ntpmon.api.rpc.workers`)."""
@@ -268,6 +278,9 @@ class MonitorApiServer:
             client_ca_files=[str(p) for p in self.tls_files.client_ca_files],
             embedded_client_ca=options.embedded_client_ca,
             public_url=self.tokens.issuer,
+            jwt_issuer=options.jwt_issuer,
+            jwks_url=options.jwks_url,
+            jwks_ca_file=str(options.jwks_ca_file or ""),
             env=str(options.env),
             max_workers=options.max_workers,
             grace=options.grace,

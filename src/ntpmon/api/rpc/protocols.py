@@ -229,7 +229,7 @@ def failure(wire: WireFormat | None, code: grpc.StatusCode, message: str) -> Wir
         return WireResponse(
             http_status(code),
             [(b"content-type", b"application/json")],
-            json.dumps(body).encode(),
+            json.dumps(body, separators=(",", ":")).encode(),
         )
     fields = status_fields(code, message)
     if wire.protocol is Protocol.GRPC:

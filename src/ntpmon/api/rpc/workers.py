@@ -53,6 +53,9 @@ class WorkerSpec:
     client_ca_files: list[str]
     embedded_client_ca: bool
     public_url: str  # the issuer of ntpmon's own JWTs
+    jwt_issuer: str
+    jwks_url: str
+    jwks_ca_file: str
     env: str
     max_workers: int
     grace: float
@@ -149,6 +152,7 @@ def serve(spec: WorkerSpec) -> None:
     """The worker's life: listen, say ``ready``, serve until SIGTERM/SIGINT, stop gracefully."""
     from ntpmon.api.admission import PriorityScheduler
     from ntpmon.api.ca import EmbeddedCA
+    from ntpmon.api.jwks import external_tokens
     from ntpmon.api.jwtauth import JwtVerifier
     from ntpmon.api.metrics import ApiMetrics
     from ntpmon.api.oidc import TokenIssuer
@@ -203,7 +207,14 @@ def serve(spec: WorkerSpec) -> None:
     )
     tokens = TokenIssuer.load_or_create(data_dir / "jwt" / "signing.key", spec.public_url)
     scheduler = PriorityScheduler(spec.max_workers, observe=metrics.queued)
-    identity = CallerIdentity(JwtVerifier(tokens.public_key(), spec.public_url))
+    identity = CallerIdentity(
+        external_tokens(
+            JwtVerifier(tokens.public_key(), spec.public_url),
+            spec.jwt_issuer,
+            spec.jwks_url,
+            Path(spec.jwks_ca_file) if spec.jwks_ca_file else None,
+        )
+    )
     app = RpcApp(Dispatcher(service, metrics, tracer, identity), scheduler)
     listener = open_listener(app, tls, spec.address, reuse_port=True)
     print(READY, flush=True)
