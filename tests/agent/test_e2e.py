@@ -70,6 +70,7 @@ def test_setup_approve_monitor_once_then_hot_reload(
             "MONITOR_CA_FILE": str(ca_file),
             "MONITOR_NTP_PORT": str(ntp_servers[0].port),
             "MONITOR_ALLOW_LOOPBACK": "true",
+            "MONITOR_TELEMETRY": "off",  # no collector here (test_otlp_export.py has one)
         }
     )
     common = ["-e", "devel", "--state-dir", str(state_dir), "--no-ipv6"]

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ntpmon.agent.config import gates
 from ntpmon.agent.config.appconfig import AppConfig
@@ -13,6 +14,7 @@ from ntpmon.agent.config.manager import ConfigManager
 from ntpmon.agent.depenv import env_from_tls_name, monitor_api_host
 from ntpmon.agent.instruments import ProbeInstruments
 from ntpmon.agent.options import DevelKnobs
+from ntpmon.agent.otlpexport import OtlpSettings, otlp_settings
 from ntpmon.agent.rpc import MonitorClient
 from ntpmon.agent.scope import Cancelled, Scope
 from ntpmon.agent.telemetry import Telemetry
@@ -35,6 +37,8 @@ class MonitorOptions:
     ca_file: str | None = None
     knobs: DevelKnobs = field(default_factory=DevelKnobs)
     debug: bool = False
+    telemetry: bool = True
+    """Export traces, metrics and logs over OTLP (``--telemetry``, agent.md §14)."""
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -53,6 +57,21 @@ def monitor_api_url(cfg: AppConfig, environ: Mapping[str, str]) -> str:
         return monitor_api_host(env_from_tls_name(cfg.tls_name()), environ)
     except ValueError as exc:
         raise MonitorError(f"could not setup API: {exc}") from None
+
+
+def telemetry_settings(
+    cfg: AppConfig, opts: MonitorOptions, environ: Mapping[str, str]
+) -> OtlpSettings | None:
+    """OTLP export with the state directory's client certificate, trusting the monitor CA."""
+    if not opts.telemetry:
+        return None
+    return otlp_settings(
+        cfg.env,
+        environ,
+        client_cert=cfg.cert_path,
+        client_key=cfg.key_path,
+        ca_files=(cfg.ca_path, Path(opts.ca_file) if opts.ca_file else None),
+    )
 
 
 def run_monitor(
@@ -90,9 +109,9 @@ def run_monitor(
         scope.cancel()
         _join(threads)
         raise
-    telemetry = Telemetry(
+    telemetry = Telemetry(  # after the gates: there is a client certificate to export with
         cfg.env.value,
-        environ=environ,
+        otlp=telemetry_settings(cfg, opts, environ),
         debug=opts.debug,
         otlp_log_level=cfg.data().otlp_log_level,  # the cached server preference (§4.4)
     )
