@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 from api_testkit import RunningApi, running_api
+from jwks_testkit import Keys, new_keys
 from sqlalchemy import Engine
 
 from ntpmon.api.ca import EmbeddedCA
@@ -20,6 +21,12 @@ def ca() -> EmbeddedCA:
 @pytest.fixture(scope="session")
 def foreign_ca() -> EmbeddedCA:
     return EmbeddedCA.create("someone else's CA")
+
+
+@pytest.fixture(scope="session")
+def keys() -> Keys:
+    """An external issuer's signing keys (one set per session: RSA keys are slow to make)."""
+    return new_keys()
 
 
 @pytest.fixture
