@@ -66,7 +66,7 @@ def _ensure_npm() -> str:
         return npm
     apt = shutil.which("apt-get")
     if apt is None:
-        raise BufError("buf needs npm: install Node.js and npm (Debian: apt-get install nodejs npm)")
+        raise BufError("buf needs npm: install Node.js and npm (Debian: nodejs, npm)")
     env_note = "apt-get install nodejs npm (needs root)"
     _run([apt, "update", "-qq"], f"apt-get update for {env_note}")
     _run(
