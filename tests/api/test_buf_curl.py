@@ -9,12 +9,10 @@ database as it was.
 
 from __future__ import annotations
 
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_testkit import loopback_options, seed
+from api_testkit import seed
 from rpc_clients import (
     AUTHS,
     PROTOCOLS,
@@ -24,38 +22,12 @@ from rpc_clients import (
     full_round,
     refuse,
     rpc_url,
-    serving,
 )
 
 from ntpmon.api.rpc.codes import grpc_number
 from ntpmon.api.runner import MonitorApiServer
-from ntpmon.testing.bufcli import buf_binary
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
-
-PROTO_DIR = Path(__file__).resolve().parents[2] / "proto"
-
-
-@pytest.fixture(scope="session")
-def buf_schema(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """``buf`` and the repo's proto built into an image once, so no call compiles it again."""
-    binary = buf_binary()
-    image = tmp_path_factory.mktemp("buf") / "monitor.binpb"
-    built = subprocess.run(
-        [str(binary), "build", str(PROTO_DIR), "-o", str(image)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert built.returncode == 0, built.stderr
-    return binary, image
-
-
-@pytest.fixture
-def monitor_api(db, clock, tmp_path) -> Iterator[MonitorApiServer]:
-    with serving(loopback_options(db, tmp_path / "data", clock=clock)) as server:
-        yield server
 
 
 def _buf(

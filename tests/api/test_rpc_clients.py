@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from api_testkit import loopback_options, seed
+from api_testkit import seed
 from connectrpc.compression.gzip import GzipCompression
 from connectrpc.protocol import ProtocolType
 from pyqwest import HTTPVersion, SyncClient, SyncHTTPTransport
@@ -29,7 +29,6 @@ from rpc_clients import (
     full_round,
     refuse,
     rpc_url,
-    serving,
 )
 
 from ntpmon.api.runner import MonitorApiServer
@@ -75,12 +74,6 @@ CLIENTS: dict[str, ClientOf] = {
     "connectrpc gRPC-Web gzip": _connectrpc(ProtocolType.GRPC_WEB, HTTPVersion.HTTP2, True),
     "grpcio": _grpcio,
 }
-
-
-@pytest.fixture
-def monitor_api(db, clock, tmp_path) -> Iterator[MonitorApiServer]:
-    with serving(loopback_options(db, tmp_path / "data", clock=clock)) as server:
-        yield server
 
 
 @pytest.fixture
