@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
-from api_testkit import RunningApi, loopback_options, running_api
-from jwks_testkit import Keys, new_keys
-from rpc_clients import serving
+from api_testkit import RunningApi, loopback_options, running_api, serving
+from jwks_testkit import JwksServer, Keys, jwks_document, new_keys
 from sqlalchemy import Engine
 
 from ntpmon.api.ca import EmbeddedCA
@@ -63,3 +63,20 @@ def monitor_api(db: Engine, clock: FixedClock, tmp_path: Path) -> Iterator[Monit
     """A whole ``monitor-api server`` on loopback ports (embedded CA, own JWTs)."""
     with serving(loopback_options(db, tmp_path / "data", clock=clock)) as server:
         yield server
+
+
+@pytest.fixture
+def issuer(ca: EmbeddedCA, keys: Keys, tmp_path: Path) -> Iterator[JwksServer]:
+    """An external JWT issuer serving its JWKS over HTTPS on loopback (certificate of ``ca``)."""
+    running = JwksServer(ca, tmp_path, jwks_document(keys.published()))
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def stack() -> Iterator[ExitStack]:
+    """Closes the clients a test opened."""
+    with ExitStack() as closing:
+        yield closing

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +32,7 @@ from sqlalchemy import Engine, select
 
 from ntpmon.api.ca import EmbeddedCA
 from ntpmon.api.rpc.dispatch import SERVICE
-from ntpmon.api.runner import MonitorApiServer, ServerOptions
+from ntpmon.api.runner import MonitorApiServer
 from ntpmon.db import admin
 from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tables import log_scores
@@ -204,6 +204,16 @@ class Grpcio:
         self._channel.close()
 
 
+ClientOf = Callable[[ExitStack, MonitorApiServer, Credentials], RpcClient]
+
+
+def grpcio_client(stack: ExitStack, server: MonitorApiServer, creds: Credentials) -> RpcClient:
+    """A :data:`ClientOf` for grpcio; the channel closes with ``stack``."""
+    client = Grpcio(server.ports["rpc"], creds)
+    stack.callback(client.close)
+    return client
+
+
 def log_score_rows(engine: Engine) -> list[tuple[int, int]]:
     """(monitor_id, server_id) of every recorded result."""
     with engine.connect() as conn:
@@ -322,17 +332,6 @@ def credentials_for(server: MonitorApiServer, directory: Path, auth: str | None)
         return write_credentials(server.ca, directory, token=token)
     assert auth is None, auth
     return write_credentials(server.ca, directory)
-
-
-@contextmanager
-def serving(options: ServerOptions) -> Iterator[MonitorApiServer]:
-    """A started ``monitor-api server`` (every listener on loopback), stopped afterwards."""
-    server = MonitorApiServer(options)
-    server.wait_ready()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def rpc_url(server: MonitorApiServer) -> str:

@@ -11,31 +11,30 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
 import grpc
 import pytest
-from api_testkit import MONITOR_NAME, loopback_options, seed
+from api_testkit import MONITOR_NAME, loopback_options, seed, serving
 from jwks_testkit import (
     JwksServer,
     Keys,
     claims,
     es384,
     hs256_with_public_key,
-    jwks_document,
     rs256,
 )
 from rpc_clients import (
     BufCurl,
+    ClientOf,
     Credentials,
-    Grpcio,
     RpcClient,
     expect_refused,
     full_round,
+    grpcio_client,
     rpc_url,
-    serving,
     submission,
     write_credentials,
 )
@@ -45,18 +44,8 @@ from ntpmon.api.runner import MonitorApiServer
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
 
-ClientOf = Callable[[ExitStack, MonitorApiServer, Credentials], RpcClient]
 TokenOf = Callable[[Keys, str], str]
 HOUR = 3600
-
-
-@pytest.fixture
-def issuer(ca: EmbeddedCA, keys: Keys, tmp_path: Path) -> Iterator[JwksServer]:
-    running = JwksServer(ca, tmp_path, jwks_document(keys.published()))
-    try:
-        yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -72,12 +61,6 @@ def external_api(db, clock, ca: EmbeddedCA, issuer: JwksServer, tmp_path: Path):
         yield server
 
 
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as closing:
-        yield closing
-
-
 def _buf_connect(buf_schema: tuple[Path, Path]) -> ClientOf:
     def make(stack: ExitStack, server: MonitorApiServer, creds: Credentials) -> RpcClient:
         return BufCurl(*buf_schema, rpc_url(server), "connect", creds)
@@ -85,16 +68,10 @@ def _buf_connect(buf_schema: tuple[Path, Path]) -> ClientOf:
     return make
 
 
-def _grpcio(stack: ExitStack, server: MonitorApiServer, creds: Credentials) -> RpcClient:
-    client = Grpcio(server.ports["rpc"], creds)
-    stack.callback(client.close)
-    return client
-
-
 @pytest.fixture(params=["buf curl Connect", "grpcio"])
 def client_of(request: pytest.FixtureRequest) -> ClientOf:
     if request.param == "grpcio":
-        return _grpcio
+        return grpcio_client
     return _buf_connect(request.getfixturevalue("buf_schema"))
 
 

@@ -9,7 +9,6 @@ through pyqwest's ALPN (``http_version``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -21,12 +20,13 @@ from pyqwest import HTTPVersion, SyncClient, SyncHTTPTransport
 from rpc_clients import (
     AUTHS,
     REFUSALS,
+    ClientOf,
     ConnectRpc,
     Credentials,
-    Grpcio,
     RpcClient,
     credentials_for,
     full_round,
+    grpcio_client,
     refuse,
     rpc_url,
 )
@@ -34,8 +34,6 @@ from rpc_clients import (
 from ntpmon.api.runner import MonitorApiServer
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
-
-ClientOf = Callable[[ExitStack, MonitorApiServer, Credentials], RpcClient]
 
 
 def _connectrpc(protocol: ProtocolType, http: HTTPVersion, gzip: bool) -> ClientOf:
@@ -58,12 +56,6 @@ def _connectrpc(protocol: ProtocolType, http: HTTPVersion, gzip: bool) -> Client
     return make
 
 
-def _grpcio(stack: ExitStack, server: MonitorApiServer, creds: Credentials) -> RpcClient:
-    client = Grpcio(server.ports["rpc"], creds)
-    stack.callback(client.close)
-    return client
-
-
 CLIENTS: dict[str, ClientOf] = {
     "connectrpc Connect HTTP/1.1 gzip": _connectrpc(ProtocolType.CONNECT, HTTPVersion.HTTP1, True),
     "connectrpc Connect HTTP/2 gzip": _connectrpc(ProtocolType.CONNECT, HTTPVersion.HTTP2, True),
@@ -72,14 +64,8 @@ CLIENTS: dict[str, ClientOf] = {
     ),
     "connectrpc gRPC gzip": _connectrpc(ProtocolType.GRPC, HTTPVersion.HTTP2, True),
     "connectrpc gRPC-Web gzip": _connectrpc(ProtocolType.GRPC_WEB, HTTPVersion.HTTP2, True),
-    "grpcio": _grpcio,
+    "grpcio": grpcio_client,
 }
-
-
-@pytest.fixture
-def stack() -> Iterator[ExitStack]:
-    with ExitStack() as closing:
-        yield closing
 
 
 @pytest.mark.parametrize("auth", AUTHS)
