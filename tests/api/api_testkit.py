@@ -21,7 +21,7 @@ from ntpmon.api.rpc.app import RpcApp
 from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher
 from ntpmon.api.rpc.listener import RpcListener, open_listener
 from ntpmon.api.rpc.tlsfiles import ReloadingContext, TlsFiles
-from ntpmon.api.runner import ServerOptions
+from ntpmon.api.runner import MonitorApiServer, ServerOptions
 from ntpmon.api.service import MonitorService, MqttSettings
 from ntpmon.api.tickets import StaticKeyring, TicketSigner
 from ntpmon.api.tracing import RpcTracer
@@ -194,6 +194,17 @@ def loopback_options(
         grace=2,
         **extra,  # type: ignore[arg-type]
     )
+
+
+@contextmanager
+def serving(options: ServerOptions) -> Iterator[MonitorApiServer]:
+    """A started ``monitor-api server`` (every listener on loopback), stopped afterwards."""
+    server = MonitorApiServer(options)
+    server.wait_ready()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def status_for(server: pb.Server, offset_ms: float = 1.0, **kw: object) -> pb.ServerStatus:

@@ -6,26 +6,28 @@ it answers, so the cache and the fetch rate limit are checked on the wire, not o
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import secrets
 import socket
 import ssl
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwks_testkit import (
+    SUBJECT,
+    JwksServer,
+    Keys,
+    claims,
+    es384,
+    hs256_with_public_key,
+    jwks_document,
+    rs256,
+    signed,
+)
 
 from ntpmon.api.ca import EmbeddedCA
 from ntpmon.api.jwks import MIN_FETCH_INTERVAL, JwksVerifier, TokenVerifier
@@ -34,107 +36,8 @@ from ntpmon.api.oidc import TokenIssuer
 
 pytestmark = pytest.mark.e2e
 
-SUBJECT = "monitor-1.example.test"
 OWN_ISSUER = "https://mon.example.test"
 METHODS = ("GetConfig", "GetServers", "SubmitResults")
-PublicKey = ec.EllipticCurvePublicKey | rsa.RSAPublicKey
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-
-
-@dataclass(frozen=True)
-class Keys:
-    """The issuer's published keys (by kid) and keys it never published."""
-
-    es384: ec.EllipticCurvePrivateKey
-    rs256: rsa.RSAPrivateKey
-    es256: ec.EllipticCurvePrivateKey
-    stray_es384: ec.EllipticCurvePrivateKey
-    stray_rs256: rsa.RSAPrivateKey
-
-    def published(self) -> dict[str, tuple[PublicKey, str]]:
-        return {
-            "es384": (self.es384.public_key(), "ES384"),
-            "rs256": (self.rs256.public_key(), "RS256"),
-            "es256": (self.es256.public_key(), "ES256"),
-        }
-
-
-@pytest.fixture(scope="session")
-def keys() -> Keys:
-    return Keys(
-        es384=ec.generate_private_key(ec.SECP384R1()),
-        rs256=rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        es256=ec.generate_private_key(ec.SECP256R1()),
-        stray_es384=ec.generate_private_key(ec.SECP384R1()),
-        stray_rs256=rsa.generate_private_key(public_exponent=65537, key_size=2048),
-    )
-
-
-def _jwk(kid: str, public: PublicKey, alg: str) -> dict[str, Any]:
-    algorithm = jwt.get_algorithm_by_name(alg)
-    return json.loads(algorithm.to_jwk(public)) | {"kid": kid, "use": "sig", "alg": alg}
-
-
-def jwks_document(published: dict[str, tuple[PublicKey, str]]) -> dict[str, Any]:
-    return {"keys": [_jwk(kid, public, alg) for kid, (public, alg) in published.items()]}
-
-
-class JwksServer:
-    """An issuer's HTTPS endpoint: answers every GET with ``body``/``status``, records paths."""
-
-    def __init__(self, ca: EmbeddedCA, directory: Path, document: dict[str, Any]) -> None:
-        issued = ca.issue_server(["127.0.0.1"], timedelta(hours=1))
-        (directory / "jwks.pem").write_text(issued.cert_pem)
-        (directory / "jwks.key").write_text(issued.key_pem)
-        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(directory / "jwks.pem", directory / "jwks.key")
-        self._lock = threading.Lock()
-        self._paths: list[str] = []
-        self.status = 200
-        self.body = json.dumps(document).encode()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                with owner._lock:
-                    owner._paths.append(self.path)
-                    status, body = owner.status, owner.body
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                """Quiet: the tests look at the recorded paths instead."""
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.socket = tls.wrap_socket(self._httpd.socket, server_side=True)
-        self.issuer = f"https://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-
-    def serve(self, document: dict[str, Any], status: int = 200) -> None:
-        with self._lock:
-            self.body, self.status = json.dumps(document).encode(), status
-
-    def serve_raw(self, body: bytes, status: int) -> None:
-        with self._lock:
-            self.body, self.status = body, status
-
-    @property
-    def paths(self) -> list[str]:
-        with self._lock:
-            return list(self._paths)
-
-    @property
-    def fetches(self) -> int:
-        return len(self.paths)
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join()
 
 
 class Ticker:
@@ -148,15 +51,6 @@ class Ticker:
 
 
 @pytest.fixture
-def server(ca: EmbeddedCA, keys: Keys, tmp_path: Path) -> Iterator[JwksServer]:
-    running = JwksServer(ca, tmp_path, jwks_document(keys.published()))
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
 def trust(ca: EmbeddedCA) -> ssl.SSLContext:
     return ssl.create_default_context(cadata=ca.root_pem())
 
@@ -167,51 +61,8 @@ def ticker() -> Ticker:
 
 
 @pytest.fixture
-def verifier(server: JwksServer, trust: ssl.SSLContext, ticker: Ticker) -> JwksVerifier:
-    return JwksVerifier(server.issuer, ssl_context=trust, monotonic=ticker)
-
-
-def claims(issuer: str, /, **overrides: object) -> dict[str, object]:
-    """Valid claims of ``issuer``; an override of ``None`` removes the claim."""
-    now = int(datetime.now(UTC).timestamp())
-    base: dict[str, object] = {
-        "sub": SUBJECT,
-        "aud": "monitor-api",
-        "iss": issuer,
-        "scope": "monitor:data",
-        "iat": now,
-        "exp": now + 600,
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
-
-
-def signed(key: PrivateKey, alg: str, kid: str | None, body: dict[str, object]) -> str:
-    headers = {"kid": kid} if kid is not None else {}
-    return jwt.encode(body, key, algorithm=alg, headers=headers)
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def hs256_with_public_key(public: PublicKey, kid: str, body: dict[str, object]) -> str:
-    """The classic confusion: HMAC keyed with the published public key (PyJWT won't sign it)."""
-    secret = public.public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    head = _b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": kid}).encode())
-    payload = _b64(json.dumps(body).encode())
-    mac = hmac.new(secret, f"{head}.{payload}".encode(), hashlib.sha256).digest()
-    return f"{head}.{payload}.{_b64(mac)}"
-
-
-def es384(k: Keys, issuer: str, /, **overrides: object) -> str:
-    return signed(k.es384, "ES384", "es384", claims(issuer, **overrides))
-
-
-def rs256(k: Keys, issuer: str, /, **overrides: object) -> str:
-    return signed(k.rs256, "RS256", "rs256", claims(issuer, **overrides))
+def verifier(issuer: JwksServer, trust: ssl.SSLContext, ticker: Ticker) -> JwksVerifier:
+    return JwksVerifier(issuer.issuer, ssl_context=trust, monotonic=ticker)
 
 
 TokenOf = Callable[[Keys, str], str]
@@ -235,12 +86,12 @@ ACCEPTED: list[tuple[str, TokenOf, str]] = [
     ("token_of", "method"), [c[1:] for c in ACCEPTED], ids=[c[0] for c in ACCEPTED]
 )
 def test_tokens_signed_with_published_keys_are_accepted(
-    keys: Keys, server: JwksServer, verifier: JwksVerifier, token_of: TokenOf, method: str
+    keys: Keys, issuer: JwksServer, verifier: JwksVerifier, token_of: TokenOf, method: str
 ) -> None:
-    token = token_of(keys, server.issuer)
+    token = token_of(keys, issuer.issuer)
     expected = jwt.decode(token, options={"verify_signature": False})["sub"]
     assert verifier.subject(token, method) == expected
-    assert server.paths == ["/.well-known/jwks.json"]
+    assert issuer.paths == ["/.well-known/jwks.json"]
 
 
 def _now() -> int:
@@ -355,7 +206,7 @@ REFUSED = [
 @pytest.mark.parametrize(("token_of", "method", "reason", "fetches"), REFUSED)
 def test_bad_tokens_are_refused(
     keys: Keys,
-    server: JwksServer,
+    issuer: JwksServer,
     verifier: JwksVerifier,
     token_of: TokenOf,
     method: str,
@@ -363,19 +214,19 @@ def test_bad_tokens_are_refused(
     fetches: int,
 ) -> None:
     with pytest.raises(InvalidTokenError) as refusal:
-        verifier.subject(token_of(keys, server.issuer), method)
+        verifier.subject(token_of(keys, issuer.issuer), method)
     assert reason in str(refusal.value)
-    assert server.fetches == fetches
+    assert issuer.fetches == fetches
 
 
 def test_many_tokens_concurrently_cost_one_fetch(
-    keys: Keys, server: JwksServer, verifier: JwksVerifier
+    keys: Keys, issuer: JwksServer, verifier: JwksVerifier
 ) -> None:
-    tokens = [(es384 if n % 2 else rs256)(keys, server.issuer, sub=f"m{n}") for n in range(60)]
+    tokens = [(es384 if n % 2 else rs256)(keys, issuer.issuer, sub=f"m{n}") for n in range(60)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         subjects = list(pool.map(lambda t: verifier.subject(t, "SubmitResults"), tokens))
     assert subjects == [f"m{n}" for n in range(60)]
-    assert server.fetches == 1
+    assert issuer.fetches == 1
 
 
 def _random_kid_token(keys: Keys, issuer: str) -> str:
@@ -383,38 +234,38 @@ def _random_kid_token(keys: Keys, issuer: str) -> str:
 
 
 def test_random_kids_cause_at_most_one_fetch_per_interval(
-    keys: Keys, server: JwksServer, verifier: JwksVerifier, ticker: Ticker
+    keys: Keys, issuer: JwksServer, verifier: JwksVerifier, ticker: Ticker
 ) -> None:
-    good = es384(keys, server.issuer)
+    good = es384(keys, issuer.issuer)
     assert verifier.subject(good, "GetConfig") == SUBJECT
     for _ in range(50):
         with pytest.raises(InvalidTokenError):
-            verifier.subject(_random_kid_token(keys, server.issuer), "GetConfig")
-    assert server.fetches == 1
+            verifier.subject(_random_kid_token(keys, issuer.issuer), "GetConfig")
+    assert issuer.fetches == 1
     ticker.now += MIN_FETCH_INTERVAL
     for _ in range(50):
         with pytest.raises(InvalidTokenError):
-            verifier.subject(_random_kid_token(keys, server.issuer), "GetConfig")
-    assert server.fetches == 2
+            verifier.subject(_random_kid_token(keys, issuer.issuer), "GetConfig")
+    assert issuer.fetches == 2
     # The published keys stay usable while unknown kids are being refused.
     assert verifier.subject(good, "SubmitResults") == SUBJECT
-    assert server.fetches == 2
+    assert issuer.fetches == 2
 
 
 def test_a_rotated_key_is_fetched_once_the_interval_has_passed(
-    keys: Keys, server: JwksServer, verifier: JwksVerifier, ticker: Ticker
+    keys: Keys, issuer: JwksServer, verifier: JwksVerifier, ticker: Ticker
 ) -> None:
-    assert verifier.subject(es384(keys, server.issuer), "GetConfig") == SUBJECT
-    server.serve(
+    assert verifier.subject(es384(keys, issuer.issuer), "GetConfig") == SUBJECT
+    issuer.serve(
         jwks_document(keys.published() | {"next": (keys.stray_es384.public_key(), "ES384")})
     )
-    rotated = signed(keys.stray_es384, "ES384", "next", claims(server.issuer))
+    rotated = signed(keys.stray_es384, "ES384", "next", claims(issuer.issuer))
     with pytest.raises(InvalidTokenError):
         verifier.subject(rotated, "GetConfig")
-    assert server.fetches == 1
+    assert issuer.fetches == 1
     ticker.now += MIN_FETCH_INTERVAL
     assert verifier.subject(rotated, "GetConfig") == SUBJECT
-    assert server.fetches == 2
+    assert issuer.fetches == 2
 
 
 def _closed_port() -> int:
@@ -430,22 +281,22 @@ def _closed_port() -> int:
 )
 def test_a_broken_jwks_refuses_tokens_and_is_retried_only_after_the_interval(
     keys: Keys,
-    server: JwksServer,
+    issuer: JwksServer,
     verifier: JwksVerifier,
     ticker: Ticker,
     status: int,
     body: bytes,
 ) -> None:
-    server.serve_raw(body, status)
-    token = es384(keys, server.issuer)
+    issuer.serve_raw(body, status)
+    token = es384(keys, issuer.issuer)
     for _ in range(5):
         with pytest.raises(InvalidTokenError):
             verifier.subject(token, "GetConfig")
-    assert server.fetches == 1
-    server.serve(jwks_document(keys.published()))
+    assert issuer.fetches == 1
+    issuer.serve(jwks_document(keys.published()))
     ticker.now += MIN_FETCH_INTERVAL
     assert verifier.subject(token, "GetConfig") == SUBJECT
-    assert server.fetches == 2
+    assert issuer.fetches == 2
 
 
 def test_an_unreachable_jwks_refuses_tokens_without_failing_construction(
@@ -459,23 +310,23 @@ def test_an_unreachable_jwks_refuses_tokens_without_failing_construction(
 
 
 def test_a_jwks_server_with_an_untrusted_certificate_is_not_used(
-    keys: Keys, server: JwksServer
+    keys: Keys, issuer: JwksServer
 ) -> None:
-    verifier = JwksVerifier(server.issuer, ssl_context=ssl.create_default_context())
+    verifier = JwksVerifier(issuer.issuer, ssl_context=ssl.create_default_context())
     with pytest.raises(InvalidTokenError, match="CERTIFICATE_VERIFY_FAILED"):
-        verifier.subject(rs256(keys, server.issuer), "GetConfig")
-    assert server.fetches == 0
+        verifier.subject(rs256(keys, issuer.issuer), "GetConfig")
+    assert issuer.fetches == 0
 
 
 def test_nothing_is_fetched_before_the_first_token_and_the_url_can_be_overridden(
-    keys: Keys, server: JwksServer, trust: ssl.SSLContext
+    keys: Keys, issuer: JwksServer, trust: ssl.SSLContext
 ) -> None:
     verifier = JwksVerifier(
-        server.issuer, jwks_url=server.issuer + "/oauth/keys", ssl_context=trust
+        issuer.issuer, jwks_url=issuer.issuer + "/oauth/keys", ssl_context=trust
     )
-    assert server.fetches == 0
-    assert verifier.subject(rs256(keys, server.issuer), "GetConfig") == SUBJECT
-    assert server.paths == ["/oauth/keys"]
+    assert issuer.fetches == 0
+    assert verifier.subject(rs256(keys, issuer.issuer), "GetConfig") == SUBJECT
+    assert issuer.paths == ["/oauth/keys"]
 
 
 @pytest.fixture
@@ -489,33 +340,33 @@ def composite(own: TokenIssuer, verifier: JwksVerifier) -> TokenVerifier:
 
 
 def test_the_composite_accepts_both_issuers(
-    keys: Keys, server: JwksServer, own: TokenIssuer, composite: TokenVerifier
+    keys: Keys, issuer: JwksServer, own: TokenIssuer, composite: TokenVerifier
 ) -> None:
     mine, _ = own.mint("own.example.test", 600, datetime.now(UTC))
     for method in METHODS:
         assert composite.subject(mine, method) == "own.example.test"
-    assert server.fetches == 0
-    assert composite.subject(rs256(keys, server.issuer), "SubmitResults") == SUBJECT
-    assert server.fetches == 1
+    assert issuer.fetches == 0
+    assert composite.subject(rs256(keys, issuer.issuer), "SubmitResults") == SUBJECT
+    assert issuer.fetches == 1
 
 
 def test_the_composite_routes_by_issuer_and_never_tries_the_other_keys(
-    keys: Keys, server: JwksServer, own: TokenIssuer, composite: TokenVerifier
+    keys: Keys, issuer: JwksServer, own: TokenIssuer, composite: TokenVerifier
 ) -> None:
     mine, _ = own.mint("own.example.test", 600, datetime.now(UTC))
     mine_claims = jwt.decode(mine, options={"verify_signature": False})
     forged_as_own = signed(keys.es384, "ES384", "es384", mine_claims)
     own_key_as_external = jwt.encode(
-        claims(server.issuer), own._key, algorithm="ES256", headers={"kid": own.kid}
+        claims(issuer.issuer), own._key, algorithm="ES256", headers={"kid": own.kid}
     )
     for token in (
         forged_as_own,
-        es384(keys, server.issuer, iss="https://elsewhere.example.test"),
-        es384(keys, server.issuer, iss=None),
+        es384(keys, issuer.issuer, iss="https://elsewhere.example.test"),
+        es384(keys, issuer.issuer, iss=None),
     ):
         with pytest.raises(InvalidTokenError):
             composite.subject(token, "GetConfig")
-    assert server.fetches == 0
+    assert issuer.fetches == 0
     with pytest.raises(InvalidTokenError):
         composite.subject(own_key_as_external, "GetConfig")
     with pytest.raises(InvalidTokenError):
@@ -523,24 +374,24 @@ def test_the_composite_routes_by_issuer_and_never_tries_the_other_keys(
 
 
 def test_without_an_external_issuer_only_own_tokens_pass(
-    keys: Keys, server: JwksServer, own: TokenIssuer
+    keys: Keys, issuer: JwksServer, own: TokenIssuer
 ) -> None:
     composite = TokenVerifier.build(JwtVerifier(own.public_key(), OWN_ISSUER), None)
     mine, _ = own.mint("own.example.test", 600, datetime.now(UTC))
     assert composite.subject(mine, "SubmitResults") == "own.example.test"
     with pytest.raises(InvalidTokenError, match="unknown issuer"):
-        composite.subject(es384(keys, server.issuer), "GetConfig")
-    assert server.fetches == 0
+        composite.subject(es384(keys, issuer.issuer), "GetConfig")
+    assert issuer.fetches == 0
 
 
 def test_build_with_an_issuer_verifies_its_tokens(
-    keys: Keys, server: JwksServer, own: TokenIssuer, trust: ssl.SSLContext
+    keys: Keys, issuer: JwksServer, own: TokenIssuer, trust: ssl.SSLContext
 ) -> None:
     composite = TokenVerifier.build(
-        JwtVerifier(own.public_key(), OWN_ISSUER), server.issuer, ssl_context=trust
+        JwtVerifier(own.public_key(), OWN_ISSUER), issuer.issuer, ssl_context=trust
     )
-    assert composite.subject(es384(keys, server.issuer), "GetServers") == SUBJECT
-    assert server.paths == ["/.well-known/jwks.json"]
+    assert composite.subject(es384(keys, issuer.issuer), "GetServers") == SUBJECT
+    assert issuer.paths == ["/.well-known/jwks.json"]
 
 
 def test_the_external_issuer_cannot_be_ntpmon_itself(own: TokenIssuer) -> None:

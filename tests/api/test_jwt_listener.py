@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import jwt
 import pytest
-from api_testkit import MONITOR_IP, MONITOR_NAME, loopback_options, seed, snapshot
+from api_testkit import MONITOR_IP, MONITOR_NAME, loopback_options, seed, serving, snapshot
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwks_testkit import claims
 
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.runner import MonitorApiServer
@@ -22,14 +23,8 @@ ISSUER = "https://mon.example.test"
 
 @pytest.fixture
 def server(db, tmp_path) -> Iterator[MonitorApiServer]:
-    running = MonitorApiServer(
-        loopback_options(db, tmp_path, jwt_listen="127.0.0.1:0", public_url=ISSUER)
-    )
-    running.wait_ready()
-    try:
-        yield running
-    finally:
-        running.stop()
+    with serving(loopback_options(db, tmp_path, jwt_listen="127.0.0.1:0", public_url=ISSUER)) as s:
+        yield s
 
 
 def _stub(server: MonitorApiServer) -> tuple[grpc.Channel, pb_grpc.MonitorServiceStub]:
@@ -41,17 +36,8 @@ def _stub(server: MonitorApiServer) -> tuple[grpc.Channel, pb_grpc.MonitorServic
 
 
 def _claims(**overrides: object) -> dict[str, object]:
-    now = int(datetime.now(UTC).timestamp())
-    claims: dict[str, object] = {
-        "sub": MONITOR_NAME,
-        "aud": "monitor-api",
-        "iss": ISSUER,
-        "scope": "monitor:rpc",
-        "iat": now,
-        "exp": now + 600,
-    }
-    claims.update(overrides)
-    return {k: v for k, v in claims.items() if v is not None}
+    """Claims of a token ntpmon mints; an override of ``None`` removes the claim."""
+    return claims(ISSUER, **({"sub": MONITOR_NAME, "scope": "monitor:rpc"} | overrides))
 
 
 def _signed(server: MonitorApiServer, tmp_path, claims: dict[str, object], alg="ES256") -> str:
