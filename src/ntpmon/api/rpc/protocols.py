@@ -114,6 +114,8 @@ def _gunzip(data: bytes, limit: int) -> bytes:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid gzip data") from None
     if len(out) > limit:
         raise too_large(limit)
+    if not inflater.eof:  # truncated: what came out so far may parse as a shorter message
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid gzip data")
     return out
 
 
