@@ -38,6 +38,7 @@ import grpc
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import httpx
 import pytest
 from api_testkit import UA
@@ -60,6 +61,7 @@ SOME_CASES = ("connect-noalpn", "connect-h2", "connect-json")  # with a represen
 CONNECT = frozenset({"connect-h1", "connect-noalpn", "connect-h2", "connect-json"})
 TIMEOUT = 15.0
 FRAME = struct.Struct(">BI")
+Headers = dict[str, str] | dict[str, str | bytes]  # bytes: raw values (latin-1 garbage)
 
 # connect-go's connectCodeToHTTP (protocol_connect.go), written out on its own so that
 # api/rpc/codes.py is checked against it rather than against itself.
@@ -167,10 +169,10 @@ class HttpxTransport:
             verify=client_tls(peer, None), http1=not http2, http2=http2, timeout=TIMEOUT
         )
 
-    def post(self, path: str, headers: dict[str, str], body: bytes, method: str = "POST"):
+    def post(self, path: str, headers: Headers, body: bytes, http_method: str = "POST"):
         try:
             response = self._client.request(
-                method, self._base + path, headers=headers, content=body
+                http_method, self._base + path, headers=headers, content=body
             )
         except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             raise _unavailable(exc) from None
@@ -195,13 +197,13 @@ class StdlibTransport:
         self._context = client_tls(peer, None)
         self._conn: http.client.HTTPSConnection | None = None
 
-    def post(self, path: str, headers: dict[str, str], body: bytes, method: str = "POST"):
+    def post(self, path: str, headers: Headers, body: bytes, http_method: str = "POST"):
         if self._conn is None:
             self._conn = http.client.HTTPSConnection(
                 self._peer.host, self._peer.port, context=self._context, timeout=TIMEOUT
             )
         try:
-            self._conn.request(method, path, body=body, headers=headers)
+            self._conn.request(http_method, path, body=body, headers=headers)
             response = self._conn.getresponse()
             data = response.read()
         except (ssl.SSLError, OSError, http.client.HTTPException) as exc:
@@ -220,25 +222,37 @@ class StdlibTransport:
 
 
 class H2Transport:
-    """A bare HTTP/2 client on the ``h2`` state machine: one connection per request, trailers
-    returned (httpx drops them, and gRPC's status lives there)."""
+    """A bare HTTP/2 client on the ``h2`` state machine, one connection for all its requests
+    (one at a time), trailers returned: httpx drops them, and gRPC's status lives there."""
 
     def __init__(self, peer: Peer) -> None:
         self._peer = peer
         self._context = client_tls(peer, ["h2"])
+        self._tls: ssl.SSLSocket | None = None
+        self._conn: h2.connection.H2Connection | None = None
 
-    def post(self, path: str, headers: dict[str, str], body: bytes, method: str = "POST"):
+    def post(self, path: str, headers: Headers, body: bytes, http_method: str = "POST"):
         peer = self._peer
         try:
-            raw = socket.create_connection((peer.host, peer.port), timeout=TIMEOUT)
-            with self._context.wrap_socket(raw, server_hostname=peer.host) as tls:
-                return self._exchange(tls, method, path, headers, body)
-        except (ssl.SSLError, OSError) as exc:
+            if self._tls is None or self._conn is None:
+                raw = socket.create_connection((peer.host, peer.port), timeout=TIMEOUT)
+                self._tls = self._context.wrap_socket(raw, server_hostname=peer.host)
+                self._conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+                self._conn.initiate_connection()
+            return self._exchange(self._tls, self._conn, http_method, path, headers, body)
+        except (ssl.SSLError, OSError, h2.exceptions.ProtocolError) as exc:
+            self.close()
             raise _unavailable(exc) from None
 
-    def _exchange(self, tls: ssl.SSLSocket, method, path, headers, body) -> HttpReply:
-        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-        conn.initiate_connection()
+    def _exchange(
+        self,
+        tls: ssl.SSLSocket,
+        conn: h2.connection.H2Connection,
+        method: str,
+        path: str,
+        headers: Headers,
+        body: bytes,
+    ) -> HttpReply:
         stream = conn.get_next_available_stream_id()
         authority = f"{self._peer.host}:{self._peer.port}"
         pseudo = [(":method", method), (":scheme", "https"), (":authority", authority)]
@@ -246,18 +260,24 @@ class H2Transport:
         reply = HttpReply(0, {}, b"", alpn=tls.selected_alpn_protocol())
         pending, sent_all, ended, chunks = body, False, False, []
         while not ended:
-            while not sent_all:
-                room = min(conn.local_flow_control_window(stream), conn.max_outbound_frame_size)
-                if pending and room == 0:
-                    break
-                conn.send_data(stream, pending[:room], end_stream=len(pending) <= room)
-                pending = pending[room:]
-                sent_all = not pending
+            try:
+                while not sent_all:
+                    window = conn.local_flow_control_window(stream)
+                    room = min(window, conn.max_outbound_frame_size)
+                    if pending and room == 0:
+                        break
+                    conn.send_data(stream, pending[:room], end_stream=len(pending) <= room)
+                    pending = pending[room:]
+                    sent_all = not pending
+            except h2.exceptions.StreamClosedError:  # answered before the body was all sent
+                sent_all = True
             tls.sendall(conn.data_to_send())
             data = tls.recv(65536)
             if not data:
                 raise ConnectionResetError("connection closed before the stream ended")
             for event in conn.receive_data(data):
+                if getattr(event, "stream_id", stream) != stream:
+                    continue
                 if isinstance(event, h2.events.ResponseReceived):
                     reply.headers = _header_dict(event.headers)
                     reply.status = int(reply.headers.pop(":status"))
@@ -268,12 +288,17 @@ class H2Transport:
                     reply.trailers = _header_dict(event.headers)
                 elif isinstance(event, h2.events.StreamReset):
                     raise ConnectionResetError(f"stream reset, error {event.error_code}")
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    raise ConnectionResetError(f"GOAWAY, error {event.error_code}")
                 ended = ended or isinstance(event, h2.events.StreamEnded)
+        tls.sendall(conn.data_to_send())
         reply.body = b"".join(chunks)
         return reply
 
     def close(self) -> None:
-        """Nothing kept between requests."""
+        if self._tls is not None:
+            self._tls.close()
+        self._tls = self._conn = None
 
 
 def _header_dict(headers: Any) -> dict[str, str]:
@@ -406,6 +431,11 @@ class HttpRpcClient:
         self.wire = wire
         self.last_alpn: str | None = None
 
+    @property
+    def framed(self) -> bool:
+        """Whether requests are length-prefixed messages (gRPC, gRPC-Web) or bare (Connect)."""
+        return isinstance(self.wire, FramedWire)
+
     def headers(self) -> dict[str, str]:
         """What this client sends with every call (credentials included)."""
         headers = self.wire.headers(self.peer)
@@ -413,7 +443,7 @@ class HttpRpcClient:
             headers["Authorization"] = f"Bearer {self.peer.token}"
         return headers
 
-    def post(self, method: str, body: bytes, headers: dict[str, str] | None = None, **kw: Any):
+    def post(self, method: str, body: bytes, headers: Headers | None = None, **kw: Any):
         """A raw exchange on ``/monitor.v2.MonitorService/<method>`` (``method`` may be a path)."""
         path = method if method.startswith("/") else SERVICE_PATH + method
         reply = self.transport.post(
