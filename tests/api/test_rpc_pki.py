@@ -31,9 +31,7 @@ WAIT = 20.0  # an upper bound for the reload to be seen, never asserted as a tim
 def _install(ca: EmbeddedCA, cert_file: Path, key_file: Path, key_from: EmbeddedCA | None = None):
     """A new server certificate written beside the files and renamed over them (atomic)."""
     issued = ca.issue_server(SERVER_NAMES, HOUR)
-    key_pem = (
-        (key_from or ca).issue_server(SERVER_NAMES, HOUR).key_pem if key_from else issued.key_pem
-    )
+    key_pem = key_from.issue_server(SERVER_NAMES, HOUR).key_pem if key_from else issued.key_pem
     for path, text in ((key_file, key_pem), (cert_file, issued.cert_pem)):
         tmp = path.with_suffix(".new")
         tmp.write_text(text)
@@ -43,9 +41,9 @@ def _install(ca: EmbeddedCA, cert_file: Path, key_file: Path, key_from: Embedded
 
 def _served_serial(port: int, trust: str) -> int:
     context = ssl.create_default_context(cadata=trust)
-    with socket.create_connection(("127.0.0.1", port)) as raw:
-        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            der = tls.getpeercert(binary_form=True)
+    raw = socket.create_connection(("127.0.0.1", port))
+    with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        der = tls.getpeercert(binary_form=True)
     assert der is not None
     return x509.load_der_x509_certificate(der).serial_number
 
