@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -117,17 +116,6 @@ def test_queue_wait_is_observed_per_label() -> None:
     scheduler.shutdown()
     assert [label for label, _ in seen] == ["GetServers", "SubmitResults"]
     assert seen[1][1] >= 0.02  # it waited for the blocker
-
-
-def test_a_lane_is_an_executor_at_one_priority() -> None:
-    """grpcio only takes a ThreadPoolExecutor as a method's executor."""
-    scheduler = PriorityScheduler(1)
-    lane = scheduler.lane(Priority.SUBMIT, "SubmitResults")
-    assert isinstance(lane, ThreadPoolExecutor)
-    assert lane.submit(pow, 2, 10).result(timeout=5) == 1024
-    lane.shutdown()  # shared threads: a lane cannot stop them
-    assert lane.submit(abs, -3).result(timeout=5) == 3
-    scheduler.shutdown()
 
 
 def test_shutdown_runs_what_was_filed_then_refuses_new_calls() -> None:

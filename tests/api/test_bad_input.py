@@ -1,4 +1,5 @@
-"""Every bad input of issue 4 on the gRPC side: the status code, and the database unchanged."""
+"""Every bad input of issue 4 on every protocol of the RPC port (issue 14): the status code,
+the message, for Connect the HTTP status connect-go sends, and the database unchanged."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from api_testkit import MONITOR_IP, MONITOR_NAME, RunningApi, seed, snapshot, status_for
+from rpc_clients import PROTOCOLS, Peer, RpcCallError, RpcClient, check_failure, protocol_matrix
+from rpc_clients import rpc_client as open_client
 from sqlalchemy import update
 
 from ntpmon.api import ipbytes
+from ntpmon.api.ca import IssuedCertificate
+from ntpmon.api.identity import MISSING_NAME
 from ntpmon.api.submit import MAX_RESULTS
 from ntpmon.common.clock import FixedClock
 from ntpmon.common.ulid import encode, new_ulid
@@ -21,6 +26,10 @@ from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 
 pytestmark = pytest.mark.db
 Code = grpc.StatusCode
+
+
+def rpc_client(api: RunningApi, protocol: str, cert: IssuedCertificate | None) -> RpcClient:
+    return open_client(protocol, Peer(api.port, api.ca.root_pem(), cert))
 
 
 def _fresh_batch(api: RunningApi) -> pb.GetServersResponse:
@@ -172,8 +181,11 @@ SUBMIT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(SUBMIT_CASES))
-def test_bad_submission_changes_nothing(case, db, clock, api):
+SUBMIT_SUBSET = ["forged ticket", "version 2", "oversized message", "paused monitor"]
+
+
+@pytest.mark.parametrize(("protocol", "case"), protocol_matrix(list(SUBMIT_CASES), SUBMIT_SUBSET))
+def test_bad_submission_changes_nothing(protocol, case, db, clock, api):
     mutate, code, message = SUBMIT_CASES[case]
     ids = seed(db, clock)
     batch = _fresh_batch(api)
@@ -181,88 +193,99 @@ def test_bad_submission_changes_nothing(case, db, clock, api):
     request = _request(batch)
     mutate(request, api, ids, clock)
     before = snapshot(db)
-    channel, stub = api.stub(api.client_cert())
-    with channel, pytest.raises(grpc.RpcError) as err:
-        stub.SubmitResults(request)
-    assert err.value.code() == code
-    assert message in err.value.details()
+    with (
+        rpc_client(api, protocol, api.client_cert()) as client,
+        pytest.raises(RpcCallError) as err,
+    ):
+        client.call("SubmitResults", request)
+    check_failure(protocol, err.value, code)
+    assert message in err.value.message
     assert snapshot(db) == before
 
 
-def test_replay_of_an_older_accepted_batch_is_refused(db, clock, api):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_replay_of_an_older_accepted_batch_is_refused(protocol, db, clock, api):
     seed(db, clock)
     first = _request(_fresh_batch(api))
     clock.advance(1)
-    channel, stub = api.stub(api.client_cert())
-    with channel:
+    with rpc_client(api, protocol, api.client_cert()) as client:
         second = _request(_fresh_batch(api))  # a newer, empty batch
         assert not second.list
-        assert stub.SubmitResults(second).ok
+        assert client.call("SubmitResults", second).ok
         before = snapshot(db)
-        with pytest.raises(grpc.RpcError) as err:
-            stub.SubmitResults(first)
-    assert err.value.code() == Code.FAILED_PRECONDITION
+        with pytest.raises(RpcCallError) as err:
+            client.call("SubmitResults", first)
+    check_failure(protocol, err.value, Code.FAILED_PRECONDITION)
     assert snapshot(db) == before
 
 
-def test_forged_batch_id_cannot_move_last_submit_forward(db, clock, api):
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_forged_batch_id_cannot_move_last_submit_forward(protocol, db, clock, api):
     """Upstream advanced last_submit before checking tickets; here it stays put."""
     seed(db, clock)
     request = _request(_fresh_batch(api))
     request.batch_id = encode((int(clock.now().timestamp() * 1000) + 30_000) << 80).encode()
     before = snapshot(db)
-    channel, stub = api.stub(api.client_cert())
-    with channel, pytest.raises(grpc.RpcError) as err:
-        stub.SubmitResults(request)
-    assert err.value.code() == Code.INVALID_ARGUMENT
+    with (
+        rpc_client(api, protocol, api.client_cert()) as client,
+        pytest.raises(RpcCallError) as err,
+    ):
+        client.call("SubmitResults", request)
+    check_failure(protocol, err.value, Code.INVALID_ARGUMENT)
     assert snapshot(db) == before
 
 
-def _call_all(api: RunningApi, stub) -> list[grpc.StatusCode]:
-    codes = []
-    for call in (
-        lambda: stub.GetConfig(pb.GetConfigRequest(mon_id=MONITOR_IP)),
-        lambda: stub.GetServers(pb.GetServersRequest(mon_id=MONITOR_IP)),
-        lambda: stub.SubmitResults(
-            pb.SubmitResultsRequest(version=4, mon_id=MONITOR_IP, batch_id=b"")
-        ),
+def _call_all(client: RpcClient) -> list[RpcCallError]:
+    """Each of the three methods once; every one must fail."""
+    failures = []
+    for method, request in (
+        ("GetConfig", pb.GetConfigRequest(mon_id=MONITOR_IP)),
+        ("GetServers", pb.GetServersRequest(mon_id=MONITOR_IP)),
+        ("SubmitResults", pb.SubmitResultsRequest(version=4, mon_id=MONITOR_IP, batch_id=b"")),
     ):
-        with pytest.raises(grpc.RpcError) as err:
-            call()
-        codes.append(err.value.code())
-    return codes
+        with pytest.raises(RpcCallError) as err:
+            client.call(method, request)
+        failures.append(err.value)
+    return failures
+
+
+def _check_all(protocol: str, failures: list[RpcCallError], code: Code, message: str) -> None:
+    assert len(failures) == 3
+    for failure in failures:
+        check_failure(protocol, failure, code)
+        assert message in failure.message
 
 
 def _cert_cases(api: RunningApi, foreign_ca):
     hour = timedelta(hours=1)
     return {
-        "no client certificate": (None, None, Code.UNAUTHENTICATED),
+        "no client certificate": (None, Code.UNAUTHENTICATED, "Authentication required"),
         "certificate from another CA": (
             foreign_ca.issue_client(MONITOR_NAME, hour),
-            None,
             Code.UNAVAILABLE,
+            "",
         ),
         "certificate with a non-monitor name": (
             api.ca.issue_custom("x", ["foo.example.com"], hour),
-            None,
             Code.UNAUTHENTICATED,
+            MISSING_NAME,
         ),
         "certificate without SAN (name only in CN)": (
             api.ca.issue_custom(MONITOR_NAME, [], hour),
-            None,
             Code.UNAUTHENTICATED,
+            MISSING_NAME,
         ),
         "certificate of an unknown monitor": (
             api.ca.issue_client("other-zzz999.devel.mon.ntppool.dev", hour),
-            None,
             Code.NOT_FOUND,
+            "no such monitor",
         ),
         "expired certificate": (
             api.ca.with_clock(FixedClock(datetime.now(UTC) - timedelta(days=2))).issue_client(
                 MONITOR_NAME, hour
             ),
-            None,
             Code.UNAVAILABLE,
+            "",
         ),
     }
 
@@ -277,27 +300,33 @@ CERT_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", CERT_CASES)
-def test_bad_certificates_are_refused_and_change_nothing(case, db, clock, api, foreign_ca):
+CERT_SUBSET = ["no client certificate", "certificate from another CA", "expired certificate"]
+
+
+@pytest.mark.parametrize(("protocol", "case"), protocol_matrix(CERT_CASES, CERT_SUBSET))
+def test_bad_certificates_are_refused_and_change_nothing(
+    protocol, case, db, clock, api, foreign_ca
+):
     seed(db, clock)
-    cert, trust, code = _cert_cases(api, foreign_ca)[case]
+    cert, code, message = _cert_cases(api, foreign_ca)[case]
     before = snapshot(db)
-    channel, stub = api.stub(cert, trust=trust)
-    with channel:
-        assert _call_all(api, stub) == [code] * 3
+    with rpc_client(api, protocol, cert) as client:
+        _check_all(protocol, _call_all(client), code, message)
     assert snapshot(db) == before
 
 
-@pytest.mark.parametrize("status", [MonitorStatus.PAUSED, MonitorStatus.PENDING])
-def test_monitor_not_live_only_stamps_last_seen(status, db, clock, api):
+@pytest.mark.parametrize(
+    ("protocol", "status"),
+    protocol_matrix([MonitorStatus.PAUSED, MonitorStatus.PENDING], [MonitorStatus.PAUSED]),
+)
+def test_monitor_not_live_only_stamps_last_seen(protocol, status, db, clock, api):
     """GetConfig/GetServers keep upstream's last_seen bookkeeping; nothing else moves."""
     ids = seed(db, clock, status=status)
     with db.begin() as conn:
         conn.execute(update(monitors).where(monitors.c.id == ids.monitor_id).values(last_seen=None))
     before = snapshot(db)
-    channel, stub = api.stub(api.client_cert())
-    with channel:
-        assert _call_all(api, stub) == [Code.PERMISSION_DENIED] * 3
+    with rpc_client(api, protocol, api.client_cert()) as client:
+        _check_all(protocol, _call_all(client), Code.PERMISSION_DENIED, "monitor not active")
     after = snapshot(db)
     assert {k for k in before if before[k] != after[k]} == {"monitors"}
     with db.connect() as conn:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from api_testkit import seed
-from rpc_clients import (
+from outside_clients import (
     AUTHS,
     PROTOCOLS,
     REFUSALS,

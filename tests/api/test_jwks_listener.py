@@ -26,7 +26,7 @@ from jwks_testkit import (
     hs256_with_public_key,
     rs256,
 )
-from rpc_clients import (
+from outside_clients import (
     BufCurl,
     ClientOf,
     Credentials,

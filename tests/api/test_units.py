@@ -119,8 +119,16 @@ def test_ip_bytes_decoding(raw, text):
         ("curl/8.0", "curl/8.0"),
         (
             "ntppool-agent/v4.1.5/abc1234 (2026-04-28T10:00:00Z, go1.26) grpc-python/1.85.3",
-            "v4.1.5/abc1234 (2026-04-28T10:00:00Z, go1.26)",
+            "v4.1.5/abc1234",
         ),
+        ("ntppool-agent/v4.1.5/abc1234 (2026-04-28T10:00:00Z, go1.26)", "v4.1.5/abc1234"),
+        ("ntppool-agent/v4.1.5 connect-go/1.19.1 (go1.26.1)", "v4.1.5"),
+        ("ntppool-agent/v4.2.0 grpc-python/1.85.4 grpc-c/58.0.0 (linux; chttp2)", "v4.2.0"),
+        ("ntppool-agent/v4.1.5-rc.1+build.7/0a1b2c3", "v4.1.5-rc.1+build.7/0a1b2c3"),
+        ("  ntppool-agent/v4.1.5  ", "v4.1.5"),
+        ("grpc-python/1.85.4 grpc-c/58.0.0", "grpc-python/1.85.4"),
+        ("ntppool-agent/", ""),
+        ("", ""),
     ],
 )
 def test_version_from_user_agent(ua, version):

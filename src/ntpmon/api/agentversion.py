@@ -13,14 +13,16 @@ SAFE_ZERO_OFFSET = "v3.8.5"
 
 
 def version_from_user_agent(user_agent: str) -> str:
-    """Strip the program prefixes and grpcio's `` grpc-...`` suffix from a user agent."""
-    value = user_agent
+    """``<version>[/<commit>]`` of ``ntppool-agent/<version>[/<commit>] ...`` (issue 14).
+
+    Everything from the first space on is dropped: the Go agent's build details, grpcio's
+    `` grpc-python/...`` suffix, anything a proxy appends. Upstream's version checks split the
+    stored value at ``/``, so only the bare version and commit may be stored.
+    """
+    value = user_agent.strip().split(" ", 1)[0]
     for prefix in _PREFIXES:
         value = value.removeprefix(prefix)
-    cut = value.find(" grpc-")
-    if cut >= 0:
-        value = value[:cut]
-    return value.strip()
+    return value
 
 
 def _key(version: str) -> tuple[int, int, int, tuple[tuple[int, int | str], ...], int] | None:

@@ -60,6 +60,19 @@ async def read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
+async def discard_body(receive: Receive) -> None:
+    """Read what is left of the request (up to ``DRAIN_LIMIT``) and drop it, before an answer
+    that did not need the body: hypercorn fails a whole HTTP/2 connection (KeyError on the
+    closed stream) when DATA arrives for a stream it already answered, which would take the
+    client's other calls on that connection with it."""
+    size = 0
+    while size <= DRAIN_LIMIT:
+        message = await receive()
+        size += len(message.get("body", b""))
+        if message["type"] == "http.disconnect" or not message.get("more_body", False):
+            return
+
+
 def _headers(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
@@ -130,26 +143,33 @@ class RpcApp:
         try:
             protocol, codec = wire.classify(headers.get("content-type", ""))
         except wire.UnsupportedMediaTypeError:
-            if method in self.dispatcher.methods and scope["method"] == "POST":
-                accept = (
-                    b"application/proto, application/json, application/grpc, application/grpc-web"
-                )
-                await _plain(send, 415, "unsupported content type\n", [(b"accept-post", accept)])
-            else:
-                await _plain(send, 404, "404 page not found\n")
+            protocol, codec = None, ""
+        # connect-go's order: its mux answers unknown paths 404 (gRPC clients get
+        # UNIMPLEMENTED below instead), then the handler 405 for any method but POST, then 415
+        if method not in self.dispatcher.methods and protocol in (None, wire.Protocol.CONNECT):
+            await discard_body(receive)
+            await _plain(send, 404, "404 page not found\n")
             return
         if scope["method"] != "POST":
+            await discard_body(receive)
             await _plain(send, 405, "method not allowed\n", [(b"allow", b"POST")])
+            return
+        if protocol is None:
+            await discard_body(receive)
+            accept = b"application/proto, application/json, application/grpc, application/grpc-web"
+            await _plain(send, 415, "unsupported content type\n", [(b"accept-post", accept)])
             return
         trailers_allowed = "http.response.trailers" in scope.get("extensions", {})
         started = time.monotonic()
         wire_format = wire.WireFormat(protocol, codec, "identity")
+        body_pending = True
         try:
             wire_format = wire.WireFormat(protocol, codec, wire.request_encoding(protocol, headers))
             if method not in self.dispatcher.methods:
                 raise RpcError(grpc.StatusCode.UNIMPLEMENTED, f"{scope['path']} is not implemented")
             timeout = wire.timeout_seconds(protocol, headers)
             limit = self.max_message_bytes + (wire.FRAME_HEADER.size if wire_format.framed else 0)
+            body_pending = False
             try:
                 body = await read_body(receive, limit)
             except BodyTooLargeError:
@@ -174,6 +194,8 @@ class RpcApp:
             message = await asyncio.wrap_future(future)
             response = wire.success(wire_format, message)
         except RpcError as exc:
+            if body_pending:  # refused on its headers alone
+                await discard_body(receive)
             response = wire.failure(wire_format, exc.code, exc.message)
         except ConnectionResetError:
             return

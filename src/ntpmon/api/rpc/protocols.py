@@ -93,14 +93,16 @@ def timeout_seconds(protocol: Protocol, headers: dict[str, str]) -> float | None
         value = headers.get("connect-timeout-ms")
         if value is None:
             return None
-        if not value.isdigit() or len(value) > 10:
+        if not (value.isascii() and value.isdigit()) or len(value) > 10:  # not '²' (0xB2)
             raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid Connect-Timeout-Ms")
         return int(value) / 1000
     value = headers.get("grpc-timeout")
     if value is None:
         return None
     amount, unit = value[:-1], value[-1:]
-    if not amount.isdigit() or len(amount) > 8 or unit not in _GRPC_TIMEOUT_UNITS:
+    if not (amount.isascii() and amount.isdigit()) or len(amount) > 8:
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid grpc-timeout")
+    if unit not in _GRPC_TIMEOUT_UNITS:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid grpc-timeout")
     return int(amount) * _GRPC_TIMEOUT_UNITS[unit]
 
@@ -114,6 +116,8 @@ def _gunzip(data: bytes, limit: int) -> bytes:
         raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid gzip data") from None
     if len(out) > limit:
         raise too_large(limit)
+    if not inflater.eof:  # truncated: what came out so far may parse as a shorter message
+        raise RpcError(grpc.StatusCode.INVALID_ARGUMENT, "invalid gzip data")
     return out
 
 

@@ -16,8 +16,7 @@ import pytest
 from api_testkit import seed
 from connectrpc.compression.gzip import GzipCompression
 from connectrpc.protocol import ProtocolType
-from pyqwest import HTTPVersion, SyncClient, SyncHTTPTransport
-from rpc_clients import (
+from outside_clients import (
     AUTHS,
     REFUSALS,
     ClientOf,
@@ -30,6 +29,7 @@ from rpc_clients import (
     refuse,
     rpc_url,
 )
+from pyqwest import HTTPVersion, SyncClient, SyncHTTPTransport
 
 from ntpmon.api.runner import MonitorApiServer
 
