@@ -14,8 +14,8 @@ from agent.certs_helper import TestCA
 from agent.fake_management import FakeManagement, ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi, Script
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.depenv import DeploymentEnv
 from ntpmon.agent.config.mgmt import ManagementClient
-from ntpmon.agent.depenv import DeploymentEnv
 from ntpmon.api.runner import MonitorApiServer, ServerOptions
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder

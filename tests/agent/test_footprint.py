@@ -16,7 +16,7 @@ from agent.conftest import TLS_NAME
 from agent.fake_management import ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi
 from ntpmon.agent.config.appconfig import AppConfig
-from ntpmon.agent.footprint import limit_malloc_arenas
+from ntpmon.agent.daemon.footprint import limit_malloc_arenas
 from ntpmon.testing.ntpserver import NTPResponder
 
 HEAVY = (
@@ -28,7 +28,7 @@ HEAVY = (
     "opentelemetry.sdk",
     "opentelemetry.exporter",
     "paho",
-    "ntpmon.agent.mqtt",
+    "ntpmon.agent.mqtt.client",
     "asyncio",
     "grpc.aio",
     "watchdog",
@@ -40,7 +40,7 @@ heavy = json.loads(sys.argv[1])
 atexit.register(lambda: print("LOADED " + json.dumps(
     sorted(h for h in heavy if any(m == h or m.startswith(h + ".") for m in sys.modules))
 ), file=sys.stderr))
-from ntpmon.agent.cli import main
+from ntpmon.agent.cli.main import main
 main(sys.argv[2:])
 """
 
@@ -117,7 +117,7 @@ def test_help_and_other_commands_still_use_typer() -> None:
 def test_arena_limit_respects_the_environment() -> None:
     assert limit_malloc_arenas({"MALLOC_ARENA_MAX": "4"}) is False
     # applying it changes the whole process: do that in a fresh one
-    code = "from ntpmon.agent.footprint import limit_malloc_arenas as f; print(f({}))"
+    code = "from ntpmon.agent.daemon.footprint import limit_malloc_arenas as f; print(f({}))"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
@@ -127,7 +127,7 @@ def test_arena_limit_respects_the_environment() -> None:
 # a grpc server and calls through both APIs after import_grpc_without_asyncio, in a fresh process
 DEFERRED_GRPC = """
 import sys
-from ntpmon.agent.footprint import import_grpc_without_asyncio
+from ntpmon.agent.daemon.footprint import import_grpc_without_asyncio
 assert import_grpc_without_asyncio()
 assert "asyncio" not in sys.modules and "grpc.aio" not in sys.modules
 import grpc

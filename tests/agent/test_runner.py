@@ -14,13 +14,13 @@ import pytest
 from agent.fake_management import ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi
 from agent.threads_helper import in_thread, wait_for
+from ntpmon.agent.cli.options import DevelKnobs
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.persist import replace_file
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.options import DevelKnobs
-from ntpmon.agent.runner import MonitorOptions, run_monitor
-from ntpmon.agent.scope import Scope
-from ntpmon.agent.worker import WorkerError, WorkerHooks
+from ntpmon.agent.daemon.runner import MonitorOptions, run_monitor
+from ntpmon.agent.daemon.scope import Scope
+from ntpmon.agent.daemon.worker import WorkerError, WorkerHooks
+from ntpmon.ntp.instruments import ProbeInstruments
 from ntpmon.testing.ntpserver import NTPResponder
 
 pytestmark = pytest.mark.timeout(90)

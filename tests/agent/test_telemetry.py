@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.daemon.telemetry import Telemetry
 from ntpmon.testing.otel import RecordingTelemetry
 
 

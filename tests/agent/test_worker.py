@@ -15,11 +15,11 @@ from agent.fake_monitor_api import FakeMonitorApi
 from agent.threads_helper import in_thread, wait_for
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.rpc import MonitorClient, RPCError
-from ntpmon.agent.scope import Scope
-from ntpmon.agent.telemetry import Telemetry
-from ntpmon.agent.worker import Worker, WorkerOptions
+from ntpmon.agent.daemon.scope import Scope
+from ntpmon.agent.daemon.telemetry import Telemetry
+from ntpmon.agent.daemon.worker import Worker, WorkerOptions
+from ntpmon.agent.transport.grpcclient import MonitorClient, RPCError
+from ntpmon.ntp.instruments import ProbeInstruments
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
 from ntpmon.testing.otel import RecordingTelemetry
@@ -229,7 +229,7 @@ def test_probe_metrics_and_spans_reach_the_telemetry(
 def test_a_failing_probe_does_not_lose_the_batch(
     live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
 ) -> None:
-    from ntpmon.agent.worker import default_probe
+    from ntpmon.agent.daemon.worker import default_probe
 
     bad_ip = ipaddress.ip_address(responders[0].host).packed
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ntpmon.agent.globalopts import RootArgs
+from ntpmon.agent.cli.globalopts import RootArgs
 
 COMMAND = "monitor"
 _VALUE_OPTIONS = {

@@ -1,6 +1,6 @@
 """``ntppool-agent``'s typer commands: every command, ``--help`` and usage errors.
 
-``ntpmon.agent.cli.main`` runs a plain ``monitor`` command line without loading this module
+``ntpmon.agent.cli.main.main`` runs a plain ``monitor`` command line without loading this module
 (typer, click and pydantic cost the long-running process ~15 MB); everything else comes here.
 """
 
@@ -12,10 +12,10 @@ from typing import Annotated
 
 import typer
 
-from ntpmon.agent import options as opts
+from ntpmon.agent.cli import options as opts
+from ntpmon.agent.cli.globalopts import Globals, RootArgs, apply_root, open_app_config
 from ntpmon.agent.config.checkconfig import CheckConfig
-from ntpmon.agent.depenv import api_host
-from ntpmon.agent.globalopts import Globals, RootArgs, apply_root, open_app_config
+from ntpmon.agent.config.depenv import api_host
 from ntpmon.common.version import version_line
 
 PROG = "ntppool-agent"
@@ -86,7 +86,7 @@ def setup_cmd(
     account: Annotated[str | None, typer.Option("-a", "--account", help="Account id.")] = None,
 ) -> None:
     """Register this host; prints the URL where the registration is approved."""
-    from ntpmon.agent.setup import SetupRequest, run_setup
+    from ntpmon.agent.cli.setup import SetupRequest, run_setup
 
     g: Globals = ctx.obj
     cfg = open_app_config(g)
@@ -115,7 +115,7 @@ def monitor_cmd(
     ] = False,
 ) -> None:
     """Run the monitor: fetch work, probe servers, submit results."""
-    from ntpmon.agent.monitorcmd import monitor_command
+    from ntpmon.agent.cli.monitorcmd import monitor_command
 
     monitor_command(ctx.obj, once=once, sanity_only=sanity_only)
 
@@ -126,7 +126,7 @@ def check_cmd(
     ips: Annotated[list[str], typer.Argument(help="Server IP addresses to probe.")],
 ) -> None:
     """Probe NTP servers once and print offset, delay, stratum, leap and error."""
-    from ntpmon.agent.checkcmd import format_table, run_check
+    from ntpmon.agent.cli.checkcmd import format_table, run_check
 
     g: Globals = ctx.obj
     open_app_config(g, with_api=False)
@@ -137,7 +137,7 @@ def check_cmd(
         allow_loopback=knobs.allow_loopback,
         ip=ipaddress.ip_address(local) if local else None,
     )
-    from ntpmon.agent.kerneltime import receive_stamping_kept_on
+    from ntpmon.ntp.kerneltime import receive_stamping_kept_on
 
     with receive_stamping_kept_on():
         rows = run_check(ips, cfg)
@@ -147,7 +147,7 @@ def check_cmd(
 @api_app.command("ok")
 def api_ok_cmd(ctx: typer.Context) -> None:
     """Check the API key, certificate and both APIs."""
-    from ntpmon.agent.apicheck import run_api_check
+    from ntpmon.agent.cli.apicheck import run_api_check
 
     g: Globals = ctx.parent.obj if ctx.parent else ctx.obj  # type: ignore[union-attr]
     cfg = open_app_config(g)

@@ -9,11 +9,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ntpmon.agent import options as opts
+from ntpmon.agent.cli import options as opts
+from ntpmon.agent.cli.journal import stderr_is_journal, use_journal_priorities
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.depenv import DeploymentEnv, api_host, parse_env
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementClient
-from ntpmon.agent.depenv import DeploymentEnv, api_host, parse_env
-from ntpmon.agent.journal import stderr_is_journal, use_journal_priorities
 from ntpmon.common.logsetup import parse_level, setup_logging
 
 log = logging.getLogger("ntppool-agent")

@@ -4,7 +4,7 @@ context into every RPC so monitor-api's logs can be joined with the agent's.
 
 Providers are owned by the Telemetry object (not installed globally) so tests and several
 agents in one process do not share state; the probe code gets the Telemetry's tracer and
-instruments through :attr:`Telemetry.probe_instruments` (see ``ntpmon.agent.instruments``).
+instruments through :attr:`Telemetry.probe_instruments` (see ``ntpmon.ntp.instruments``).
 The SDK (~2.4 MB of RSS, docs/agent.md, Memory footprint) is loaded only when something
 consumes its data: an OTLP endpoint, a metric reader or a span exporter. Otherwise a
 context-only tracer and the API's no-op meter do the job at no cost.
@@ -26,9 +26,9 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import Span
 
-from ntpmon.agent.instruments import INSTRUMENTATION, ProbeInstruments
 from ntpmon.common.logsetup import LogLevelError, parse_level
 from ntpmon.common.version import version
+from ntpmon.ntp.instruments import INSTRUMENTATION, ProbeInstruments
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.metrics import MeterProvider

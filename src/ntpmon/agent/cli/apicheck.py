@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.mgmt import AuthorizationError
-from ntpmon.agent.rpc import MonitorClient
-from ntpmon.agent.runner import monitor_api_url
+from ntpmon.agent.daemon.runner import monitor_api_url
+from ntpmon.agent.transport.grpcclient import MonitorClient
 from ntpmon.common.errors import NtpmonError
 
 log = logging.getLogger(__name__)

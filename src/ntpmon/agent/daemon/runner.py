@@ -7,17 +7,17 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from ntpmon.agent.cli.options import DevelKnobs
 from ntpmon.agent.config import gates
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.depenv import env_from_tls_name, monitor_api_host
 from ntpmon.agent.config.manager import ConfigManager
-from ntpmon.agent.depenv import env_from_tls_name, monitor_api_host
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.options import DevelKnobs
-from ntpmon.agent.rpc import MonitorClient
-from ntpmon.agent.scope import Cancelled, Scope
-from ntpmon.agent.telemetry import Telemetry
-from ntpmon.agent.worker import Worker, WorkerHooks, WorkerOptions
+from ntpmon.agent.daemon.scope import Cancelled, Scope
+from ntpmon.agent.daemon.telemetry import Telemetry
+from ntpmon.agent.daemon.worker import Worker, WorkerHooks, WorkerOptions
+from ntpmon.agent.transport.grpcclient import MonitorClient
 from ntpmon.common.errors import NtpmonError
+from ntpmon.ntp.instruments import ProbeInstruments
 
 log = logging.getLogger(__name__)
 
