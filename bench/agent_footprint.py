@@ -6,8 +6,10 @@ Targets (issue 5): RSS <= 30 MB (the Go agent's figure) and < 1 % of one core.
 
 The agent is the real program in its own process, talking gRPC over mutual TLS and HTTPS to
 the scripted stand-ins from tests/agent (monitor-api's own service needs a database and an
-approved monitor; the figures here are about the agent). Usage:
-    python bench/agent_footprint.py [--servers 500] [--minutes 3]
+approved monitor; the figures here are about the agent). With ``--telemetry on`` (the agent's
+default) it exports over OTLP/HTTP with its client certificate to a collector stand-in on
+loopback; ``off`` is the agent without the OpenTelemetry SDK. Usage:
+    python bench/agent_footprint.py [--servers 500] [--minutes 3] [--telemetry on|off]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from agent.fake_management import FakeManagement, ManagementServer  # noqa: E402
 from agent.fake_monitor_api import FakeMonitorApi, Script  # noqa: E402
 
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb  # noqa: E402
+from ntpmon.testing.otlpreceiver import OtlpReceiver  # noqa: E402
 
 ACTIVE_INTERVAL = 540.0  # the server's default re-test interval for an active monitor
 BATCH = 10
@@ -169,6 +172,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--servers", type=int, default=500)
     parser.add_argument("--minutes", type=float, default=3.0)
+    parser.add_argument("--telemetry", choices=("on", "off"), default="on")
     args = parser.parse_args()
 
     hosts = [str(ipaddress.ip_address("127.0.1.1") + i) for i in range(args.servers)]
@@ -213,6 +217,7 @@ def main() -> int:
         with (
             ManagementServer(mgmt_state, base / "srv-cert.pem", base / "srv-key.pem") as mgmt,
             FakeMonitorApi(script, server.cert_pem, server.key_pem, ca.pem) as api,
+            OtlpReceiver(base / "srv-cert.pem", base / "srv-key.pem", base / "ca.pem") as otlp,
         ):
             state = base / "state" / "devel"
             state.mkdir(parents=True, mode=0o700)
@@ -226,6 +231,8 @@ def main() -> int:
                     "MONITOR_NTP_PORT": str(port),
                     "MONITOR_ALLOW_LOOPBACK": "true",
                     "MONITOR_LOG_LEVEL": "warn",
+                    "MONITOR_TELEMETRY": args.telemetry,
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
                 }
             )
             agent = subprocess.Popen(
@@ -264,6 +271,7 @@ def main() -> int:
             )
             agent.terminate()
             agent.wait(20)
+            exports = {p: len(otlp.received(p)) for p in ("/v1/traces", "/v1/metrics", "/v1/logs")}
     responders.stdin.close()  # type: ignore[union-attr]
     responders.terminate()
     responders.wait(20)
@@ -272,6 +280,8 @@ def main() -> int:
     rows = [
         ("servers", f"{args.servers}"),
         ("duration (s)", f"{time.monotonic() - started:.0f}"),
+        ("telemetry", args.telemetry),
+        ("OTLP posts received", ", ".join(f"{p} {n}" for p, n in exports.items())),
         ("batches submitted", f"{submitted}"),
         ("server results submitted", f"{statuses}"),
         ("expected results at cadence", f"{args.servers * steady / ACTIVE_INTERVAL:.0f}"),

@@ -100,7 +100,7 @@ def start_server(
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stderr is not None
     for line in proc.stderr:
-        match = re.search(r"grpc=(\d+)", line)
+        match = re.search(r"rpc=(\d+)", line)
         if match:
             threading.Thread(target=proc.stderr.read, daemon=True).start()
             return proc, int(match.group(1))

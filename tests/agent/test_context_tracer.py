@@ -14,7 +14,7 @@ from ntpmon.agent.daemon.telemetry import Telemetry
 
 
 def test_nested_spans_continue_the_trace_with_fresh_span_ids() -> None:
-    telemetry = Telemetry("devel", environ={})
+    telemetry = Telemetry("devel")
     assert telemetry.tracer_provider is None and telemetry.meter_provider is None
     with telemetry.span("monitor-run") as outer:
         outer_ctx = outer.get_span_context()
@@ -35,7 +35,7 @@ def test_nested_spans_continue_the_trace_with_fresh_span_ids() -> None:
 
 
 def test_exceptions_propagate_through_the_span() -> None:
-    telemetry = Telemetry("devel", environ={})
+    telemetry = Telemetry("devel")
     with pytest.raises(ValueError, match="boom"), telemetry.span("monitor-run"):
         raise ValueError("boom")
     assert trace.get_current_span() is trace.INVALID_SPAN
@@ -50,7 +50,7 @@ from ntpmon.ntp.check import ProbeConfig
 from ntpmon.agent.daemon.telemetry import Telemetry
 from ntpmon.testing.ntpserver import NTPResponder
 
-t = Telemetry("devel", environ={})
+t = Telemetry("devel")
 with t.span("x"), NTPResponder("127.0.0.1") as server:
     cfg = ProbeConfig(samples=1, base_checks=("127.0.0.1",), port=server.port, allow_loopback=True)
     assert LocalOK(lambda: cfg, 4, instruments=t.probe_instruments).check()

@@ -66,10 +66,11 @@ def test_setup_approve_monitor_once_then_hot_reload(
     env.update(
         {
             "API_HOST": f"https://127.0.0.1:{api_server.ports['management']}",
-            "DEVEL_API_SERVER": f"https://127.0.0.1:{api_server.ports['grpc']}",
+            "DEVEL_API_SERVER": f"https://127.0.0.1:{api_server.ports['rpc']}",
             "MONITOR_CA_FILE": str(ca_file),
             "MONITOR_NTP_PORT": str(ntp_servers[0].port),
             "MONITOR_ALLOW_LOOPBACK": "true",
+            "MONITOR_TELEMETRY": "off",  # no collector here (test_otlp_export.py has one)
         }
     )
     common = ["-e", "devel", "--state-dir", str(state_dir), "--no-ipv6"]

@@ -1,8 +1,8 @@
 """The long-running ``monitor`` stays small: a real ``monitor --once`` run in its own process
-does not load typer, click, pydantic, cryptography, the OpenTelemetry SDK, asyncio (grpcio's
-asyncio API is deferred), watchdog (inotify watches the state directory) or, with no broker
-configured, paho-mqtt; help and other command lines still go through typer (docs/agent.md,
-Memory footprint)."""
+does not load typer, click, pydantic, cryptography, the OpenTelemetry SDK (with telemetry off;
+exporting needs it), asyncio (grpcio's asyncio API is deferred), watchdog (inotify watches the
+state directory) or, with no broker configured, paho-mqtt; help and other command lines still
+go through typer (docs/agent.md, Memory footprint)."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def test_monitor_once_runs_without_heavy_packages(
         "MONITOR_CA_FILE": str(ca_file),
         "MONITOR_NTP_PORT": str(responders[0].port),
         "MONITOR_ALLOW_LOOPBACK": "true",
+        "MONITOR_TELEMETRY": "off",  # exporting loads the SDK, as it must (docs/agent.md)
     }
     base = str(live_config.env_dir.parent)
     code, err, loaded = run_agent(

@@ -11,7 +11,7 @@ from ntpmon.agent.cli.globalopts import RootArgs
 from ntpmon.agent.cli.lightargv import MonitorArgv, parse_monitor_argv
 from ntpmon.agent.cli.options import hoist_global_options
 
-ENVVARS = ("DEPLOYMENT_MODE", "MONITOR_LOG_LEVEL", "MONITOR_CA_FILE")
+ENVVARS = ("DEPLOYMENT_MODE", "MONITOR_LOG_LEVEL", "MONITOR_CA_FILE", "MONITOR_TELEMETRY")
 
 
 def click_parse(argv: list[str]) -> MonitorArgv:
@@ -38,6 +38,9 @@ def click_parse(argv: list[str]) -> MonitorArgv:
         (["-e", "test", "-e", "devel", "monitor"], {}),  # the last value wins
         (["monitor"], {"DEPLOYMENT_MODE": "devel", "MONITOR_LOG_LEVEL": "debug"}),
         (["monitor"], {"MONITOR_CA_FILE": "/etc/ca.pem"}),
+        (["monitor", "--telemetry", "off"], {}),
+        (["--telemetry=on", "monitor"], {"MONITOR_TELEMETRY": "off"}),
+        (["monitor"], {"MONITOR_TELEMETRY": "off"}),
         (["-e", "prod", "monitor"], {"DEPLOYMENT_MODE": "devel"}),  # the option beats the env
         (["--log-level", "error", "monitor"], {"MONITOR_LOG_LEVEL": "debug"}),
         (["monitor"], {"DEPLOYMENT_MODE": "", "MONITOR_LOG_LEVEL": ""}),  # empty is unset

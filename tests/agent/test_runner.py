@@ -39,7 +39,7 @@ def config_doc(status: str) -> dict[str, object]:
 def monitoring(
     cfg: AppConfig, api: FakeMonitorApi, port: int, **kwargs: bool
 ) -> AbstractContextManager[Scope]:
-    opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(port, True), **kwargs)
+    opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(port, True), telemetry=False, **kwargs)
     return in_thread(
         lambda scope: run_monitor(cfg, opts, scope, environ={"DEVEL_API_SERVER": api.url})
     )
@@ -102,7 +102,9 @@ def test_hot_reload_state_change_reaches_workers(
 def test_sanity_only_passes_with_a_good_clock(
     registered: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
 ) -> None:
-    opts = MonitorOptions(sanity_only=True, ipv6=False, knobs=DevelKnobs(responders[0].port, True))
+    opts = MonitorOptions(
+        sanity_only=True, ipv6=False, knobs=DevelKnobs(responders[0].port, True), telemetry=False
+    )
     run_monitor(registered, opts, Scope(), environ={"DEVEL_API_SERVER": monitor_api.url})
     assert monitor_api.servicer.count("GetServers") == 0
 
@@ -112,7 +114,9 @@ def test_sanity_only_fails_when_the_local_clock_is_off(
 ) -> None:
     for responder in responders:
         responder.configure(offset=0.5)  # every base check says we are 500 ms off
-    opts = MonitorOptions(sanity_only=True, ipv6=False, knobs=DevelKnobs(responders[0].port, True))
+    opts = MonitorOptions(
+        sanity_only=True, ipv6=False, knobs=DevelKnobs(responders[0].port, True), telemetry=False
+    )
     with pytest.raises(WorkerError, match="IPv4: health check failed"):
         run_monitor(registered, opts, Scope(), environ={"DEVEL_API_SERVER": monitor_api.url})
 
@@ -129,7 +133,7 @@ def test_hooks_and_background_tasks_for_mqtt(
         background_ended.set()
 
     hooks = WorkerHooks(on_config=lambda family, resp: configs.append(family))
-    opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(responders[0].port, True))
+    opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(responders[0].port, True), telemetry=False)
     with in_thread(
         lambda scope: run_monitor(
             registered,

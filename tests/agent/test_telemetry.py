@@ -1,12 +1,18 @@
-"""Telemetry set-up: nothing exported unless OTLP is configured; the server's log level."""
+"""Telemetry set-up: nothing exported without OTLP settings; the server's log level.
+
+What is exported, where, and with which certificate: test_otlp_export.py.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from ntpmon.agent.config.depenv import DeploymentEnv
+from ntpmon.agent.daemon.otlpexport import otlp_settings
 from ntpmon.agent.daemon.telemetry import Telemetry
 from ntpmon.testing.otel import RecordingTelemetry
 
@@ -22,9 +28,10 @@ def _restore_root_logger() -> Iterator[None]:
         handler.setLevel(handler_level)
 
 
-def test_no_exporters_without_endpoint() -> None:
-    telemetry = Telemetry("devel", environ={})
+def test_no_exporters_without_settings() -> None:
+    telemetry = Telemetry("devel")
     assert not telemetry.exporting and telemetry.log_handler is None
+    assert telemetry.tracer_provider is None  # the SDK is not even started
     with telemetry.span("monitor-run") as span:
         assert span.get_span_context().trace_id != 0  # trace context exists for RPC metadata
     telemetry.shutdown()
@@ -40,10 +47,16 @@ def test_no_exporters_without_endpoint() -> None:
         (True, "error", logging.DEBUG),  # --debug wins over the server
     ],
 )
-def test_otlp_log_level(debug: bool, server_level: str, expected: int) -> None:
+def test_otlp_log_level(debug: bool, server_level: str, expected: int, tmp_path: Path) -> None:
     # a loopback endpoint where nothing listens: exporters are built, nothing leaves the host
-    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
-    telemetry = Telemetry("devel", environ=environ, debug=debug, otlp_log_level=server_level)
+    otlp = otlp_settings(
+        DeploymentEnv.DEVEL,
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_TIMEOUT": "1"},
+        client_cert=tmp_path / "cert.pem",
+        client_key=tmp_path / "key.pem",
+        ca_files=(),
+    )
+    telemetry = Telemetry("devel", otlp=otlp, debug=debug, otlp_log_level=server_level)
     try:
         assert telemetry.exporting and telemetry.log_handler is not None
         assert telemetry.log_handler.level == expected

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.timeout(60)
 
 
 def make_worker(cfg: AppConfig, api: FakeMonitorApi, port: int, *, once: bool) -> Worker:
-    telemetry = Telemetry("devel", environ={})
+    telemetry = Telemetry("devel")
     client = MonitorClient(cfg, api.url, tracer=telemetry.tracer)
     options = WorkerOptions(once=once, port=port, allow_loopback=True)
     return Worker(4, cfg, client, telemetry, options)
@@ -131,7 +131,7 @@ def test_api_down_backs_off(
         4,
         live_config,
         client,
-        Telemetry("devel", environ={}),
+        Telemetry("devel"),
         WorkerOptions(port=responders[0].port, allow_loopback=True),
     )
     with caplog.at_level(logging.WARNING), running(worker):
@@ -240,7 +240,7 @@ def test_a_failing_probe_does_not_lose_the_batch(
             raise RuntimeError("probe bug")
         return default_probe(server, cfg, instruments)
 
-    telemetry = Telemetry("devel", environ={})
+    telemetry = Telemetry("devel")
     options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
     client = MonitorClient(live_config, monitor_api.url)
     Worker(4, live_config, client, telemetry, options, probe=probe).run(Scope())

@@ -3,6 +3,7 @@ seed data and a snapshot of every table to prove a refused call changed nothing.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,8 +16,11 @@ from sqlalchemy import Engine, select
 from ntpmon.api.admission import PriorityScheduler
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.defaults import DEFAULT_WORKERS
-from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
 from ntpmon.api.metrics import ApiMetrics
+from ntpmon.api.rpc.app import RpcApp
+from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher
+from ntpmon.api.rpc.listener import RpcListener, open_listener
+from ntpmon.api.rpc.tlsfiles import ReloadingContext, TlsFiles
 from ntpmon.api.runner import ServerOptions
 from ntpmon.api.service import MonitorService, MqttSettings
 from ntpmon.api.tickets import StaticKeyring, TicketSigner
@@ -88,7 +92,7 @@ class RunningApi:
     service: MonitorService
     metrics: ApiMetrics
     signer: TicketSigner
-    listener: GrpcListener
+    listener: RpcListener
     scheduler: PriorityScheduler
 
     def stub(
@@ -114,6 +118,43 @@ class RunningApi:
         return self.ca.issue_client(name, timedelta(hours=1))
 
 
+def server_tls(ca: EmbeddedCA, directory: Path) -> TlsFiles:
+    """A server certificate for the loopback names, written to ``directory``, trusting ``ca``."""
+    issued = ca.issue_server(SERVER_NAMES, timedelta(hours=1))
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "tls.crt").write_text(issued.cert_pem)
+    (directory / "tls.key").write_text(issued.key_pem)
+    return TlsFiles(directory / "tls.crt", directory / "tls.key", client_ca_pem=ca.root_pem())
+
+
+class RpcServer:
+    """An RPC listener on a free loopback port serving ``service`` as ``monitor-api`` does
+    (handlers on a priority scheduler); :meth:`stop` ends it and removes its TLS files."""
+
+    def __init__(
+        self,
+        service: MonitorService,
+        metrics: ApiMetrics,
+        ca: EmbeddedCA,
+        *,
+        tracer: RpcTracer | None = None,
+        threads: int = DEFAULT_WORKERS,
+    ) -> None:
+        self._tls_dir = tempfile.TemporaryDirectory(prefix="ntpmon-rpc-tls-")
+        self.tls_files = server_tls(ca, Path(self._tls_dir.name))
+        self.scheduler = PriorityScheduler(threads, observe=metrics.queued)
+        dispatcher = Dispatcher(service, metrics, tracer or RpcTracer(), CallerIdentity())
+        self.listener = open_listener(
+            RpcApp(dispatcher, self.scheduler), ReloadingContext(self.tls_files), "127.0.0.1:0"
+        )
+        self.port = self.listener.port
+
+    def stop(self, grace: float = 1) -> None:
+        self.listener.stop(grace)
+        self.scheduler.shutdown(wait=False)
+        self._tls_dir.cleanup()
+
+
 @contextmanager
 def running_api(
     engine: Engine,
@@ -128,16 +169,13 @@ def running_api(
     metrics = ApiMetrics()
     signer = TicketSigner(StaticKeyring({1: b"k1"}))
     service = service_class(engine, signer, clock, metrics, mqtt=MqttSettings(jwt_key=JWT_KEY))
-    server_cert = ca.issue_server(SERVER_NAMES, timedelta(hours=1))
-    tls = TlsMaterial(server_cert.cert_pem, server_cert.key_pem, ca.root_pem())
-    scheduler = PriorityScheduler(threads, observe=metrics.queued)
-    handler = build_handler(service, metrics, RpcTracer(), scheduler=scheduler)
-    listener = GrpcListener(handler, tls, "127.0.0.1:0")
+    server = RpcServer(service, metrics, ca, threads=threads)
     try:
-        yield RunningApi(listener.port, ca, service, metrics, signer, listener, scheduler)
+        yield RunningApi(
+            server.port, ca, service, metrics, signer, server.listener, server.scheduler
+        )
     finally:
-        listener.stop(1)
-        scheduler.shutdown(wait=False)
+        server.stop()
 
 
 def loopback_options(

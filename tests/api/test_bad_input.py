@@ -236,7 +236,7 @@ def _call_all(api: RunningApi, stub) -> list[grpc.StatusCode]:
 def _cert_cases(api: RunningApi, foreign_ca):
     hour = timedelta(hours=1)
     return {
-        "no client certificate": (None, None, Code.UNAVAILABLE),
+        "no client certificate": (None, None, Code.UNAUTHENTICATED),
         "certificate from another CA": (
             foreign_ca.issue_client(MONITOR_NAME, hour),
             None,

@@ -34,7 +34,7 @@ def server(db, tmp_path) -> Iterator[MonitorApiServer]:
 
 def _stub(server: MonitorApiServer) -> tuple[grpc.Channel, pb_grpc.MonitorServiceStub]:
     channel = grpc.secure_channel(
-        f"127.0.0.1:{server.ports['grpc_jwt']}",
+        f"127.0.0.1:{server.ports['rpc_jwt']}",
         grpc.ssl_channel_credentials(root_certificates=server.ca.root_pem().encode()),
     )
     return channel, pb_grpc.MonitorServiceStub(channel)

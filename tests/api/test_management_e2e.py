@@ -125,7 +125,7 @@ def test_register_approve_certificate_and_submit(db, server, http, capsys):
         certificate_chain=issued["tls"]["cert"].encode(),
     )
     with grpc.secure_channel(
-        f"127.0.0.1:{server.ports['grpc']}",
+        f"127.0.0.1:{server.ports['rpc']}",
         creds,
         options=[("grpc.primary_user_agent", "ntppool-agent/v4.1.5")],
     ) as channel:

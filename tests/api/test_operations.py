@@ -7,13 +7,12 @@ from datetime import timedelta
 
 import grpc
 import pytest
-from api_testkit import MONITOR_IP, SERVER_NAMES, seed, status_for
+from api_testkit import MONITOR_IP, RpcServer, seed, status_for
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import func, select
 
-from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
 from ntpmon.api.metrics import ApiMetrics
 from ntpmon.api.service import MonitorService
 from ntpmon.api.tickets import StaticKeyring, TicketSigner
@@ -33,12 +32,7 @@ class _Server:
         self.metrics = ApiMetrics()
         self.signer = TicketSigner(StaticKeyring({1: b"k1"}))
         service = MonitorService(db, self.signer, clock, self.metrics, tracer=tracer)
-        cert = ca.issue_server(SERVER_NAMES, timedelta(hours=1))
-        self.listener = GrpcListener(
-            build_handler(service, self.metrics, tracer),
-            TlsMaterial(cert.cert_pem, cert.key_pem, ca.root_pem()),
-            "127.0.0.1:0",
-        )
+        self.listener = RpcServer(service, self.metrics, ca, tracer=tracer)
         client = ca.issue_client("uspao1-abc123.devel.mon.ntppool.dev", timedelta(hours=1))
         self.channel = grpc.secure_channel(
             f"127.0.0.1:{self.listener.port}",

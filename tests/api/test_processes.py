@@ -137,7 +137,7 @@ def test_two_processes_accept_batches_and_stop_on_sigterm(server, db, tmp_path):
     )
     results = batches = 0
     while len(server.accepted_by()) < 2 and batches < SERVER_COUNT // 10:
-        results += _one_batch(server.ports["grpc"], creds)
+        results += _one_batch(server.ports["rpc"], creds)
         batches += 1
         assert _wait_for(lambda n=batches: sum(server.accepted_by().values()) == n)
     by_process = server.accepted_by()
@@ -169,7 +169,7 @@ def test_workers_stop_when_the_main_process_is_killed(tmp_path):
         workers = [
             int(m.group(1))
             for line in running.lines
-            if (m := re.search(r'msg="gRPC worker started" pid=(\d+)', line))
+            if (m := re.search(r'msg="RPC worker started" pid=(\d+)', line))
         ]
         assert len(workers) == 2
         running.proc.kill()  # SIGKILL: no chance to stop the workers itself

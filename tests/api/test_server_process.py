@@ -18,7 +18,7 @@ pytestmark = pytest.mark.e2e
 def test_server_process_starts_serves_and_stops_on_sigterm(tmp_path):
     exe = Path(sys.executable).parent / "monitor-api"
     with monitor_api_process(f"sqlite:///{tmp_path}/db.sqlite", tmp_path / "data") as api:
-        assert set(api.ports) == {"grpc", "management", "health", "metrics"}
+        assert set(api.ports) == {"rpc", "management", "health", "metrics"}
         health = httpx.get(f"http://127.0.0.1:{api.ports['health']}/__health", timeout=5)
         assert health.text == "ok"
         api.proc.send_signal(signal.SIGTERM)

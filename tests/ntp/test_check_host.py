@@ -309,12 +309,12 @@ def test_an_unexpected_query_failure_is_a_failed_sample_not_a_crash() -> None:
 
 
 def _telemetry_off() -> ProbeInstruments:
-    return Telemetry("devel", environ={}).probe_instruments
+    return Telemetry("devel").probe_instruments
 
 
 def _telemetry_recording_metrics() -> ProbeInstruments:
     # the SDK's providers with a metric reader; spans are made and dropped (no processor)
-    return Telemetry("devel", environ={}, metric_reader=InMemoryMetricReader()).probe_instruments
+    return Telemetry("devel", metric_reader=InMemoryMetricReader()).probe_instruments
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,7 @@ def test_agent_environment_points_at_this_stack_only(tmp_path) -> None:
     assert env["MONITOR_CA_FILE"].endswith("monitor-api/ca/ca.pem")
     assert env["MONITOR_NTP_PORT"] == "12300" and env["DEPLOYMENT_MODE"] == "devel"
     assert "DATABASE_DSN" not in env and env["MONITOR_MQTT_PLAIN"] == "true"
+    assert env["MONITOR_TELEMETRY"] == "off"  # nothing goes to the devel collector
     argv = plan.agent_command(layout(tmp_path), 1, "monitor")
     assert argv[-1] == "monitor" and str(tmp_path / "agent-2") in argv
 

@@ -36,40 +36,49 @@ def test_parse_env_rejects(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "api", "monitor_api", "prefix"),
+    ("env", "api", "monitor_api", "prefix", "otlp"),
     [
         (
             DeployEnv.DEVEL,
             "https://dev-api.ntppool.dev",
             "https://api.devel.mon.ntppool.dev",
             "/devel/monitors",
+            "https://api-buzz.devel.mon.ntppool.dev:4318",
         ),
         (
             DeployEnv.TEST,
             "https://beta-api.ntppool.dev",
             "https://api.test.mon.ntppool.dev",
             "/test/monitors",
+            "https://api-buzz.test.mon.ntppool.dev:4318",
         ),
         (
             DeployEnv.PROD,
             "https://api.ntppool.dev",
             "https://api.mon.ntppool.dev",
             "/prod/monitors",
+            "https://api-buzz.mon.ntppool.dev:4318",
         ),
     ],
 )
-def test_hosts(env: DeployEnv, api: str, monitor_api: str, prefix: str) -> None:
+def test_hosts(env: DeployEnv, api: str, monitor_api: str, prefix: str, otlp: str) -> None:
     hosts = hosts_for(env, environ={})
     assert (hosts.api_host, hosts.monitor_api_host, hosts.mqtt_prefix) == (api, monitor_api, prefix)
+    assert hosts.otlp_endpoint == otlp
 
 
 def test_host_overrides() -> None:
     hosts = hosts_for(
         DeployEnv.PROD,
-        environ={"API_HOST": "http://127.0.0.1:9", "DEVEL_API_SERVER": "https://127.0.0.1:8000"},
+        environ={
+            "API_HOST": "http://127.0.0.1:9",
+            "DEVEL_API_SERVER": "https://127.0.0.1:8000",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "https://127.0.0.1:4318",
+        },
     )
     assert hosts.api_host == "http://127.0.0.1:9"
     assert hosts.monitor_api_host == "https://127.0.0.1:8000"
+    assert hosts.otlp_endpoint == "https://127.0.0.1:4318"
 
 
 @pytest.mark.parametrize(

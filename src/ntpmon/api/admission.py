@@ -3,9 +3,9 @@
 Every RPC is mostly Python CPU under the GIL plus database round trips, so beyond a few calls
 at once more concurrency buys nothing but GIL hand-offs and context switches: measured with 50
 busy agents on 2 cores, the server spent 2.8 ms of CPU per GetServers + SubmitResults pair
-with 8 handler threads and 4.5 ms with 64, whether or not the 64 ran at once. grpcio's own
-executor serves calls first come, first served. This module replaces it with a handful of
-threads that pick the most urgent waiting call.
+with 8 handler threads and 4.5 ms with 64, whether or not the 64 ran at once. A plain thread
+pool serves calls first come, first served; this module is a handful of threads that pick the
+most urgent waiting call instead.
 
 Which call is most urgent is the point. A SubmitResults carries measurements that were already
 made and that the agent holds until they are accepted; a GetServers only hands out new work.
@@ -14,9 +14,8 @@ promptly and the overload shows up as agents starting their next batch later (ba
 not as slow or timed-out submissions. Submissions cannot starve the other calls: an agent
 submits at most one batch per GetServers. Within one priority calls run in arrival order.
 
-grpcio takes a per-method executor from the handler's ``experimental_thread_pool`` attribute
-(it must be a ``ThreadPoolExecutor``), so each method gets a :class:`PriorityLane`: an executor
-that only files its calls with the shared :class:`PriorityScheduler` at its priority.
+The RPC listener's event loop files each call here (:meth:`PriorityScheduler.submit`) and
+awaits its future, whatever protocol carried it.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from enum import IntEnum
 from typing import Any
 
@@ -113,10 +112,6 @@ class PriorityScheduler:
             else:
                 future.set_result(result)
 
-    def lane(self, priority: Priority, label: str = "") -> PriorityLane:
-        """An executor that files its calls here at ``priority`` (``label``: for the metric)."""
-        return PriorityLane(self, priority, label)
-
     def shutdown(self, wait: bool = True) -> None:
         """Run what is filed, then stop the threads; no new calls are taken."""
         with self._cond:
@@ -125,23 +120,3 @@ class PriorityScheduler:
         if wait:
             for worker in self._workers:
                 worker.join()
-
-
-class PriorityLane(ThreadPoolExecutor):
-    """The scheduler seen as an executor at one priority (what grpcio asks a handler for).
-
-    A ``ThreadPoolExecutor`` only because grpcio checks for one; it starts no threads of its
-    own: every call goes to the scheduler's.
-    """
-
-    def __init__(self, scheduler: PriorityScheduler, priority: Priority, label: str = "") -> None:
-        super().__init__(max_workers=1)
-        self.scheduler = scheduler
-        self.priority = priority
-        self.label = label
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        return self.scheduler.submit(self.priority, self.label, fn, *args, **kwargs)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """The scheduler's threads are shared: stopping them is the scheduler owner's call."""

@@ -153,10 +153,62 @@ def server(  # noqa: PLR0917 - typer options
     dsn: DsnOption = None,
     data_dir: DataDirOption = Path(DEFAULT_DATA_DIR),
     deployment_mode: EnvOption = "devel",
-    listen: Annotated[str, typer.Option(help="gRPC mTLS listener")] = ":8000",
+    listen: Annotated[
+        str, typer.Option(help="RPC listener: Connect, gRPC and gRPC-Web; certificate or JWT")
+    ] = ":8000",
     jwt_listen: Annotated[
-        str, typer.Option(envvar="MONITOR_API_JWT_LISTEN", help="gRPC JWT-only listener (off)")
+        str,
+        typer.Option(
+            envvar="MONITOR_API_JWT_LISTEN", help="a second RPC listener (old JWT port; off)"
+        ),
     ] = "",
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls.cert",
+            "--tls-cert",
+            "--tls.crt",
+            envvar="MONITOR_API_TLS_CERT",
+            help="PEM certificate (chain) of the RPC listener, re-read when it changes "
+            "(default: issued by the embedded CA)",
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls.key", "--tls-key", envvar="MONITOR_API_TLS_KEY", help="its PEM private key"
+        ),
+    ] = None,
+    client_ca: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--client-ca",
+            envvar="MONITOR_API_CLIENT_CA",
+            help="PEM CA(s) whose client certificates identify monitors (repeatable), "
+            "e.g. the pool's monitor CA",
+        ),
+    ] = None,
+    embedded_client_ca: Annotated[
+        bool,
+        typer.Option(
+            "--embedded-client-ca/--no-embedded-client-ca",
+            help="also accept client certificates of the embedded CA",
+        ),
+    ] = True,
+    jwt_issuer: Annotated[
+        str,
+        typer.Option(
+            envvar="MONITOR_API_JWT_ISSUER",
+            help="also accept JWTs of this issuer (e.g. https://api.ntppool.dev), verified "
+            "with its JWKS",
+        ),
+    ] = "",
+    jwks_url: Annotated[
+        str, typer.Option(help="the issuer's JWKS (default <issuer>/.well-known/jwks.json)")
+    ] = "",
+    jwks_ca_file: Annotated[
+        Path | None, typer.Option(help="CA bundle for the JWKS fetch (default: system roots)")
+    ] = None,
     management_listen: Annotated[str, typer.Option(help="management HTTPS listener")] = ":8443",
     health_listen: Annotated[str, typer.Option(help="health HTTP listener")] = ":8080",
     metrics_listen: Annotated[str, typer.Option(help="Prometheus listener")] = ":9000",
@@ -188,16 +240,16 @@ def server(  # noqa: PLR0917 - typer options
     max_workers: Annotated[
         int,
         typer.Option(
-            min=1, help="gRPC handler threads (calls beyond them wait, SubmitResults first)"
+            min=1, help="RPC handler threads (calls beyond them wait, SubmitResults first)"
         ),
     ] = DEFAULT_WORKERS,
     processes: Annotated[
-        int, typer.Option(min=1, help="processes serving the gRPC listener (SO_REUSEPORT)")
+        int, typer.Option(min=1, help="processes serving the RPC listener (SO_REUSEPORT)")
     ] = 1,
     log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
 ) -> None:
-    """Run the gRPC service, the management API, health, metrics and (with a JWT key) the
-    MQTT side with its internal HTTP API until SIGTERM/SIGINT."""
+    """Run the RPC service (Connect, gRPC, gRPC-Web), the management API, health, metrics
+    and (with a JWT key) the MQTT side with its internal HTTP API until SIGTERM/SIGINT."""
     if processes > 1:  # before any module that defines metrics is imported
         _multiprocess_metrics(data_dir)
     mqtt_server = _mqtt_server_options(  # checked before anything is opened
@@ -218,7 +270,9 @@ def server(  # noqa: PLR0917 - typer options
 
     setup_logging(log_level)
     env = parse_env(deployment_mode)
-    # one connection per gRPC handler thread, plus a few for the management API
+    if (tls_cert is None) != (tls_key is None):
+        raise NtpmonError("--tls.cert and --tls.key go together")
+    # one connection per RPC handler thread, plus a few for the management API
     engine = open_database(
         dsn,
         default_sqlite=data_dir / "ntpmon.sqlite",
@@ -233,6 +287,13 @@ def server(  # noqa: PLR0917 - typer options
         env=env,
         listen=listen,
         jwt_listen=jwt_listen,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
+        client_ca_files=client_ca or [],
+        embedded_client_ca=embedded_client_ca,
+        jwt_issuer=jwt_issuer.rstrip("/"),
+        jwks_url=jwks_url,
+        jwks_ca_file=jwks_ca_file,
         management_listen=management_listen,
         health_listen=health_listen,
         metrics_listen=metrics_listen,

@@ -1,9 +1,10 @@
 """``monitor-api server``: wires the parts together and owns their lifetimes.
 
-One gRPC listener (mTLS) plus three HTTP listeners (management over TLS, health, metrics)
-served by uvicorn on one asyncio loop in a background thread. Shutdown stops the HTTP servers,
-then lets in-flight RPCs finish within the grace period (each batch is one transaction, so
-nothing is ever half-written), then closes the database pool and flushes traces.
+One RPC listener (Connect, gRPC and gRPC-Web over TLS; a client certificate or a JWT) plus
+three HTTP listeners (management over TLS, health, metrics) served by uvicorn on one asyncio
+loop in a background thread. Shutdown stops the HTTP servers, then lets in-flight RPCs finish
+within the grace period (each batch is one transaction, so nothing is ever half-written), then
+closes the database pool and flushes traces.
 """
 
 from __future__ import annotations
@@ -29,8 +30,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from ntpmon.api.admission import PriorityScheduler
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.defaults import DEFAULT_WORKERS
-from ntpmon.api.grpcserver import GrpcListener, JwtIdentity, TlsMaterial, build_handler
-from ntpmon.api.grpcworker import WorkerPool, WorkerSpec
+from ntpmon.api.jwks import external_tokens
 from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
 from ntpmon.api.metrics import ApiMetrics, exposition_registry
@@ -39,6 +39,11 @@ from ntpmon.api.mqserver.service import InternalApi
 from ntpmon.api.mqserver.wiring import MqttServerOptions, start_internal_api
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.pages import create_pages_app
+from ntpmon.api.rpc.app import RpcApp
+from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher, TokenVerifier
+from ntpmon.api.rpc.listener import RpcListener, open_listener, split_address
+from ntpmon.api.rpc.tlsfiles import ReloadingContext, TlsFiles
+from ntpmon.api.rpc.workers import WorkerPool, WorkerSpec
 from ntpmon.api.service import MonitorService, MqttSettings
 from ntpmon.api.ticketkeys import CHECK_EVERY, FileKeyring, TicketKeyError, keyring_for
 from ntpmon.api.tickets import TicketSigner
@@ -59,7 +64,14 @@ class ServerOptions:
     data_dir: Path
     env: DeployEnv = DeployEnv.DEVEL
     listen: str = ":8000"
-    jwt_listen: str = ""
+    jwt_listen: str = ""  # an extra RPC port (alias of the old JWT-only listener)
+    tls_cert: Path | None = None  # the RPC port's certificate (default: issued by the CA)
+    tls_key: Path | None = None
+    client_ca_files: list[Path] = field(default_factory=list)  # CAs of monitor certificates
+    embedded_client_ca: bool = True  # trust certificates of the embedded CA too
+    jwt_issuer: str = ""  # an external issuer whose JWTs are accepted (e.g. the pool's website)
+    jwks_url: str = ""  # its JWKS (default <issuer>/.well-known/jwks.json)
+    jwks_ca_file: Path | None = None  # CA for the JWKS fetch (default: system roots)
     management_listen: str = ":8443"
     health_listen: str = ":8080"
     metrics_listen: str = ":9000"
@@ -69,20 +81,11 @@ class ServerOptions:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     mqtt_server: MqttServerOptions | None = None  # the MQTT side + internal API (off: None)
     grace: float = 10.0
-    max_workers: int = DEFAULT_WORKERS  # gRPC handler threads (RPCs running at once)
+    max_workers: int = DEFAULT_WORKERS  # RPC handler threads (RPCs running at once)
     clock: Clock = field(default_factory=SystemClock)
-    processes: int = 1  # processes serving the gRPC listener (N-1 spawned workers)
+    processes: int = 1  # processes serving the RPC listener (N-1 spawned workers)
     dsn: str | None = None  # how workers reach the database (as given on the command line)
     log_level: str = "info"
-
-
-def split_address(address: str) -> tuple[str, int]:
-    """``host:port``, ``:port`` or ``[v6]:port`` → (host, port); an empty host means all."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"listen address {address!r} must be host:port")
-    host = host.strip("[]")
-    return host or "0.0.0.0", int(port)  # noqa: S104 - ":port" means all, as upstream
 
 
 def _bind(address: str) -> socket.socket:
@@ -100,11 +103,6 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         fh.write(text)
-
-
-def _grpc_address(address: str) -> str:
-    host, port = split_address(address)
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starlette, Starlette]:
@@ -169,32 +167,29 @@ class MonitorApiServer:
         self.ports = {name: s.getsockname()[1] for name, s in sockets.items()}
         public_url = options.public_url or f"https://localhost:{self.ports['management']}"
         self.tokens = TokenIssuer.load_or_create(data_dir / "jwt" / "signing.key", public_url)
-        # one set of handler threads for both gRPC listeners, SubmitResults first
+        # one set of handler threads for every RPC port, SubmitResults first
         self.scheduler = PriorityScheduler(options.max_workers, observe=self.metrics.queued)
-        self.grpc = GrpcListener(
-            build_handler(self.service, self.metrics, self.tracer, scheduler=self.scheduler),
-            TlsMaterial(self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()),
-            _grpc_address(options.listen),
-            max_workers=options.max_workers,
-            reuse_port=options.processes > 1,
+        self.tls_files = self._tls_files()
+        self.tls_context = ReloadingContext(self.tls_files)
+        self.rpc_app = RpcApp(
+            Dispatcher(
+                self.service,
+                self.metrics,
+                self.tracer,
+                CallerIdentity(self._token_verifier(public_url)),
+            ),
+            self.scheduler,
         )
-        self.ports["grpc"] = self.grpc.port
-        self.workers = self._start_workers() if options.processes > 1 else None
-        self.jwt_grpc: GrpcListener | None = None
+        self.rpc = open_listener(
+            self.rpc_app, self.tls_context, options.listen, reuse_port=options.processes > 1
+        )
+        self.ports["rpc"] = self.rpc.port
+        self.rpc_listeners: list[RpcListener] = [self.rpc]
         if options.jwt_listen:
-            verifier = JwtVerifier(self.tokens.public_key(), public_url)
-            self.jwt_grpc = GrpcListener(
-                build_handler(
-                    self.service, self.metrics, self.tracer, JwtIdentity(verifier), self.scheduler
-                ),
-                TlsMaterial(
-                    self.server_cert.cert_pem, self.server_cert.key_pem, self.ca.root_pem()
-                ),
-                _grpc_address(options.jwt_listen),
-                max_workers=options.max_workers,
-                require_client_cert=False,
-            )
-            self.ports["grpc_jwt"] = self.jwt_grpc.port
+            extra = open_listener(self.rpc_app, self.tls_context, options.jwt_listen)
+            self.rpc_listeners.append(extra)
+            self.ports["rpc_jwt"] = extra.port
+        self.workers = self._start_workers() if options.processes > 1 else None
         management = build_management_app(
             ManagementContext(
                 engine=options.engine,
@@ -247,14 +242,45 @@ class MonitorApiServer:
             return {}
         return online_by_name(self.internal.mq.clients.snapshot())
 
+    def _tls_files(self) -> TlsFiles:
+        """The operator's certificate files, else the one the embedded CA issued at start."""
+        options = self.options
+        server_dir = options.data_dir / "server"
+        cert = options.tls_cert or server_dir / "tls.crt"
+        key = options.tls_key or server_dir / "tls.key"
+        return TlsFiles(
+            cert_file=cert,
+            key_file=key,
+            client_ca_files=tuple(options.client_ca_files),
+            client_ca_pem=self.ca.root_pem() if options.embedded_client_ca else "",
+        )
+
+    def _token_verifier(self, public_url: str) -> TokenVerifier:
+        """ntpmon's own tokens (issued by the management API) and an external issuer's."""
+        options = self.options
+        return external_tokens(
+            JwtVerifier(self.tokens.public_key(), public_url),
+            options.jwt_issuer,
+            options.jwks_url,
+            options.jwks_ca_file,
+        )
+
     def _start_workers(self) -> WorkerPool:
-        """The other ``processes - 1`` servers of the gRPC port (see :mod:`grpcworker`)."""
+        """The other ``processes - 1`` servers of the RPC port (:mod:`ntpmon.api.rpc.workers`)."""
         options = self.options
         host, _ = split_address(options.listen)
         spec = WorkerSpec(
             dsn=options.dsn,
             data_dir=str(options.data_dir),
-            address=_grpc_address(f"[{host}]:{self.grpc.port}"),
+            address=f"[{host}]:{self.rpc.port}",
+            tls_cert=str(self.tls_files.cert_file),
+            tls_key=str(self.tls_files.key_file),
+            client_ca_files=[str(p) for p in self.tls_files.client_ca_files],
+            embedded_client_ca=options.embedded_client_ca,
+            public_url=self.tokens.issuer,
+            jwt_issuer=options.jwt_issuer,
+            jwks_url=options.jwks_url,
+            jwks_ca_file=str(options.jwks_ca_file or ""),
             env=str(options.env),
             max_workers=options.max_workers,
             grace=options.grace,
@@ -334,8 +360,7 @@ class MonitorApiServer:
             server.should_exit = True
         if self.workers is not None:
             self.workers.terminate()
-        listeners = [self.grpc] + ([self.jwt_grpc] if self.jwt_grpc else [])
-        for done in [listener.shutdown(self.options.grace) for listener in listeners]:
+        for done in [listener.shutdown(self.options.grace) for listener in self.rpc_listeners]:
             done.wait()
         self.scheduler.shutdown(wait=False)  # its threads end once what is left has run
         if self.workers is not None:

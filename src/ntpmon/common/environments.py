@@ -43,17 +43,28 @@ class EnvHosts:
     api_host: str
     monitor_api_host: str
     mqtt_prefix: str
+    otlp_endpoint: str
+    """The OTLP/HTTP collector the agent exports its telemetry to (agent.md §14)."""
 
 
 _DEFAULT_HOSTS = {
     DeployEnv.DEVEL: EnvHosts(
-        "https://dev-api.ntppool.dev", "https://api.devel.mon.ntppool.dev", "/devel/monitors"
+        "https://dev-api.ntppool.dev",
+        "https://api.devel.mon.ntppool.dev",
+        "/devel/monitors",
+        "https://api-buzz.devel.mon.ntppool.dev:4318",
     ),
     DeployEnv.TEST: EnvHosts(
-        "https://beta-api.ntppool.dev", "https://api.test.mon.ntppool.dev", "/test/monitors"
+        "https://beta-api.ntppool.dev",
+        "https://api.test.mon.ntppool.dev",
+        "/test/monitors",
+        "https://api-buzz.test.mon.ntppool.dev:4318",
     ),
     DeployEnv.PROD: EnvHosts(
-        "https://api.ntppool.dev", "https://api.mon.ntppool.dev", "/prod/monitors"
+        "https://api.ntppool.dev",
+        "https://api.mon.ntppool.dev",
+        "/prod/monitors",
+        "https://api-buzz.mon.ntppool.dev:4318",
     ),
 }
 
@@ -73,12 +84,14 @@ def parse_env(value: str) -> DeployEnv:
 
 
 def hosts_for(env: DeployEnv, environ: Mapping[str, str] | None = None) -> EnvHosts:
-    """The hosts of ``env``; ``API_HOST`` and ``DEVEL_API_SERVER`` override as upstream does."""
+    """The hosts of ``env``; ``API_HOST`` and ``DEVEL_API_SERVER`` override as upstream does,
+    and OpenTelemetry's own ``OTEL_EXPORTER_OTLP_ENDPOINT`` the collector."""
     environ = os.environ if environ is None else environ
     base = _DEFAULT_HOSTS[env]
     api_host = environ.get("API_HOST") or base.api_host
     monitor_api = environ.get("DEVEL_API_SERVER") or base.monitor_api_host
-    return EnvHosts(api_host, monitor_api, base.mqtt_prefix)
+    otlp = environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or base.otlp_endpoint
+    return EnvHosts(api_host, monitor_api, base.mqtt_prefix, otlp)
 
 
 def is_valid_monitor_name(name: str) -> bool:

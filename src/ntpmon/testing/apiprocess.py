@@ -1,6 +1,6 @@
 """``monitor-api server`` as a real child process on free loopback ports, for tests.
 
-The server prints ``monitor-api ready: grpc=... management=...`` once every listener is bound;
+The server prints ``monitor-api ready: management=... rpc=...`` once every listener is bound;
 reading that line is how callers learn the ports it picked.
 """
 

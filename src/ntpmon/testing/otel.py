@@ -27,9 +27,7 @@ class RecordingTelemetry:
     def __init__(self, env: str = "devel") -> None:
         self.reader = InMemoryMetricReader()
         self.exporter = InMemorySpanExporter()
-        self.telemetry = Telemetry(
-            env, environ={}, metric_reader=self.reader, span_exporter=self.exporter
-        )
+        self.telemetry = Telemetry(env, metric_reader=self.reader, span_exporter=self.exporter)
 
     @property
     def instruments(self) -> ProbeInstruments:

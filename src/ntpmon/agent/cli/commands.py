@@ -66,10 +66,19 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
             "--ca-file", envvar="MONITOR_CA_FILE", help="Trust only this CA root (devel/test)."
         ),
     ] = None,
+    telemetry: Annotated[
+        str,
+        typer.Option(
+            "--telemetry",
+            envvar="MONITOR_TELEMETRY",
+            help="on or off: export traces, metrics and logs over OTLP.",
+        ),
+    ] = "on",
 ) -> None:
     """NTP Pool monitoring agent (ntpmon)."""
     ctx.obj = apply_root(
-        RootArgs(env, state_dir, log_level, debug, ipv4, ipv6, ca_file), ctx.invoked_subcommand
+        RootArgs(env, state_dir, log_level, debug, ipv4, ipv6, ca_file, telemetry),
+        ctx.invoked_subcommand,
     )
 
 

@@ -14,6 +14,7 @@ from ntpmon.agent.cli.journal import stderr_is_journal, use_journal_priorities
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.depenv import DeploymentEnv, api_host, parse_env
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementClient
+from ntpmon.agent.daemon.otlpexport import telemetry_switch
 from ntpmon.common.logsetup import parse_level, setup_logging
 
 log = logging.getLogger("ntppool-agent")
@@ -30,6 +31,7 @@ class RootArgs:
     ipv4: bool = True
     ipv6: bool = True
     ca_file: str | None = None
+    telemetry: str = "on"
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class Globals:
     ipv6: bool
     ca_file: str | None
     debug: bool
+    telemetry: bool = True
 
 
 def apply_root(args: RootArgs, command: str | None) -> Globals | None:
@@ -68,6 +71,7 @@ def apply_root(args: RootArgs, command: str | None) -> Globals | None:
         ipv6=args.ipv6,
         ca_file=args.ca_file,
         debug=args.debug,
+        telemetry=telemetry_switch(args.telemetry),
     )
 
 

@@ -24,6 +24,7 @@ _VALUE_OPTIONS = {
     "--state-dir": "state_dir",
     "--log-level": "log_level",
     "--ca-file": "ca_file",
+    "--telemetry": "telemetry",
 }
 _FLAGS = {
     "--debug": ("debug", True),
@@ -36,6 +37,7 @@ _ENVVARS = {
     "env": "DEPLOYMENT_MODE",
     "log_level": "MONITOR_LOG_LEVEL",
     "ca_file": "MONITOR_CA_FILE",
+    "telemetry": "MONITOR_TELEMETRY",
 }
 _COMMAND_FLAGS = {"--once": "once", "--sanity-only": "sanity_only"}
 

@@ -29,7 +29,16 @@ def monitor_command(g: Globals, *, once: bool, sanity_only: bool) -> None:
     with receive_stamping_kept_on():  # kernel receive stamps for every query, not just some
         run_monitor(
             cfg,
-            MonitorOptions(once, sanity_only, g.ipv4, g.ipv6, g.ca_file, knobs, debug=g.debug),
+            MonitorOptions(
+                once,
+                sanity_only,
+                g.ipv4,
+                g.ipv6,
+                g.ca_file,
+                knobs,
+                debug=g.debug,
+                telemetry=g.telemetry,
+            ),
             scope,
             environ=os.environ,
             hooks=mqtt.hooks(),

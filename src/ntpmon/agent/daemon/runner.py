@@ -6,12 +6,14 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from ntpmon.agent.cli.options import DevelKnobs
 from ntpmon.agent.config import gates
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.depenv import env_from_tls_name, monitor_api_host
 from ntpmon.agent.config.manager import ConfigManager
+from ntpmon.agent.daemon.otlpexport import OtlpSettings, otlp_settings
 from ntpmon.agent.daemon.scope import Cancelled, Scope
 from ntpmon.agent.daemon.telemetry import Telemetry
 from ntpmon.agent.daemon.worker import Worker, WorkerHooks, WorkerOptions
@@ -35,6 +37,8 @@ class MonitorOptions:
     ca_file: str | None = None
     knobs: DevelKnobs = field(default_factory=DevelKnobs)
     debug: bool = False
+    telemetry: bool = True
+    """Export traces, metrics and logs over OTLP (``--telemetry``, agent.md §14)."""
 
     @property
     def families(self) -> tuple[int, ...]:
@@ -53,6 +57,21 @@ def monitor_api_url(cfg: AppConfig, environ: Mapping[str, str]) -> str:
         return monitor_api_host(env_from_tls_name(cfg.tls_name()), environ)
     except ValueError as exc:
         raise MonitorError(f"could not setup API: {exc}") from None
+
+
+def telemetry_settings(
+    cfg: AppConfig, opts: MonitorOptions, environ: Mapping[str, str]
+) -> OtlpSettings | None:
+    """OTLP export with the state directory's client certificate, trusting the monitor CA."""
+    if not opts.telemetry:
+        return None
+    return otlp_settings(
+        cfg.env,
+        environ,
+        client_cert=cfg.cert_path,
+        client_key=cfg.key_path,
+        ca_files=(cfg.ca_path, Path(opts.ca_file) if opts.ca_file else None),
+    )
 
 
 def run_monitor(
@@ -90,9 +109,9 @@ def run_monitor(
         scope.cancel()
         _join(threads)
         raise
-    telemetry = Telemetry(
+    telemetry = Telemetry(  # after the gates: there is a client certificate to export with
         cfg.env.value,
-        environ=environ,
+        otlp=telemetry_settings(cfg, opts, environ),
         debug=opts.debug,
         otlp_log_level=cfg.data().otlp_log_level,  # the cached server preference (§4.4)
     )

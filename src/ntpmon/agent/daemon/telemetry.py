@@ -1,20 +1,25 @@
-"""OpenTelemetry for the agent (agent.md §14): traces, metrics and logs, exported over OTLP
-only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is configured; otherwise spans still carry trace
-context into every RPC so monitor-api's logs can be joined with the agent's.
+"""OpenTelemetry for the agent (agent.md §14): traces, metrics and logs, exported over OTLP/HTTP
+with the agent's client certificate to its environment's collector
+(``ntpmon.agent.daemon.otlpexport`` decides where, or that nothing is exported); spans always
+carry trace context into every RPC so monitor-api's logs can be joined with the agent's.
 
 Providers are owned by the Telemetry object (not installed globally) so tests and several
 agents in one process do not share state; the probe code gets the Telemetry's tracer and
 instruments through :attr:`Telemetry.probe_instruments` (see ``ntpmon.ntp.instruments``).
-The SDK (~2.4 MB of RSS, docs/agent.md, Memory footprint) is loaded only when something
-consumes its data: an OTLP endpoint, a metric reader or a span exporter. Otherwise a
+The SDK and the exporters (docs/agent.md, Memory footprint) are loaded only when something
+consumes their data: OTLP settings, a metric reader or a span exporter. Otherwise a
 context-only tracer and the API's no-op meter do the job at no cost.
+
+Export must never hurt the agent: queues are bounded (a collector that is down costs dropped
+spans, not memory), every request has a timeout, failures are logged once per outage
+(``ExportHealth``), and :meth:`Telemetry.shutdown` gives up after ``SHUTDOWN_SECONDS``.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import random
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -31,15 +36,23 @@ from ntpmon.common.version import version
 from ntpmon.ntp.instruments import INSTRUMENTATION, ProbeInstruments
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
+    from ntpmon.agent.daemon.otlpexport import ExportHealth, OtlpSettings
+
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "ntppool-agent"
+QUEUE_SIZE = 512
+"""Spans, and log records, waiting for export; more are dropped (the SDK's default is 2048)."""
+SHUTDOWN_SECONDS = 5.0
+"""How long the agent's exit waits for the last export; a collector that is down gets less."""
 
 
 class ContextOnlyTracer(trace.Tracer):
@@ -91,30 +104,32 @@ def _random_id(bits: int) -> int:
 class Telemetry:
     """Tracer and the ``monitor.client`` instruments.
 
+    ``otlp`` says what to export and where (None: nothing leaves the process).
     ``metric_reader`` and ``span_exporter`` add in-process consumers (tests read what the agent
-    records through them); either one starts the SDK like an OTLP endpoint does.
+    records through them); either one starts the SDK like OTLP settings do.
     """
 
     def __init__(
         self,
         env: str,
         *,
-        environ: Mapping[str, str] | None = None,
+        otlp: OtlpSettings | None = None,
         metric_reader: MetricReader | None = None,
         span_exporter: SpanExporter | None = None,
         debug: bool = False,
         otlp_log_level: str = "",
     ) -> None:
-        environ = os.environ if environ is None else environ
-        self.exporting = bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        self.exporting = otlp is not None
         self.log_handler: logging.Handler | None = None
+        self.logger_provider: LoggerProvider | None = None
         self.debug = debug
         self.tracer_provider: TracerProvider | None = None
         self.meter_provider: MeterProvider | None = None
+        self._health: ExportHealth | None = None
         self.tracer: trace.Tracer = ContextOnlyTracer()
         self.meter: Meter = NoOpMeter(INSTRUMENTATION)
-        if self.exporting or metric_reader is not None or span_exporter is not None:
-            self._start_sdk(env, metric_reader, span_exporter)
+        if otlp is not None or metric_reader is not None or span_exporter is not None:
+            self._start_sdk(env, otlp, metric_reader, span_exporter)
         meter = self.meter
         self.probe_instruments = ProbeInstruments.create(meter, self.tracer)
         """For the workers' probes, the local clock check and MQTT ad-hoc checks (made once)."""
@@ -127,9 +142,13 @@ class Telemetry:
             self.set_otlp_log_level(otlp_log_level)
 
     def _start_sdk(
-        self, env: str, metric_reader: MetricReader | None, span_exporter: SpanExporter | None
+        self,
+        env: str,
+        otlp: OtlpSettings | None,
+        metric_reader: MetricReader | None,
+        span_exporter: SpanExporter | None,
     ) -> None:
-        """The SDK's providers, with OTLP exporters when an endpoint is configured."""
+        """The SDK's providers, with the OTLP/HTTP exporters ``otlp`` asks for."""
         from opentelemetry.sdk.metrics import MeterProvider
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
         from opentelemetry.sdk.resources import Resource
@@ -140,23 +159,32 @@ class Telemetry:
             {
                 "service.name": SERVICE_NAME,
                 "service.version": version(),
-                "deployment.environment": env,
+                "deployment.environment": env,  # the name upstream's dashboards use
+                "deployment.environment.name": env,  # today's semantic conventions
             }
         )
-        self.tracer_provider = TracerProvider(resource=resource)
+        # no atexit flush: shutdown() is bounded, an exit without it must not wait on export
+        self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
         if span_exporter is not None:  # in-process: each span as it ends, no export thread
             self.tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
         readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
-        if self.exporting:
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter,
-            )
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        if otlp is not None:
+            from ntpmon.agent.daemon.otlpexport import ExportHealth, build_exporters
 
-            self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-            self._start_log_export(resource)
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+            self._health = ExportHealth()
+            self._health.attach()
+            exporters = build_exporters(otlp, self._health)
+            if exporters.spans is not None:
+                self.tracer_provider.add_span_processor(
+                    BatchSpanProcessor(exporters.spans, max_queue_size=QUEUE_SIZE)
+                )
+            if exporters.metrics is not None:
+                readers.append(PeriodicExportingMetricReader(exporters.metrics))
+            if exporters.logs is not None:
+                self._start_log_export(resource, exporters.logs)
+        self.meter_provider = MeterProvider(
+            resource=resource, metric_readers=readers, shutdown_on_exit=False
+        )
         self.tracer = self.tracer_provider.get_tracer(INSTRUMENTATION)
         self.meter = self.meter_provider.get_meter(INSTRUMENTATION)
 
@@ -178,14 +206,15 @@ class Telemetry:
     def test_completed(self, family: int, result: str) -> None:
         self._tests_completed.add(1, {"ip_version": f"v{family}", "result": result})
 
-    def _start_log_export(self, resource: Resource) -> None:
+    def _start_log_export(self, resource: Resource, exporter: LogRecordExporter) -> None:
         """Records also go to OTLP, at their own level (the server's choice, debug with --debug)."""
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
         from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 
-        self.logger_provider = LoggerProvider(resource=resource)
-        self.logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter()))
+        self.logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        self.logger_provider.add_log_record_processor(
+            BatchLogRecordProcessor(exporter, max_queue_size=QUEUE_SIZE)
+        )
         with warnings.catch_warnings():
             # deprecated in favour of opentelemetry-instrumentation-logging, one more dependency
             # for the same handler; this one is still shipped and works
@@ -227,11 +256,30 @@ class Telemetry:
         )
 
     def shutdown(self) -> None:
-        """Flush and stop the exporters (bounded by the SDK's own timeouts)."""
-        if self.tracer_provider is not None:
-            self.tracer_provider.shutdown()
-        if self.meter_provider is not None:
-            self.meter_provider.shutdown()
+        """Flush and stop the exporters, waiting ``SHUTDOWN_SECONDS`` at most.
+
+        The SDK would wait up to 30 s per signal for a collector that does not answer; the
+        agent's exit (and its restart by systemd) must not. What is not sent by then is dropped
+        with the process (the SDK's export threads are daemons).
+        """
         if self.log_handler is not None:
             logging.getLogger().removeHandler(self.log_handler)
-            self.logger_provider.shutdown()
+        providers = [
+            p
+            for p in (self.tracer_provider, self.meter_provider, self.logger_provider)
+            if p is not None
+        ]
+        if not providers:
+            return
+
+        def stop_all() -> None:
+            for provider in providers:
+                provider.shutdown()
+
+        stopper = threading.Thread(target=stop_all, name="otel-shutdown", daemon=True)
+        stopper.start()
+        stopper.join(SHUTDOWN_SECONDS)
+        if stopper.is_alive():  # the exporters may still log: keep them quiet
+            log.warning("telemetry not flushed in time; the rest is dropped")
+        elif self._health is not None:
+            self._health.detach()

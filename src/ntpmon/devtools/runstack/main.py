@@ -180,7 +180,7 @@ class Stack:
     def register_agent(self, index: int) -> None:
         """``setup`` (registration), approval by the admin CLI, activation."""
         layout = self.layout
-        env = plan.agent_env(layout, index, self.ports["grpc"], self.ports["management"])
+        env = plan.agent_env(layout, index, self.ports["rpc"], self.ports["management"])
         setup = self.supervisor.start(
             f"agent-{index + 1}-setup",
             plan.agent_command(layout, index, "setup", "--hostname", f"agent-{index + 1}"),

@@ -217,4 +217,6 @@ def agent_env(layout: Layout, index: int, grpc_port: int, management_port: int) 
         "MONITOR_ALLOW_LOOPBACK": "true",
         # The local broker (used only when one answers) speaks plain TCP on loopback.
         "MONITOR_MQTT_PLAIN": "true",
+        # No collector in the local stack: the devel one would refuse our embedded CA's certs.
+        "MONITOR_TELEMETRY": "off",
     }

@@ -1,15 +1,15 @@
-"""gRPC worker processes for ``monitor-api server --processes N``.
+"""RPC worker processes for ``monitor-api server --processes N``.
 
 One Python process tops out at about one core (the GIL), and a SubmitResults batch is mostly
 Python CPU (driver, SQL, protobuf). With ``--processes N`` the main process spawns N-1 workers
-that each serve the mTLS gRPC listener on the same port (``SO_REUSEPORT``: the kernel spreads
+that each serve the RPC listener on the same port (``SO_REUSEPORT``: the kernel spreads
 incoming connections over the processes). Workers share the data directory: the embedded CA,
 the server certificate the main process wrote at start, and the ticket keys (read-only here;
 the main process owns rotation, and a worker re-reads the key file when it meets a newer
-version). Management, health, metrics and the JWT listener stay in the main process; metrics
+version) and the token-signing key. Management, health and metrics stay in the main process; metrics
 of every process are summed through prometheus_client's multiprocess mode.
 
-A worker is ``python -m ntpmon.api.grpcworker`` with its :class:`WorkerSpec` as JSON on stdin
+A worker is ``python -m ntpmon.api.rpc.workers`` with its :class:`WorkerSpec` as JSON on stdin
 (so the MQTT JWT key never shows in a process listing); it prints ``ready`` on stdout once
 listening and stops gracefully on SIGTERM like the main process.
 """
@@ -38,16 +38,24 @@ ORPHAN_CHECK = 1.0  # seconds between a worker's checks that its main process st
 
 
 class WorkerStartError(NtpmonError):
-    """A gRPC worker process did not come up."""
+    """An RPC worker process did not come up."""
 
 
 @dataclass(frozen=True, slots=True)
 class WorkerSpec:
-    """Everything a worker needs to serve the gRPC listener like the main process does."""
+    """Everything a worker needs to serve the RPC listener like the main process does."""
 
     dsn: str | None
     data_dir: str
     address: str
+    tls_cert: str
+    tls_key: str
+    client_ca_files: list[str]
+    embedded_client_ca: bool
+    public_url: str  # the issuer of ntpmon's own JWTs
+    jwt_issuer: str
+    jwks_url: str
+    jwks_ca_file: str
     env: str
     max_workers: int
     grace: float
@@ -60,7 +68,7 @@ class WorkerSpec:
 def spawn(spec: WorkerSpec, ready_timeout: float = 60.0) -> subprocess.Popen[str]:
     """Start one worker and wait until it listens; raises :class:`WorkerStartError`."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ntpmon.api.grpcworker"],
+        [sys.executable, "-m", "ntpmon.api.rpc.workers"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -74,7 +82,7 @@ def spawn(spec: WorkerSpec, ready_timeout: float = 60.0) -> subprocess.Popen[str
     if line.strip() != READY:
         proc.kill()
         proc.wait()
-        raise WorkerStartError(f"gRPC worker did not start (exit status {proc.returncode})")
+        raise WorkerStartError(f"RPC worker did not start (exit status {proc.returncode})")
     return proc
 
 
@@ -87,8 +95,8 @@ class WorkerPool:
         self._lock = threading.Lock()
         self.processes = [spawn(spec) for _ in range(count)]
         for proc in self.processes:
-            log.info("gRPC worker started", extra={"pid": proc.pid})
-        self._watcher = threading.Thread(target=self._watch, name="grpc-workers", daemon=True)
+            log.info("RPC worker started", extra={"pid": proc.pid})
+        self._watcher = threading.Thread(target=self._watch, name="rpc-workers", daemon=True)
         self._watcher.start()
 
     def pids(self) -> list[int]:
@@ -101,13 +109,13 @@ class WorkerPool:
                 if proc.poll() is None or self._stopping.is_set():
                     continue
                 log.error(
-                    "gRPC worker exited, restarting",
+                    "RPC worker exited, restarting",
                     extra={"pid": proc.pid, "status": proc.returncode},
                 )
                 try:
                     replacement = spawn(self._spec)
                 except WorkerStartError as exc:
-                    log.error("gRPC worker restart failed", extra={"error": str(exc)})
+                    log.error("RPC worker restart failed", extra={"error": str(exc)})
                     continue
                 with self._lock:
                     self.processes[index] = replacement
@@ -127,7 +135,7 @@ class WorkerPool:
             try:
                 proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                log.error("gRPC worker did not stop, killing it", extra={"pid": proc.pid})
+                log.error("RPC worker did not stop, killing it", extra={"pid": proc.pid})
                 proc.kill()
                 proc.wait()
 
@@ -144,8 +152,14 @@ def serve(spec: WorkerSpec) -> None:
     """The worker's life: listen, say ``ready``, serve until SIGTERM/SIGINT, stop gracefully."""
     from ntpmon.api.admission import PriorityScheduler
     from ntpmon.api.ca import EmbeddedCA
-    from ntpmon.api.grpcserver import GrpcListener, TlsMaterial, build_handler
+    from ntpmon.api.jwks import external_tokens
+    from ntpmon.api.jwtauth import JwtVerifier
     from ntpmon.api.metrics import ApiMetrics
+    from ntpmon.api.oidc import TokenIssuer
+    from ntpmon.api.rpc.app import RpcApp
+    from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher
+    from ntpmon.api.rpc.listener import open_listener
+    from ntpmon.api.rpc.tlsfiles import ReloadingContext, TlsFiles
     from ntpmon.api.service import PING_AFTER_IDLE, MonitorService, MqttSettings
     from ntpmon.api.ticketkeys import keyring_for
     from ntpmon.api.tickets import TicketSigner
@@ -182,20 +196,27 @@ def serve(spec: WorkerSpec) -> None:
         mqtt=MqttSettings(host=spec.mqtt_host, port=spec.mqtt_port, jwt_key=spec.jwt_key),
         tracer=tracer,
     )
-    server_dir = data_dir / "server"
-    tls = TlsMaterial(
-        (server_dir / "tls.crt").read_text(),
-        (server_dir / "tls.key").read_text(),
-        EmbeddedCA.load_or_create(data_dir / "ca").root_pem(),
+    ca = EmbeddedCA.load_or_create(data_dir / "ca")
+    tls = ReloadingContext(
+        TlsFiles(
+            cert_file=Path(spec.tls_cert),
+            key_file=Path(spec.tls_key),
+            client_ca_files=tuple(Path(p) for p in spec.client_ca_files),
+            client_ca_pem=ca.root_pem() if spec.embedded_client_ca else "",
+        )
     )
+    tokens = TokenIssuer.load_or_create(data_dir / "jwt" / "signing.key", spec.public_url)
     scheduler = PriorityScheduler(spec.max_workers, observe=metrics.queued)
-    listener = GrpcListener(
-        build_handler(service, metrics, tracer, scheduler=scheduler),
-        tls,
-        spec.address,
-        max_workers=spec.max_workers,
-        reuse_port=True,
+    identity = CallerIdentity(
+        external_tokens(
+            JwtVerifier(tokens.public_key(), spec.public_url),
+            spec.jwt_issuer,
+            spec.jwks_url,
+            Path(spec.jwks_ca_file) if spec.jwks_ca_file else None,
+        )
     )
+    app = RpcApp(Dispatcher(service, metrics, tracer, identity), scheduler)
+    listener = open_listener(app, tls, spec.address, reuse_port=True)
     print(READY, flush=True)
     stop.wait()
     listener.stop(spec.grace)
