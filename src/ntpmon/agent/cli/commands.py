@@ -16,6 +16,7 @@ from ntpmon.agent.cli import options as opts
 from ntpmon.agent.cli.globalopts import Globals, RootArgs, apply_root, open_app_config
 from ntpmon.agent.config.checkconfig import CheckConfig
 from ntpmon.agent.config.depenv import api_host
+from ntpmon.agent.transport import DEFAULT_PROTOCOL
 from ntpmon.common.version import version_line
 
 PROG = "ntppool-agent"
@@ -63,7 +64,26 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
     ca_file: Annotated[
         str | None,
         typer.Option(
-            "--ca-file", envvar="MONITOR_CA_FILE", help="Trust only this CA root (devel/test)."
+            "--ca-file",
+            envvar="MONITOR_CA_FILE",
+            help="Trust only this CA root for the management API, and for RPC when the config "
+            "carries no CA (devel/test).",
+        ),
+    ] = None,
+    rpc_protocol: Annotated[
+        str,
+        typer.Option(
+            "--rpc-protocol",
+            envvar="MONITOR_RPC_PROTOCOL",
+            help="How to call monitor-api: connect (HTTP/1.1, as the Go agent) or grpc.",
+        ),
+    ] = DEFAULT_PROTOCOL,
+    rpc_ca_file: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-ca-file",
+            envvar="MONITOR_RPC_CA_FILE",
+            help="The monitor CA to verify monitor-api with, for a pool whose config sends none.",
         ),
     ] = None,
     telemetry: Annotated[
@@ -77,7 +97,18 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
 ) -> None:
     """NTP Pool monitoring agent (ntpmon)."""
     ctx.obj = apply_root(
-        RootArgs(env, state_dir, log_level, debug, ipv4, ipv6, ca_file, telemetry),
+        RootArgs(
+            env,
+            state_dir,
+            log_level,
+            debug,
+            ipv4,
+            ipv6,
+            ca_file,
+            telemetry,
+            rpc_protocol,
+            rpc_ca_file,
+        ),
         ctx.invoked_subcommand,
     )
 
@@ -160,4 +191,4 @@ def api_ok_cmd(ctx: typer.Context) -> None:
 
     g: Globals = ctx.parent.obj if ctx.parent else ctx.obj  # type: ignore[union-attr]
     cfg = open_app_config(g)
-    run_api_check(cfg, ca_file=g.ca_file, environ=os.environ)
+    run_api_check(cfg, rpc=g.rpc, environ=os.environ)

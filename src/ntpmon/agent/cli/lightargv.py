@@ -25,6 +25,8 @@ _VALUE_OPTIONS = {
     "--log-level": "log_level",
     "--ca-file": "ca_file",
     "--telemetry": "telemetry",
+    "--rpc-protocol": "rpc_protocol",
+    "--rpc-ca-file": "rpc_ca_file",
 }
 _FLAGS = {
     "--debug": ("debug", True),
@@ -38,6 +40,8 @@ _ENVVARS = {
     "log_level": "MONITOR_LOG_LEVEL",
     "ca_file": "MONITOR_CA_FILE",
     "telemetry": "MONITOR_TELEMETRY",
+    "rpc_protocol": "MONITOR_RPC_PROTOCOL",
+    "rpc_ca_file": "MONITOR_RPC_CA_FILE",
 }
 _COMMAND_FLAGS = {"--once": "once", "--sanity-only": "sanity_only"}
 

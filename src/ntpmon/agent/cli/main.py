@@ -36,9 +36,10 @@ def _run_light_monitor(argv: list[str]) -> int | None:
         return None
 
     def run() -> None:
-        from ntpmon.agent.daemon.footprint import import_grpc_without_asyncio
+        if parsed.root.rpc_protocol == "grpc":
+            from ntpmon.agent.daemon.footprint import import_grpc_without_asyncio
 
-        import_grpc_without_asyncio()  # before anything imports grpc
+            import_grpc_without_asyncio()  # before anything imports grpc
         from ntpmon.agent.cli.globalopts import apply_root
         from ntpmon.agent.cli.monitorcmd import monitor_command
 

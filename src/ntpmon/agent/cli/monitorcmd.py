@@ -34,7 +34,7 @@ def monitor_command(g: Globals, *, once: bool, sanity_only: bool) -> None:
                 sanity_only,
                 g.ipv4,
                 g.ipv6,
-                g.ca_file,
+                g.rpc,
                 knobs,
                 debug=g.debug,
                 telemetry=g.telemetry,

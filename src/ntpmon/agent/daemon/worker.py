@@ -20,7 +20,7 @@ from ntpmon.agent.config.checkconfig import CheckConfig, SharedCheckConfig, ip_f
 from ntpmon.agent.daemon.backoff import Backoff
 from ntpmon.agent.daemon.scope import Cancelled, Scope
 from ntpmon.agent.daemon.telemetry import Telemetry
-from ntpmon.agent.transport.grpcclient import MonitorClient, RPCError
+from ntpmon.agent.transport.base import MonitorClient, RPCError
 from ntpmon.common.errors import NtpmonError
 from ntpmon.common.ulid import is_ulid
 from ntpmon.ntp.instruments import ProbeInstruments

@@ -1,48 +1,27 @@
-"""gRPC client of monitor-api's ``monitor.v2.MonitorService`` over mutual TLS (agent.md §9).
+"""gRPC (grpcio) protocol of the monitor-API client (agent.md §9), kept for ``--rpc-protocol grpc``.
 
-Trust is pinned to the monitor CA (``ca.pem`` from the config, or ``--ca-file``); the client
-certificate is the current one from AppConfig, and the channel is rebuilt when it changes.
+Only this module imports grpcio, and only :func:`ntpmon.agent.transport.open_monitor_client`
+imports this module, so an agent in the default Connect mode never loads grpcio. The client
+certificate is the current one from AppConfig; the channel is rebuilt when it changes.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import grpc
-from opentelemetry import propagate, trace
 
-from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.certs import ClientCertificate
-from ntpmon.common.errors import NtpmonError
+from ntpmon.agent.transport.base import UNAVAILABLE, M, MonitorClient, RPCError
 from ntpmon.common.version import user_agent
-from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2_grpc as pb_grpc
 
-log = logging.getLogger(__name__)
-
-CALL_TIMEOUT = 60.0
-GET_CONFIG_TIMEOUT = 35.0
-_RETRY_CODES = {grpc.StatusCode.UNAVAILABLE}
 _FLUSH_CODES = {
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.UNAUTHENTICATED,
     grpc.StatusCode.PERMISSION_DENIED,
 }
-T = TypeVar("T")
-
-
-class RPCError(NtpmonError):
-    """A monitor-API call failed; ``code`` is the gRPC status code (None for local errors)."""
-
-    def __init__(self, message: str, code: grpc.StatusCode | None = None) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def grpc_target(base_url: str) -> str:
@@ -54,35 +33,23 @@ def grpc_target(base_url: str) -> str:
     return f"{host}:{parts.port or 443}"
 
 
-class MonitorClient:
-    """Thread-safe client; one channel shared by both workers."""
+def connect_code(code: grpc.StatusCode) -> str:
+    """The Connect name of a gRPC status (``UNAVAILABLE`` → ``unavailable``; Connect spells
+    ``canceled`` with one l)."""
+    return "canceled" if code is grpc.StatusCode.CANCELLED else code.name.lower()
 
-    def __init__(
-        self,
-        cfg: AppConfig,
-        base_url: str,
-        *,
-        ca_file: str | None = None,
-        timeout: float = CALL_TIMEOUT,
-        on_call: Callable[[str, bool, float], None] | None = None,
-        tracer: trace.Tracer | None = None,
-    ) -> None:
-        self.cfg = cfg
-        self.target = grpc_target(base_url)
-        self.ca_file = ca_file
-        self.timeout = timeout
-        self._on_call = on_call
-        self._tracer = tracer or trace.get_tracer(__name__)
-        self._lock = threading.Lock()
+
+class GrpcMonitorClient(MonitorClient):
+    """The monitor-API client over grpcio; one channel shared by both workers."""
+
+    protocol = "grpc"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.target = grpc_target(self.base_url)
         self._channel: grpc.Channel | None = None
         self._stub: pb_grpc.MonitorServiceStub | None = None
         self._cert: ClientCertificate | None = None
-
-    def _roots(self) -> bytes:
-        for path in (self.cfg.ca_path, Path(self.ca_file) if self.ca_file else None):
-            if path is not None and path.is_file():
-                return path.read_bytes()
-        raise RPCError("no monitor CA (ca.pem or --ca-file) to verify monitor-api")
 
     def _get_stub(self) -> pb_grpc.MonitorServiceStub:
         cert = self.cfg.certificate()
@@ -91,7 +58,7 @@ class MonitorClient:
                 if self._channel is not None:
                     self._channel.close()
                 creds = grpc.ssl_channel_credentials(
-                    root_certificates=self._roots(),
+                    root_certificates=self.roots_pem(),
                     private_key=cert.key_pem,
                     certificate_chain=cert.cert_pem,
                 )
@@ -105,68 +72,23 @@ class MonitorClient:
             return self._stub
 
     def flush(self) -> None:
-        """Drop the channel so the next call reconnects (TLS errors, refused, reset)."""
         with self._lock:
             if self._channel is not None:
                 self._channel.close()
             self._channel = self._stub = None
             self._cert = None
 
-    def close(self) -> None:
-        self.flush()
-
-    def _metadata(self) -> list[tuple[str, str]]:
-        carrier: dict[str, str] = {}
-        propagate.inject(carrier)
-        meta = [(k.lower(), v) for k, v in carrier.items()]
-        meta.append(("authorization", f"Bearer {self.cfg.bearer()}"))
-        return meta
-
-    def _call(self, name: str, request: Any, timeout: float) -> Any:
-        """One RPC inside a client span, so its trace context always reaches monitor-api."""
-        span_name = f"monitor.v2.MonitorService/{name}"
-        with self._tracer.start_as_current_span(span_name, kind=trace.SpanKind.CLIENT):
-            return self._call_in_span(name, request, timeout)
-
-    def _call_in_span(self, name: str, request: Any, timeout: float) -> Any:
-        started = time.monotonic()
-        ok = False
+    def _invoke(self, method: str, request: Any, response_type: type[M], timeout: float) -> M:
+        call = getattr(self._get_stub(), method)
+        metadata = [(k.lower(), v) for k, v in self.request_headers().items()]
         try:
-            for attempt in (1, 2):
-                method = getattr(self._get_stub(), name)
-                try:
-                    result = method(request, timeout=timeout, metadata=self._metadata())
-                    ok = True
-                    return result
-                except grpc.RpcError as exc:
-                    code = exc.code()  # type: ignore[attr-defined]
-                    if code in _FLUSH_CODES:
-                        self.flush()
-                    if attempt == 1 and code in _RETRY_CODES:
-                        continue
-                    raise RPCError(f"{name}: {code.name}: {exc.details()}", code) from None  # type: ignore[attr-defined]
-            raise AssertionError("unreachable")
-        finally:
-            if self._on_call is not None:
-                self._on_call(name, ok, time.monotonic() - started)
-
-    def get_config(self, mon_id: str) -> pb.GetConfigResponse:
-        return self._call(
-            "GetConfig", pb.GetConfigRequest(mon_id=mon_id), min(self.timeout, GET_CONFIG_TIMEOUT)
-        )
-
-    def get_servers(self, mon_id: str) -> pb.GetServersResponse:
-        return self._call("GetServers", pb.GetServersRequest(mon_id=mon_id), self.timeout)
-
-    def submit_results(self, request: pb.SubmitResultsRequest) -> bool:
-        """True when accepted; ALREADY_EXISTS (the batch was accepted before) counts as success."""
-        try:
-            return bool(self._call("SubmitResults", request, self.timeout).ok)
-        except RPCError as exc:
-            if exc.code == grpc.StatusCode.ALREADY_EXISTS:
-                log.info(
-                    "batch was already accepted",
-                    extra={"batchID": request.batch_id.decode(errors="replace")},
-                )
-                return True
-            raise
+            return call(request, timeout=timeout, metadata=metadata)
+        except grpc.RpcError as exc:
+            status: grpc.StatusCode = exc.code()  # type: ignore[attr-defined]
+            code = connect_code(status)
+            raise RPCError(
+                exc.details() or "",  # type: ignore[attr-defined]
+                code,
+                transport=code == UNAVAILABLE,
+                flush=status in _FLUSH_CODES,
+            ) from None
