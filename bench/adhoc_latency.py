@@ -23,9 +23,8 @@ from datetime import UTC, datetime
 import httpx
 from prometheus_client import CollectorRegistry
 
-from ntpmon.agent.monitor.check import ProbeConfig, check_host
-from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions
-from ntpmon.agent.mqttbridge import adhoc_probe
+from ntpmon.agent.mqtt.client import AgentMqtt, AgentMqttOptions
+from ntpmon.agent.mqtt.probe import adhoc_probe
 from ntpmon.api.mqserver.broker import MqServerSettings
 from ntpmon.api.mqserver.service import InternalApi, build_internal_api
 from ntpmon.common.clock import SystemClock
@@ -34,6 +33,7 @@ from ntpmon.common.version import version
 from ntpmon.db.models import Monitor
 from ntpmon.mqttcm.connection import BrokerEndpoint
 from ntpmon.mqttcm.topics import Topics
+from ntpmon.ntp.check import ProbeConfig, check_host
 from ntpmon.testing.chronyd import private_chronyd
 from ntpmon.testing.mosquitto import clear_retained
 

@@ -10,6 +10,7 @@ approved monitor; the figures here are about the agent). With ``--telemetry on``
 default) it exports over OTLP/HTTP with its client certificate to a collector stand-in on
 loopback; ``off`` is the agent without the OpenTelemetry SDK. Usage:
     python bench/agent_footprint.py [--servers 500] [--minutes 3] [--telemetry on|off]
+        [--protocol connect|grpc]
 """
 
 from __future__ import annotations
@@ -173,6 +174,7 @@ def main() -> int:
     parser.add_argument("--servers", type=int, default=500)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--telemetry", choices=("on", "off"), default="on")
+    parser.add_argument("--protocol", choices=("connect", "grpc"), default="connect")
     args = parser.parse_args()
 
     hosts = [str(ipaddress.ip_address("127.0.1.1") + i) for i in range(args.servers)]
@@ -232,6 +234,7 @@ def main() -> int:
                     "MONITOR_ALLOW_LOOPBACK": "true",
                     "MONITOR_LOG_LEVEL": "warn",
                     "MONITOR_TELEMETRY": args.telemetry,
+                    "MONITOR_RPC_PROTOCOL": args.protocol,
                     "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.url,
                 }
             )
@@ -281,6 +284,7 @@ def main() -> int:
         ("servers", f"{args.servers}"),
         ("duration (s)", f"{time.monotonic() - started:.0f}"),
         ("telemetry", args.telemetry),
+        ("protocol", args.protocol),
         ("OTLP posts received", ", ".join(f"{p} {n}" for p, n in exports.items())),
         ("batches submitted", f"{submitted}"),
         ("server results submitted", f"{statuses}"),

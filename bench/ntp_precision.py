@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 
 import ntplib
 
-from ntpmon.agent import ntp
+from ntpmon.ntp import sntp
 from ntpmon.testing.chronyd import private_chronyd
 
 BURNER = "while True:\n    pass\n"
@@ -76,7 +76,7 @@ def measure(
             time.sleep(spacing)
             try:
                 results[name].append(client())
-            except (ntp.NTPNetworkError, ntp.NTPProtocolError, ntplib.NTPException, OSError):
+            except (sntp.NTPNetworkError, sntp.NTPProtocolError, ntplib.NTPException, OSError):
                 failures[name] += 1
     return results, failures
 
@@ -85,13 +85,13 @@ def make_clients(host: str, port: int) -> dict[str, Callable[[], Sample]]:
     ntplib_client = ntplib.NTPClient()
 
     def kernel() -> Sample:
-        response = ntp.query(host, port=port, timeout=1.0)
+        response = sntp.query(host, port=port, timeout=1.0)
         if response.stamping != "kernel":
-            raise ntp.NTPProtocolError(f"kernel timestamps not used ({response.stamping})")
+            raise sntp.NTPProtocolError(f"kernel timestamps not used ({response.stamping})")
         return response.clock_offset_ns / 1000, response.rtt_ns / 1000
 
     def user() -> Sample:
-        response = ntp.query(host, port=port, timeout=1.0, stamping=ntp.Stamping.USER)
+        response = sntp.query(host, port=port, timeout=1.0, stamping=sntp.Stamping.USER)
         return response.clock_offset_ns / 1000, response.rtt_ns / 1000
 
     def with_ntplib() -> Sample:

@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import Engine
 
 from agent.certs_helper import TestCA
+from agent.fake_connect_api import FakeConnectApi
 from agent.fake_management import FakeManagement, ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi, Script
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.depenv import DeploymentEnv
 from ntpmon.agent.config.mgmt import ManagementClient
-from ntpmon.agent.depenv import DeploymentEnv
 from ntpmon.api.runner import MonitorApiServer, ServerOptions
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
@@ -79,9 +80,11 @@ def responders() -> Iterator[list[NTPResponder]]:
             responder.stop()
 
 
-@pytest.fixture
-def monitor_api(test_ca: TestCA, responders: list[NTPResponder]) -> Iterator[FakeMonitorApi]:
-    """The scripted gRPC stand-in, configured to hand out the responders as work."""
+@pytest.fixture(params=["connect", "grpc"])
+def monitor_api(
+    request: pytest.FixtureRequest, test_ca: TestCA, responders: list[NTPResponder]
+) -> Iterator[FakeMonitorApi | FakeConnectApi]:
+    """The scripted stand-in on each RPC protocol, handing out the responders as work."""
     issued = test_ca.issue("api.devel.mon.ntppool.dev", server=True)
     script = Script(
         config=pb.GetConfigResponse(
@@ -91,7 +94,8 @@ def monitor_api(test_ca: TestCA, responders: list[NTPResponder]) -> Iterator[Fak
         ),
         servers=[[ipaddress.ip_address(r.host).packed for r in responders]],
     )
-    with FakeMonitorApi(script, issued.cert_pem, issued.key_pem, test_ca.pem) as server:
+    fake = FakeConnectApi if request.param == "connect" else FakeMonitorApi
+    with fake(script, issued.cert_pem, issued.key_pem, test_ca.pem) as server:
         yield server
 
 

@@ -97,6 +97,8 @@ class Servicer(pb_grpc.MonitorServiceServicer):
 class FakeMonitorApi:
     """Listens on 127.0.0.1:<ephemeral> with a server cert; client certs must chain to ``ca``."""
 
+    protocol = "grpc"
+
     def __init__(self, script: Script, server_cert: bytes, server_key: bytes, ca: bytes) -> None:
         self.servicer = Servicer(script)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))

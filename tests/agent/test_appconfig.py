@@ -14,10 +14,10 @@ from agent.certs_helper import TestCA
 from agent.fake_management import ManagementServer
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.certs import NoCertificateError
+from ntpmon.agent.config.depenv import DeploymentEnv
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementError
 from ntpmon.agent.config.statefile import StateFormatError
-from ntpmon.agent.depenv import DeploymentEnv
-from ntpmon.agent.scope import Scope
+from ntpmon.agent.daemon.scope import Scope
 
 MakeConfig = Callable[..., AppConfig]
 V4_TESTING = {

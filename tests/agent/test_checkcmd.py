@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ntpmon.agent.checkcmd import CheckRow, format_table
+from ntpmon.agent.cli.checkcmd import CheckRow, format_table
 from ntpmon.testing.ntpserver import NTPResponder, ResponderSettings
 
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from opentelemetry import propagate, trace
 
-from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.daemon.telemetry import Telemetry
 
 
 def test_nested_spans_continue_the_trace_with_fresh_span_ids() -> None:
@@ -45,9 +45,9 @@ def test_exceptions_propagate_through_the_span() -> None:
 # clock check and its check_host) recording through the Telemetry's probe instruments
 NO_ENDPOINT = """
 import sys
-from ntpmon.agent.localok import LocalOK
-from ntpmon.agent.monitor.check import ProbeConfig
-from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.daemon.localok import LocalOK
+from ntpmon.ntp.check import ProbeConfig
+from ntpmon.agent.daemon.telemetry import Telemetry
 from ntpmon.testing.ntpserver import NTPResponder
 
 t = Telemetry("devel")

@@ -24,6 +24,7 @@ from sqlalchemy import Engine, select
 from agent.real_api import admin
 from agent.threads_helper import wait_for
 from ntpmon.api.runner import MonitorApiServer
+from ntpmon.common.version import version
 from ntpmon.db.admin import ensure_system_monitor
 from ntpmon.db.tables import log_scores, monitors
 from ntpmon.testing.ntpserver import NTPResponder
@@ -44,7 +45,9 @@ def ntp_servers() -> Iterator[list[NTPResponder]]:
             responder.stop()
 
 
+@pytest.mark.parametrize("protocol", ["connect", "grpc"])
 def test_setup_approve_monitor_once_then_hot_reload(
+    protocol: str,
     db: Engine,
     api_server: MonitorApiServer,
     ntp_servers: list[NTPResponder],
@@ -71,6 +74,7 @@ def test_setup_approve_monitor_once_then_hot_reload(
             "MONITOR_NTP_PORT": str(ntp_servers[0].port),
             "MONITOR_ALLOW_LOOPBACK": "true",
             "MONITOR_TELEMETRY": "off",  # no collector here (test_otlp_export.py has one)
+            "MONITOR_RPC_PROTOCOL": protocol,
         }
     )
     common = ["-e", "devel", "--state-dir", str(state_dir), "--no-ipv6"]
@@ -112,15 +116,18 @@ def test_setup_approve_monitor_once_then_hot_reload(
     assert (state_dir / "devel" / "cert.pem").is_file()
     assert (state_dir / "devel" / "ca.pem").read_text() == api_server.ca.root_pem()
     with db.connect() as conn:
-        monitor_id = conn.execute(
-            select(monitors.c.id).where(monitors.c.tls_name.like("e2e-host-%"))
-        ).scalar_one()
+        monitor_id, client_version = conn.execute(
+            select(monitors.c.id, monitors.c.client_version).where(
+                monitors.c.tls_name.like("e2e-host-%")
+            )
+        ).one()
         rows = conn.execute(
             select(log_scores.c.server_id, log_scores.c.step, log_scores.c.attributes).where(
                 log_scores.c.monitor_id == monitor_id
             )
         ).all()
     assert len(rows) == len(SERVERS)
+    assert client_version == version()  # the whole User-Agent version, nothing appended
     assert all(row.step > 0 for row in rows), rows
 
     # diagnostics against both APIs

@@ -1,8 +1,9 @@
 """The long-running ``monitor`` stays small: a real ``monitor --once`` run in its own process
 does not load typer, click, pydantic, cryptography, the OpenTelemetry SDK (with telemetry off;
 exporting needs it), asyncio (grpcio's asyncio API is deferred), watchdog (inotify watches the
-state directory) or, with no broker configured, paho-mqtt; help and other command lines still
-go through typer (docs/agent.md, Memory footprint)."""
+state directory), with no broker configured paho-mqtt, and in the default Connect mode not
+grpcio at all; help and other command lines still go through typer (docs/agent.md, Memory
+footprint)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ import sys
 from pathlib import Path
 
 from agent.conftest import TLS_NAME
+from agent.fake_connect_api import FakeConnectApi
 from agent.fake_management import ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi
 from ntpmon.agent.config.appconfig import AppConfig
-from ntpmon.agent.footprint import limit_malloc_arenas
+from ntpmon.agent.daemon.footprint import limit_malloc_arenas
 from ntpmon.testing.ntpserver import NTPResponder
 
 HEAVY = (
@@ -28,7 +30,7 @@ HEAVY = (
     "opentelemetry.sdk",
     "opentelemetry.exporter",
     "paho",
-    "ntpmon.agent.mqtt",
+    "ntpmon.agent.mqtt.client",
     "asyncio",
     "grpc.aio",
     "watchdog",
@@ -40,17 +42,19 @@ heavy = json.loads(sys.argv[1])
 atexit.register(lambda: print("LOADED " + json.dumps(
     sorted(h for h in heavy if any(m == h or m.startswith(h + ".") for m in sys.modules))
 ), file=sys.stderr))
-from ntpmon.agent.cli import main
+from ntpmon.agent.cli.main import main
 main(sys.argv[2:])
 """
 
 
-def run_agent(*args: str, env: dict[str, str]) -> tuple[int, str, list[str]]:
+def run_agent(
+    *args: str, env: dict[str, str], heavy: tuple[str, ...] = HEAVY
+) -> tuple[int, str, list[str]]:
     """(exit status, stderr, heavy packages loaded) of one agent run."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("MONITOR_", "OTEL_"))}
     environ.update(env)
     done = subprocess.run(
-        [sys.executable, "-c", WRAPPER, json.dumps(HEAVY), *args],
+        [sys.executable, "-c", WRAPPER, json.dumps(heavy), *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -65,10 +69,11 @@ def run_agent(*args: str, env: dict[str, str]) -> tuple[int, str, list[str]]:
 def test_monitor_once_runs_without_heavy_packages(
     live_config: AppConfig,
     mgmt: ManagementServer,
-    monitor_api: FakeMonitorApi,
+    monitor_api: FakeMonitorApi | FakeConnectApi,
     responders: list[NTPResponder],
     ca_file: Path,
 ) -> None:
+    """On both protocols; in the default Connect mode grpcio is not even imported."""
     mgmt.state.config_doc = {
         "name": "agent1",
         "tls_name": TLS_NAME,
@@ -84,10 +89,12 @@ def test_monitor_once_runs_without_heavy_packages(
         "MONITOR_NTP_PORT": str(responders[0].port),
         "MONITOR_ALLOW_LOOPBACK": "true",
         "MONITOR_TELEMETRY": "off",  # exporting loads the SDK, as it must (docs/agent.md)
+        "MONITOR_RPC_PROTOCOL": monitor_api.protocol,
     }
+    heavy = HEAVY + (("grpc",) if monitor_api.protocol == "connect" else ())
     base = str(live_config.env_dir.parent)
     code, err, loaded = run_agent(
-        "-e", "devel", "--state-dir", base, "--no-ipv6", "monitor", "--once", env=env
+        "-e", "devel", "--state-dir", base, "--no-ipv6", "monitor", "--once", env=env, heavy=heavy
     )
     assert code == 0, err
     assert monitor_api.servicer.count("SubmitResults") == 1
@@ -118,7 +125,7 @@ def test_help_and_other_commands_still_use_typer() -> None:
 def test_arena_limit_respects_the_environment() -> None:
     assert limit_malloc_arenas({"MALLOC_ARENA_MAX": "4"}) is False
     # applying it changes the whole process: do that in a fresh one
-    code = "from ntpmon.agent.footprint import limit_malloc_arenas as f; print(f({}))"
+    code = "from ntpmon.agent.daemon.footprint import limit_malloc_arenas as f; print(f({}))"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
@@ -128,7 +135,7 @@ def test_arena_limit_respects_the_environment() -> None:
 # a grpc server and calls through both APIs after import_grpc_without_asyncio, in a fresh process
 DEFERRED_GRPC = """
 import sys
-from ntpmon.agent.footprint import import_grpc_without_asyncio
+from ntpmon.agent.daemon.footprint import import_grpc_without_asyncio
 assert import_grpc_without_asyncio()
 assert "asyncio" not in sys.modules and "grpc.aio" not in sys.modules
 import grpc

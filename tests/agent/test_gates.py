@@ -10,11 +10,11 @@ from collections.abc import Callable
 import pytest
 
 from agent.fake_management import ManagementServer
-from ntpmon.agent.backoff import Backoff
 from ntpmon.agent.config import gates
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.mgmt import ManagementClient
-from ntpmon.agent.scope import Cancelled, Scope
+from ntpmon.agent.daemon.backoff import Backoff
+from ntpmon.agent.daemon.scope import Cancelled, Scope
 
 MakeConfig = Callable[..., AppConfig]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ntpmon.agent.journal import JournalPrefix, stderr_is_journal
+from ntpmon.agent.cli.journal import JournalPrefix, stderr_is_journal
 
 
 def test_journal_stream_must_match_the_descriptor(tmp_path: Path) -> None:

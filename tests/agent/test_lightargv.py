@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import typer.main
 
-from ntpmon.agent.commands import app
-from ntpmon.agent.globalopts import RootArgs
-from ntpmon.agent.lightargv import MonitorArgv, parse_monitor_argv
-from ntpmon.agent.options import hoist_global_options
+from ntpmon.agent.cli.commands import app
+from ntpmon.agent.cli.globalopts import RootArgs
+from ntpmon.agent.cli.lightargv import MonitorArgv, parse_monitor_argv
+from ntpmon.agent.cli.options import hoist_global_options
 
 ENVVARS = ("DEPLOYMENT_MODE", "MONITOR_LOG_LEVEL", "MONITOR_CA_FILE", "MONITOR_TELEMETRY")
 

@@ -33,7 +33,7 @@ from ntpmon.agent.config.dirwatch import (
 )
 from ntpmon.agent.config.manager import ConfigManager, WatchNews, is_relevant_event, watch_news
 from ntpmon.agent.config.persist import replace_file
-from ntpmon.agent.scope import Scope
+from ntpmon.agent.daemon.scope import Scope
 
 MakeConfig = Callable[..., AppConfig]
 

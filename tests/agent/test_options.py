@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ntpmon.agent.options import (
+from ntpmon.agent.cli.options import (
     OptionsError,
     devel_knobs,
     hoist_global_options,

@@ -15,19 +15,21 @@ import pytest
 
 from agent.certs_helper import TestCA
 from agent.conftest import TLS_NAME
+from agent.fake_connect_api import FakeConnectApi
 from agent.fake_management import ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi
+from ntpmon.agent.cli.options import DevelKnobs
 from ntpmon.agent.config.appconfig import AppConfig
-from ntpmon.agent.depenv import DeploymentEnv
-from ntpmon.agent.options import DevelKnobs
-from ntpmon.agent.otlpexport import (
+from ntpmon.agent.config.depenv import DeploymentEnv
+from ntpmon.agent.daemon.otlpexport import (
     TelemetrySwitchError,
     otlp_settings,
     telemetry_switch,
 )
-from ntpmon.agent.runner import MonitorOptions, run_monitor, telemetry_settings
-from ntpmon.agent.scope import Scope
-from ntpmon.agent.telemetry import SHUTDOWN_SECONDS, Telemetry
+from ntpmon.agent.daemon.runner import MonitorOptions, run_monitor, telemetry_settings
+from ntpmon.agent.daemon.scope import Scope
+from ntpmon.agent.daemon.telemetry import SHUTDOWN_SECONDS, Telemetry
+from ntpmon.agent.transport import RPCSettings
 from ntpmon.testing.ntpserver import NTPResponder
 from ntpmon.testing.otlpreceiver import OtlpReceiver
 
@@ -165,7 +167,7 @@ def test_traces_metrics_and_logs_arrive_with_the_client_certificate(
     assert telemetry.exporting
     with telemetry.span("monitor-run", {"ip_version": "v4"}):
         telemetry.tests_requested(4, 3)
-        logging.getLogger("ntpmon.agent.worker").warning("batch went wrong")
+        logging.getLogger("ntpmon.agent.daemon.worker").warning("batch went wrong")
     telemetry.shutdown()  # flushes every signal
 
     [(resource, span)] = [(r, s) for r, s in receiver.spans() if s.name == "monitor-run"]
@@ -323,7 +325,7 @@ def approved(
 def test_monitor_exports_by_default_and_not_when_switched_off(
     switch: str,
     approved: AppConfig,
-    monitor_api: FakeMonitorApi,
+    monitor_api: FakeMonitorApi | FakeConnectApi,
     responders: list[NTPResponder],
     receiver: OtlpReceiver,
 ) -> None:
@@ -332,6 +334,7 @@ def test_monitor_exports_by_default_and_not_when_switched_off(
         ipv6=False,
         knobs=DevelKnobs(responders[0].port, True),
         telemetry=telemetry_switch(switch),
+        rpc=RPCSettings(monitor_api.protocol),
     )
     environ = {"DEVEL_API_SERVER": monitor_api.url, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}
     run_monitor(approved, opts, Scope(), environ=environ)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ntpmon.agent.options import load_defaults_file
+from ntpmon.agent.cli.options import load_defaults_file
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import Engine
 
 from agent.real_api import admin
+from ntpmon.agent.cli.setup import SetupRequest, run_setup
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.depenv import DeploymentEnv
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementClient
-from ntpmon.agent.depenv import DeploymentEnv
-from ntpmon.agent.setup import SetupRequest, run_setup
 from ntpmon.api.runner import MonitorApiServer
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]

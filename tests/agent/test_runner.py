@@ -11,19 +11,22 @@ from pathlib import Path
 
 import pytest
 
+from agent.fake_connect_api import FakeConnectApi
 from agent.fake_management import ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi
 from agent.threads_helper import in_thread, wait_for
+from ntpmon.agent.cli.options import DevelKnobs
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.persist import replace_file
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.options import DevelKnobs
-from ntpmon.agent.runner import MonitorOptions, run_monitor
-from ntpmon.agent.scope import Scope
-from ntpmon.agent.worker import WorkerError, WorkerHooks
+from ntpmon.agent.daemon.runner import MonitorOptions, run_monitor
+from ntpmon.agent.daemon.scope import Scope
+from ntpmon.agent.daemon.worker import WorkerError, WorkerHooks
+from ntpmon.agent.transport import RPCSettings
+from ntpmon.ntp.instruments import ProbeInstruments
 from ntpmon.testing.ntpserver import NTPResponder
 
 pytestmark = pytest.mark.timeout(90)
+Api = FakeMonitorApi | FakeConnectApi
 TLS_NAME = "runner-abc123.devel.mon.ntppool.dev"
 
 
@@ -37,9 +40,12 @@ def config_doc(status: str) -> dict[str, object]:
 
 
 def monitoring(
-    cfg: AppConfig, api: FakeMonitorApi, port: int, **kwargs: bool
+    cfg: AppConfig, api: Api, port: int, **kwargs: bool
 ) -> AbstractContextManager[Scope]:
-    opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(port, True), telemetry=False, **kwargs)
+    rpc = RPCSettings(api.protocol)
+    opts = MonitorOptions(
+        ipv6=False, rpc=rpc, knobs=DevelKnobs(port, True), telemetry=False, **kwargs
+    )
     return in_thread(
         lambda scope: run_monitor(cfg, opts, scope, environ={"DEVEL_API_SERVER": api.url})
     )
@@ -59,7 +65,7 @@ def registered(
 
 def test_gates_then_batches_with_jwt(
     registered: AppConfig,
-    monitor_api: FakeMonitorApi,
+    monitor_api: Api,
     responders: list[NTPResponder],
     mgmt: ManagementServer,
 ) -> None:
@@ -72,7 +78,7 @@ def test_gates_then_batches_with_jwt(
 
 def test_hot_reload_state_change_reaches_workers(
     registered: AppConfig,
-    monitor_api: FakeMonitorApi,
+    monitor_api: Api,
     responders: list[NTPResponder],
     mgmt: ManagementServer,
 ) -> None:
@@ -100,29 +106,43 @@ def test_hot_reload_state_change_reaches_workers(
 
 
 def test_sanity_only_passes_with_a_good_clock(
-    registered: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+    registered: AppConfig,
+    monitor_api: Api,
+    responders: list[NTPResponder],
 ) -> None:
     opts = MonitorOptions(
-        sanity_only=True, ipv6=False, knobs=DevelKnobs(responders[0].port, True), telemetry=False
+        sanity_only=True,
+        ipv6=False,
+        rpc=RPCSettings(monitor_api.protocol),
+        knobs=DevelKnobs(responders[0].port, True),
+        telemetry=False,
     )
     run_monitor(registered, opts, Scope(), environ={"DEVEL_API_SERVER": monitor_api.url})
     assert monitor_api.servicer.count("GetServers") == 0
 
 
 def test_sanity_only_fails_when_the_local_clock_is_off(
-    registered: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+    registered: AppConfig,
+    monitor_api: Api,
+    responders: list[NTPResponder],
 ) -> None:
     for responder in responders:
         responder.configure(offset=0.5)  # every base check says we are 500 ms off
     opts = MonitorOptions(
-        sanity_only=True, ipv6=False, knobs=DevelKnobs(responders[0].port, True), telemetry=False
+        sanity_only=True,
+        ipv6=False,
+        rpc=RPCSettings(monitor_api.protocol),
+        knobs=DevelKnobs(responders[0].port, True),
+        telemetry=False,
     )
     with pytest.raises(WorkerError, match="IPv4: health check failed"):
         run_monitor(registered, opts, Scope(), environ={"DEVEL_API_SERVER": monitor_api.url})
 
 
 def test_hooks_and_background_tasks_for_mqtt(
-    registered: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+    registered: AppConfig,
+    monitor_api: Api,
+    responders: list[NTPResponder],
 ) -> None:
     configs: list[int] = []
     background_ended = threading.Event()
@@ -133,7 +153,12 @@ def test_hooks_and_background_tasks_for_mqtt(
         background_ended.set()
 
     hooks = WorkerHooks(on_config=lambda family, resp: configs.append(family))
-    opts = MonitorOptions(ipv6=False, knobs=DevelKnobs(responders[0].port, True), telemetry=False)
+    opts = MonitorOptions(
+        ipv6=False,
+        rpc=RPCSettings(monitor_api.protocol),
+        knobs=DevelKnobs(responders[0].port, True),
+        telemetry=False,
+    )
     with in_thread(
         lambda scope: run_monitor(
             registered,

@@ -10,9 +10,9 @@ from urllib.parse import parse_qs
 import pytest
 
 from agent.fake_management import ManagementServer
+from ntpmon.agent.cli.setup import SetupRequest, run_setup
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.mgmt import ManagementError
-from ntpmon.agent.setup import SetupRequest, run_setup
 from ntpmon.common.ulid import is_ulid
 
 MakeConfig = Callable[..., AppConfig]

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ntpmon.agent.depenv import DeploymentEnv
-from ntpmon.agent.otlpexport import otlp_settings
-from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.config.depenv import DeploymentEnv
+from ntpmon.agent.daemon.otlpexport import otlp_settings
+from ntpmon.agent.daemon.telemetry import Telemetry
 from ntpmon.testing.otel import RecordingTelemetry
 
 

@@ -1,4 +1,5 @@
-"""Workers against real NTP responders and a scripted gRPC service over real mTLS (§10)."""
+"""Workers against real NTP responders and a scripted service over real mTLS, on both RPC
+protocols (§10)."""
 
 from __future__ import annotations
 
@@ -11,25 +12,33 @@ import grpc
 import pytest
 
 from agent.certs_helper import TestCA
+from agent.fake_connect_api import FakeConnectApi
 from agent.fake_monitor_api import FakeMonitorApi
 from agent.threads_helper import in_thread, wait_for
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.rpc import MonitorClient, RPCError
-from ntpmon.agent.scope import Scope
-from ntpmon.agent.telemetry import Telemetry
-from ntpmon.agent.worker import Worker, WorkerOptions
+from ntpmon.agent.daemon.scope import Scope
+from ntpmon.agent.daemon.telemetry import Telemetry
+from ntpmon.agent.daemon.worker import Worker, WorkerOptions
+from ntpmon.agent.transport import RPCSettings, open_monitor_client
+from ntpmon.agent.transport.base import MonitorClient, RPCError
+from ntpmon.ntp.instruments import ProbeInstruments
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
 from ntpmon.testing.otel import RecordingTelemetry
 
 pytestmark = pytest.mark.timeout(60)
+Api = FakeMonitorApi | FakeConnectApi
 
 
-def make_worker(cfg: AppConfig, api: FakeMonitorApi, port: int, *, once: bool) -> Worker:
+def client_for(cfg: AppConfig, api: Api, **options: object) -> MonitorClient:
+    """A client speaking the fake's protocol."""
+    return open_monitor_client(RPCSettings(api.protocol), cfg, api.url, **options)
+
+
+def make_worker(cfg: AppConfig, api: Api, port: int, *, once: bool) -> Worker:
     telemetry = Telemetry("devel")
-    client = MonitorClient(cfg, api.url, tracer=telemetry.tracer)
+    client = client_for(cfg, api, tracer=telemetry.tracer)
     options = WorkerOptions(once=once, port=port, allow_loopback=True)
     return Worker(4, cfg, client, telemetry, options)
 
@@ -39,7 +48,7 @@ def running(worker: Worker) -> AbstractContextManager[Scope]:
 
 
 def test_once_probes_every_server_and_submits_v4_batch(
-    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+    live_config: AppConfig, monitor_api: Api, responders: list[NTPResponder]
 ) -> None:
     worker = make_worker(live_config, monitor_api, responders[0].port, once=True)
     worker.run(Scope())
@@ -70,7 +79,7 @@ def test_once_probes_every_server_and_submits_v4_batch(
 
 def test_refused_batch_is_logged_with_batch_id_and_next_batch_goes_on(
     live_config: AppConfig,
-    monitor_api: FakeMonitorApi,
+    monitor_api: Api,
     responders: list[NTPResponder],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -83,13 +92,13 @@ def test_refused_batch_is_logged_with_batch_id_and_next_batch_goes_on(
         refused
         and refused[0].__dict__["batchID"] == monitor_api.servicer.issued_batches[0].decode()
     )
-    assert "FAILED_PRECONDITION" in refused[0].__dict__["error"]
+    assert "failed_precondition" in refused[0].__dict__["error"]
     submits = [c for c in monitor_api.servicer.calls if c.method == "SubmitResults"]
     assert submits[1].request.batch_id == monitor_api.servicer.issued_batches[1]
 
 
 def test_already_exists_counts_as_success(
-    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+    live_config: AppConfig, monitor_api: Api, responders: list[NTPResponder]
 ) -> None:
     monitor_api.servicer.script.submit = ["exists"]
     worker = make_worker(live_config, monitor_api, responders[0].port, once=True)
@@ -107,7 +116,7 @@ def test_already_exists_counts_as_success(
 )
 def test_get_servers_errors_and_empty_batches_back_off(
     live_config: AppConfig,
-    monitor_api: FakeMonitorApi,
+    monitor_api: Api,
     responders: list[NTPResponder],
     errors: list[grpc.StatusCode],
     batches: list[list[bytes]] | None,
@@ -126,7 +135,7 @@ def test_get_servers_errors_and_empty_batches_back_off(
 def test_api_down_backs_off(
     live_config: AppConfig, responders: list[NTPResponder], caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = MonitorClient(live_config, "https://127.0.0.1:9")
+    client = open_monitor_client(RPCSettings(), live_config, "https://127.0.0.1:9")
     worker = Worker(
         4,
         live_config,
@@ -141,9 +150,9 @@ def test_api_down_backs_off(
 
 
 def test_renewed_certificate_rebuilds_the_channel(
-    live_config: AppConfig, monitor_api: FakeMonitorApi, test_ca: TestCA
+    live_config: AppConfig, monitor_api: Api, test_ca: TestCA
 ) -> None:
-    client = MonitorClient(live_config, monitor_api.url)
+    client = client_for(live_config, monitor_api)
     client.get_config("127.0.0.1")
     renewed = test_ca.issue("renewed-abc123.devel.mon.ntppool.dev")
     live_config._store_certificate(renewed.cert_pem, renewed.key_pem)
@@ -153,7 +162,7 @@ def test_renewed_certificate_rebuilds_the_channel(
 
 
 def test_expired_certificate_is_refused_by_the_server(
-    live_config: AppConfig, monitor_api: FakeMonitorApi, test_ca: TestCA
+    live_config: AppConfig, monitor_api: Api, test_ca: TestCA
 ) -> None:
     from datetime import timedelta
 
@@ -161,20 +170,20 @@ def test_expired_certificate_is_refused_by_the_server(
         "old-abc123.devel.mon.ntppool.dev", lifetime=timedelta(hours=1), start=-timedelta(hours=3)
     )
     live_config._store_certificate(expired.cert_pem, expired.key_pem)
-    client = MonitorClient(live_config, monitor_api.url)
-    with pytest.raises(RPCError, match="UNAVAILABLE"):
+    client = client_for(live_config, monitor_api)
+    with pytest.raises(RPCError, match="unavailable"):
         client.get_config("127.0.0.1")
     assert monitor_api.servicer.count("GetConfig") == 0
 
 
 def test_metrics_count_rpcs_and_results_by_outcome(
-    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+    live_config: AppConfig, monitor_api: Api, responders: list[NTPResponder]
 ) -> None:
     responders[2].configure(kiss="RATE")
     recording = RecordingTelemetry()
     telemetry = recording.telemetry
     telemetry.watch_certificate(lambda: live_config.certificate().not_after)
-    client = MonitorClient(live_config, monitor_api.url, on_call=telemetry.rpc_done)
+    client = client_for(live_config, monitor_api, on_call=telemetry.rpc_done)
     options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
     Worker(4, live_config, client, telemetry, options).run(Scope())
     assert recording.resource()["service.name"] == "ntppool-agent"
@@ -191,7 +200,7 @@ def test_metrics_count_rpcs_and_results_by_outcome(
 
 
 def test_probe_metrics_and_spans_reach_the_telemetry(
-    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+    live_config: AppConfig, monitor_api: Api, responders: list[NTPResponder]
 ) -> None:
     """The worker hands its Telemetry's instruments to the local clock check and the probes.
 
@@ -199,7 +208,7 @@ def test_probe_metrics_and_spans_reach_the_telemetry(
     """
     recording = RecordingTelemetry()
     telemetry = recording.telemetry
-    client = MonitorClient(live_config, monitor_api.url, tracer=telemetry.tracer)
+    client = client_for(live_config, monitor_api, tracer=telemetry.tracer)
     options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
     Worker(4, live_config, client, telemetry, options).run(Scope())
     assert monitor_api.servicer.count("SubmitResults") == 1
@@ -227,9 +236,9 @@ def test_probe_metrics_and_spans_reach_the_telemetry(
 
 
 def test_a_failing_probe_does_not_lose_the_batch(
-    live_config: AppConfig, monitor_api: FakeMonitorApi, responders: list[NTPResponder]
+    live_config: AppConfig, monitor_api: Api, responders: list[NTPResponder]
 ) -> None:
-    from ntpmon.agent.worker import default_probe
+    from ntpmon.agent.daemon.worker import default_probe
 
     bad_ip = ipaddress.ip_address(responders[0].host).packed
 
@@ -242,7 +251,7 @@ def test_a_failing_probe_does_not_lose_the_batch(
 
     telemetry = Telemetry("devel")
     options = WorkerOptions(once=True, port=responders[0].port, allow_loopback=True)
-    client = MonitorClient(live_config, monitor_api.url)
+    client = client_for(live_config, monitor_api)
     Worker(4, live_config, client, telemetry, options, probe=probe).run(Scope())
     submit = next(c for c in monitor_api.servicer.calls if c.method == "SubmitResults")
     assert len(submit.request.list) == len(responders) - 1

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from ntpmon.agent.scope import Scope
+from ntpmon.agent.daemon.scope import Scope
 
 
 @contextmanager

@@ -28,7 +28,7 @@ def run_python(
 
 
 def run_agent(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    code = "import sys; from ntpmon.agent.cli import main; main(sys.argv[1:])"
+    code = "import sys; from ntpmon.agent.cli.main import main; main(sys.argv[1:])"
     return run_python(code, *args, env=env)
 
 

@@ -17,9 +17,8 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
 
-from ntpmon.agent.monitor.check import ProbeConfig, check_host
-from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions
-from ntpmon.agent.mqttbridge import AdhocProbe, adhoc_probe
+from ntpmon.agent.mqtt.client import AgentMqtt, AgentMqttOptions
+from ntpmon.agent.mqtt.probe import AdhocProbe, adhoc_probe
 from ntpmon.api.mqserver.broker import MqServerSettings
 from ntpmon.api.mqserver.service import InternalApi, build_internal_api
 from ntpmon.common.clock import SystemClock
@@ -28,6 +27,7 @@ from ntpmon.common.version import version
 from ntpmon.db.models import Monitor
 from ntpmon.mqttcm.connection import BrokerEndpoint
 from ntpmon.mqttcm.takeover import TakeoverState
+from ntpmon.ntp.check import ProbeConfig, check_host
 
 SHARED_BROKER = BrokerEndpoint("127.0.0.1", 1883)
 FAST_DELAYS = (0.2, 0.5, 1.0, 1.0, 1.0)

@@ -22,14 +22,14 @@ from mqtt_testkit import (
 )
 
 from ntpmon.agent.config.appconfig import AppConfig
-from ntpmon.agent.depenv import DeploymentEnv
-from ntpmon.agent.instruments import NO_PROBE_INSTRUMENTS
-from ntpmon.agent.monitor.check import check_host
-from ntpmon.agent.mqttbridge import AgentMqttBridge, monitor_bridge
-from ntpmon.agent.scope import Scope
+from ntpmon.agent.config.depenv import DeploymentEnv
+from ntpmon.agent.daemon.scope import Scope
+from ntpmon.agent.mqtt.bridge import AgentMqttBridge, monitor_bridge
 from ntpmon.api.ca import EmbeddedCA
 from ntpmon.common.environments import DeployEnv
 from ntpmon.mqttcm.takeover import SESSION_TAKEN_OVER, TakeoverState
+from ntpmon.ntp.check import check_host
+from ntpmon.ntp.instruments import NO_PROBE_INSTRUMENTS
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
 from ntpmon.testing.otel import RecordingTelemetry

@@ -12,17 +12,17 @@ import pytest
 from mqtt_testkit import SHARED_BROKER, Watcher, running_agent, unique_name, wait_for
 from opentelemetry import trace
 
-from ntpmon.agent.monitor.check import ProbeConfig, check_host
-from ntpmon.agent.mqtt import (
+from ntpmon.agent.mqtt.client import (
     go_rfc3339_nano,
     ntp_reply,
     ntp_response_json,
     parse_ntp_request,
 )
-from ntpmon.agent.mqttbridge import adhoc_probe
-from ntpmon.agent.ntp import NTPResponse
+from ntpmon.agent.mqtt.probe import adhoc_probe
 from ntpmon.mqttcm.connection import parent_context, publish_properties
 from ntpmon.mqttcm.topics import Topics
+from ntpmon.ntp.check import ProbeConfig, check_host
+from ntpmon.ntp.sntp import NTPResponse
 from ntpmon.testing.ntpserver import NTPResponder
 
 RESPONSE = NTPResponse(

@@ -56,7 +56,7 @@ def online_names(api) -> dict[str, bool]:
 
 AGENT_PROCESS = """
 import sys, threading
-from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions
+from ntpmon.agent.mqtt.client import AgentMqtt, AgentMqttOptions
 from ntpmon.common.environments import DeployEnv
 from ntpmon.mqttcm.connection import BrokerEndpoint
 opts = AgentMqttOptions(env=DeployEnv.DEVEL, name=sys.argv[1], topic_prefix=sys.argv[2],

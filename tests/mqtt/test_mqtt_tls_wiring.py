@@ -13,7 +13,7 @@ from mqtt_testkit import SHARED_BROKER, running_agent, unique_name, unique_prefi
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 
-from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions
+from ntpmon.agent.mqtt.client import AgentMqtt, AgentMqttOptions
 from ntpmon.api.ca import EmbeddedCA
 from ntpmon.api.mqserver.wiring import MqttConfigError, MqttServerOptions, start_internal_api
 from ntpmon.common.clock import FixedClock

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ntpmon.agent.monitor.check import ProbeConfig
+from ntpmon.ntp.check import ProbeConfig
 from ntpmon.testing.chronyd import Chronyd, private_chronyd
 from ntpmon.testing.ntpserver import NTPResponder, ResponderSettings
 

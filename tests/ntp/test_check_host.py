@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from ntpmon.agent import ntp
-from ntpmon.agent.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
-from ntpmon.agent.monitor.check import ProbeConfig, check_host, status_for_submission
-from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.daemon.telemetry import Telemetry
+from ntpmon.ntp import sntp
+from ntpmon.ntp.check import ProbeConfig, check_host, status_for_submission
+from ntpmon.ntp.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import Server
 from ntpmon.testing.chronyd import free_udp_port
 from ntpmon.testing.ntpserver import Behaviour, NTPResponder, ResponderSettings
@@ -279,17 +279,17 @@ def test_source_address_errors(target: str, source: str, error: str) -> None:
 
 
 def test_query_refuses_a_source_that_is_not_an_address() -> None:
-    with pytest.raises(ntp.NTPNetworkError, match=r"^bind: invalid argument$"):
-        ntp.query("127.0.0.1", port=free_udp_port(), local_address="localhost")
+    with pytest.raises(sntp.NTPNetworkError, match=r"^bind: invalid argument$"):
+        sntp.query("127.0.0.1", port=free_udp_port(), local_address="localhost")
 
 
 def test_query_is_called_with_the_contract_keywords() -> None:
     """An injected query sees exactly query(host, timeout=3.0, local_address=...) (§17)."""
     calls: list[tuple[str, dict]] = []
 
-    def recording_query(host: str, **kwargs: object) -> ntp.NTPResponse:
+    def recording_query(host: str, **kwargs: object) -> sntp.NTPResponse:
         calls.append((host, dict(kwargs)))
-        return ntp.query(host, **kwargs)  # port 123 on loopback: nobody listens, refused
+        return sntp.query(host, **kwargs)  # port 123 on loopback: nobody listens, refused
 
     cfg = ProbeConfig(samples=2, ip="127.0.0.3", allow_loopback=True)
     _status, _response, error = check_host("127.0.0.1", cfg, query=recording_query, sleep=no_sleep)
@@ -298,7 +298,7 @@ def test_query_is_called_with_the_contract_keywords() -> None:
 
 
 def test_an_unexpected_query_failure_is_a_failed_sample_not_a_crash() -> None:
-    def broken_query(host: str, **kwargs: object) -> ntp.NTPResponse:
+    def broken_query(host: str, **kwargs: object) -> sntp.NTPResponse:
         raise RuntimeError("query bug")
 
     status, response, error = check_host(
@@ -331,8 +331,8 @@ def test_probes_leave_nothing_behind(instruments: Callable[[], ProbeInstruments]
     """
     recorded = instruments()
 
-    def refused(host: str, **kwargs: object) -> ntp.NTPResponse:
-        raise ntp.NTPNetworkError("read: connection refused")
+    def refused(host: str, **kwargs: object) -> sntp.NTPResponse:
+        raise sntp.NTPNetworkError("read: connection refused")
 
     cfg = ProbeConfig(samples=3, ip="192.0.2.9")  # with a source address: nothing is logged
     for _ in range(20):  # first-call caches (logging, tracing) settle

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ntpmon.agent import ntp
-from ntpmon.agent.monitor.check import ProbeConfig, check_host
+from ntpmon.ntp import sntp
+from ntpmon.ntp.check import ProbeConfig, check_host
 from ntpmon.testing.chronyd import Chronyd
 
 from .conftest import no_sleep
@@ -17,7 +17,7 @@ def test_chronyd_offset_is_measured_within_a_millisecond_with_kernel_timestamps(
     # chronyd and we read the same system clock, so the true offset is zero: what we measure
     # is our error. Kernel timestamps keep it far below the 1 ms this asserts.
     for _ in range(20):
-        response = ntp.query(chronyd.host, port=chronyd.port)
+        response = sntp.query(chronyd.host, port=chronyd.port)
         assert response.stamping == "kernel"
         assert abs(response.clock_offset_ns) < 1 * MS
         assert response.stratum == 1
@@ -30,7 +30,7 @@ def test_chronyd_offset_is_measured_within_a_millisecond_with_kernel_timestamps(
 
 
 def test_user_space_fallback_reports_itself(chronyd: Chronyd) -> None:
-    response = ntp.query(chronyd.host, port=chronyd.port, stamping=ntp.Stamping.USER)
+    response = sntp.query(chronyd.host, port=chronyd.port, stamping=sntp.Stamping.USER)
     assert response.stamping == "user"
     assert abs(response.clock_offset_ns) < 100 * MS
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from ntpmon.agent import kerneltime
-from ntpmon.agent.kerneltime import Stamping
-from ntpmon.agent.ntp import query
+from ntpmon.ntp import kerneltime
+from ntpmon.ntp.kerneltime import Stamping
+from ntpmon.ntp.sntp import query
 from ntpmon.testing.ntpserver import ResponderSettings, build_reply
 
 

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from ntpmon.agent.localok import (
+from ntpmon.agent.daemon.localok import (
     CHECK_INTERVAL_S,
     LocalOK,
     failure_threshold,
@@ -14,7 +14,7 @@ from ntpmon.agent.localok import (
     host_passes,
     resolve_first,
 )
-from ntpmon.agent.monitor.check import ProbeConfig
+from ntpmon.ntp.check import ProbeConfig
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import ServerStatus
 from ntpmon.testing.ntpserver import NTPResponder, ResponderSettings
 

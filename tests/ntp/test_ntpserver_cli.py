@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from ntpmon.agent import ntp
+from ntpmon.ntp import sntp
 from ntpmon.testing.chronyd import free_udp_port
 
 MS = 1_000_000
@@ -41,7 +41,7 @@ def test_cli_serves_the_configured_offset_on_every_listen_address() -> None:
             f"ntp responder listening on ::1:{port6}",
         ]
         for host, port in (("127.0.0.1", port4), ("::1", port6)):
-            response = ntp.query(host, port=port)
+            response = sntp.query(host, port=port)
             assert abs(response.clock_offset_ns - 50 * MS) < 5 * MS
             assert response.stratum == 3
             assert response.reference_id == int.from_bytes(b"ABCD", "big")

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ntpmon.agent.localok import LocalOK
-from ntpmon.agent.monitor.check import ProbeConfig, check_host
+from ntpmon.agent.daemon.localok import LocalOK
+from ntpmon.ntp.check import ProbeConfig, check_host
 from ntpmon.testing.ntpserver import NTPResponder, ResponderSettings
 from ntpmon.testing.otel import RecordingTelemetry
 

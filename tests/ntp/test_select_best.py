@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ntpmon.agent.monitor.check import Sample, address_rejection, select_best
+from ntpmon.ntp.check import Sample, address_rejection, select_best
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import ServerStatus
 
 OK, TIMEOUT, BAD = "ok", "timeout", "bad"

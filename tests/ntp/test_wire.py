@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ntpmon.agent import ntp, ntpwire
+from ntpmon.ntp import sntp, wire
 
-S = ntpwire.NS_PER_S
-U64 = st.integers(min_value=0, max_value=ntpwire.MASK64)
+S = wire.NS_PER_S
+U64 = st.integers(min_value=0, max_value=wire.MASK64)
 BASE_NS = int(datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()) * S
 
 
@@ -29,7 +29,7 @@ BASE_NS = int(datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()) * S
     ],
 )
 def test_q32_interval_to_ns(q32: int, ns: int) -> None:
-    assert ntpwire.q32_interval_to_ns(q32) == ns
+    assert wire.q32_interval_to_ns(q32) == ns
 
 
 @pytest.mark.parametrize(
@@ -43,7 +43,7 @@ def test_q32_interval_to_ns(q32: int, ns: int) -> None:
     ],
 )
 def test_q16_to_ns(q16: int, ns: int) -> None:
-    assert ntpwire.q16_to_ns(q16) == ns
+    assert wire.q16_to_ns(q16) == ns
 
 
 @pytest.mark.parametrize(
@@ -60,38 +60,38 @@ def test_q16_to_ns(q16: int, ns: int) -> None:
     ],
 )
 def test_log2_seconds_to_ns(exponent: int, ns: int) -> None:
-    assert ntpwire.log2_seconds_to_ns(exponent) == ns
+    assert wire.log2_seconds_to_ns(exponent) == ns
 
 
 @pytest.mark.parametrize(
     ("unix_ns", "ntp_value"),
     [
-        (0, ntpwire.UNIX_TO_NTP_S << 32),
-        (500_000_000, (ntpwire.UNIX_TO_NTP_S << 32) | 0x8000_0000),
+        (0, wire.UNIX_TO_NTP_S << 32),
+        (500_000_000, (wire.UNIX_TO_NTP_S << 32) | 0x8000_0000),
         # 2036-02-07 06:28:16 UTC is the end of era 0: NTP time wraps to zero.
         (2_085_978_496 * S, 0),
         (2_085_978_497 * S, 1 << 32),
     ],
 )
 def test_unix_ntp_conversion(unix_ns: int, ntp_value: int) -> None:
-    assert ntpwire.unix_ns_to_ntp(unix_ns) == ntp_value
-    assert ntpwire.ntp_to_unix_ns(ntp_value) == unix_ns
+    assert wire.unix_ns_to_ntp(unix_ns) == ntp_value
+    assert wire.ntp_to_unix_ns(ntp_value) == unix_ns
 
 
 @given(st.integers(min_value=0, max_value=2**32 * S - 1))
 def test_unix_ntp_round_trip_within_a_nanosecond(unix_ns: int) -> None:
-    assert abs(ntpwire.ntp_to_unix_ns(ntpwire.unix_ns_to_ntp(unix_ns)) - unix_ns) <= 1
+    assert abs(wire.ntp_to_unix_ns(wire.unix_ns_to_ntp(unix_ns)) - unix_ns) <= 1
 
 
 @given(U64)
 def test_every_ntp_timestamp_maps_to_1970_through_2106(value: int) -> None:
-    unix_ns = ntpwire.ntp_to_unix_ns(value)
+    unix_ns = wire.ntp_to_unix_ns(value)
     assert 0 <= unix_ns < 2**32 * S
 
 
 @given(
     st.builds(
-        ntpwire.Packet,
+        wire.Packet,
         leap=st.integers(0, 3),
         version=st.integers(0, 7),
         mode=st.integers(0, 7),
@@ -107,15 +107,15 @@ def test_every_ntp_timestamp_maps_to_1970_through_2106(value: int) -> None:
         transmit_ts=U64,
     )
 )
-def test_encode_decode_round_trip(packet: ntpwire.Packet) -> None:
-    data = ntpwire.encode(packet)
-    assert len(data) == ntpwire.PACKET_LEN
-    assert ntpwire.decode(data) == packet
+def test_encode_decode_round_trip(packet: wire.Packet) -> None:
+    data = wire.encode(packet)
+    assert len(data) == wire.PACKET_LEN
+    assert wire.decode(data) == packet
 
 
 @given(st.binary(min_size=48, max_size=120))
 def test_decode_encode_round_trip_of_any_header(data: bytes) -> None:
-    assert ntpwire.encode(ntpwire.decode(data)) == data[:48]
+    assert wire.encode(wire.decode(data)) == data[:48]
 
 
 @pytest.mark.parametrize(
@@ -123,12 +123,12 @@ def test_decode_encode_round_trip_of_any_header(data: bytes) -> None:
 )
 def test_encode_refuses_out_of_range_fields(bad: dict) -> None:
     with pytest.raises((ValueError, OverflowError)):
-        ntpwire.encode(ntpwire.Packet(**bad))
+        wire.encode(wire.Packet(**bad))
 
 
 def test_build_request_is_a_48_byte_client_packet_with_a_random_nonce() -> None:
-    packet, nonce = ntp.build_request()
-    other_packet, other_nonce = ntp.build_request()
+    packet, nonce = sntp.build_request()
+    other_packet, other_nonce = sntp.build_request()
     assert len(packet) == 48
     assert packet[0] == 0x23  # LI 0, version 4, mode 3
     assert packet[1:4] == b"\x00\x00\x20"  # stratum 0, poll 0, precision 0x20
@@ -141,31 +141,31 @@ def test_build_request_is_a_48_byte_client_packet_with_a_random_nonce() -> None:
 def test_offset_truncates_toward_zero(org: int, rec: int, xmt: int, dst: int) -> None:
     # Mirroring the timestamps negates both halves exactly; only truncation toward zero (not
     # Python's floor division) keeps the result antisymmetric.
-    a, b = ntpwire.s64(rec - org), ntpwire.s64(xmt - dst)
+    a, b = wire.s64(rec - org), wire.s64(xmt - dst)
     if -(2**62) < a < 2**62 and -(2**62) < b < 2**62:
-        assert ntpwire.clock_offset(rec, org, dst, xmt) == -ntpwire.clock_offset(org, rec, xmt, dst)
+        assert wire.clock_offset(rec, org, dst, xmt) == -wire.clock_offset(org, rec, xmt, dst)
 
 
 def test_truncation_is_visible_in_nanoseconds() -> None:
     # diff = -(2·0x8000_0001): half = -0x8000_0001 truncated; floor would give the same, so
     # use an odd diff whose floor crosses a ns rounding boundary: -3 units -> -1 unit -> 0 ns.
-    assert ntpwire.clock_offset(0, 0, 0, 3) == 0
-    assert ntpwire.clock_offset(0, 0, 3, 0) == 0
+    assert wire.clock_offset(0, 0, 0, 3) == 0
+    assert wire.clock_offset(0, 0, 3, 0) == 0
 
 
 def _reply(
     nonce: int, *, rec_ns: int, xmt_ns: int, stratum: int = 2, refid: int = 0, mode: int = 4
 ) -> bytes:
-    return ntpwire.encode(
-        ntpwire.Packet(
+    return wire.encode(
+        wire.Packet(
             leap=0,
             version=4,
             mode=mode,
             stratum=stratum,
             reference_id=refid,
             origin_ts=nonce,
-            receive_ts=ntpwire.unix_ns_to_ntp(rec_ns),
-            transmit_ts=ntpwire.unix_ns_to_ntp(xmt_ns),
+            receive_ts=wire.unix_ns_to_ntp(rec_ns),
+            transmit_ts=wire.unix_ns_to_ntp(xmt_ns),
         )
     )
 
@@ -174,7 +174,7 @@ def test_parse_response_offset_and_rtt() -> None:
     """Scenario 19.7.2: T1 = 0, rec = 105 ms, xmt = 106 ms, T4 = 11 ms."""
     nonce = 0x0123_4567_89AB_CDEF
     data = _reply(nonce, rec_ns=BASE_NS + 105_000_000, xmt_ns=BASE_NS + 106_000_000)
-    resp = ntp.parse_response(data, nonce=nonce, t1_ns=BASE_NS, t4_ns=BASE_NS + 11_000_000)
+    resp = sntp.parse_response(data, nonce=nonce, t1_ns=BASE_NS, t4_ns=BASE_NS + 11_000_000)
     assert resp.clock_offset_ns == pytest.approx(100_000_000, abs=1)
     assert resp.rtt_ns == pytest.approx(10_000_000, abs=1)
     assert resp.provable_error_ns == pytest.approx(95_000_000, abs=1)
@@ -184,7 +184,7 @@ def test_parse_response_offset_and_rtt() -> None:
 def test_parse_response_negative_rtt_is_zero() -> None:
     nonce = 42
     data = _reply(nonce, rec_ns=BASE_NS + 105_000_000, xmt_ns=BASE_NS + 125_000_000)
-    resp = ntp.parse_response(data, nonce=nonce, t1_ns=BASE_NS, t4_ns=BASE_NS + 11_000_000)
+    resp = sntp.parse_response(data, nonce=nonce, t1_ns=BASE_NS, t4_ns=BASE_NS + 11_000_000)
     assert resp.rtt_ns == 0
     assert resp.min_error_ns == pytest.approx(114_000_000, abs=1)  # xmt − dst
 
@@ -204,7 +204,7 @@ def test_kiss_code(stratum: int, refid: bytes, kiss: str) -> None:
     data = _reply(
         nonce, rec_ns=BASE_NS, xmt_ns=BASE_NS, stratum=stratum, refid=int.from_bytes(refid, "big")
     )
-    resp = ntp.parse_response(data, nonce=nonce, t1_ns=BASE_NS, t4_ns=BASE_NS)
+    resp = sntp.parse_response(data, nonce=nonce, t1_ns=BASE_NS, t4_ns=BASE_NS)
     assert resp.kiss_code == kiss
 
 
@@ -218,7 +218,7 @@ def test_kiss_code(stratum: int, refid: bytes, kiss: str) -> None:
     ],
 )
 def test_reference_id_text(refid: int, text: str) -> None:
-    assert ntpwire.reference_id_text(refid) == text
+    assert wire.reference_id_text(refid) == text
 
 
 @pytest.mark.parametrize(
@@ -239,8 +239,8 @@ def test_reference_id_text(refid: int, text: str) -> None:
 def test_parse_response_errors_in_spec_order(mutate, error: str) -> None:
     nonce = 0xDEADBEEF
     good = _reply(nonce, rec_ns=BASE_NS + 1_000, xmt_ns=BASE_NS + 2_000)
-    with pytest.raises(ntp.NTPProtocolError) as excinfo:
-        ntp.parse_response(mutate(good), nonce=nonce, t1_ns=BASE_NS, t4_ns=BASE_NS + 3_000)
+    with pytest.raises(sntp.NTPProtocolError) as excinfo:
+        sntp.parse_response(mutate(good), nonce=nonce, t1_ns=BASE_NS, t4_ns=BASE_NS + 3_000)
     assert str(excinfo.value) == error
 
 
@@ -252,8 +252,8 @@ def test_hostile_bytes_only_ever_raise_protocol_errors(
         data = data[:24] + nonce.to_bytes(8, "big") + data[32:]
     t1_ns, t4_ns = t1 % (4 * 10**18), t4 % (4 * 10**18)
     try:
-        resp = ntp.parse_response(data, nonce=nonce, t1_ns=t1_ns, t4_ns=t4_ns)
-    except ntp.NTPProtocolError:
+        resp = sntp.parse_response(data, nonce=nonce, t1_ns=t1_ns, t4_ns=t4_ns)
+    except sntp.NTPProtocolError:
         return
     assert resp.rtt_ns >= 0
     assert resp.min_error_ns >= 0

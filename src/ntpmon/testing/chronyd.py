@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ntpmon.agent import ntp
 from ntpmon.common.errors import NtpmonError
+from ntpmon.ntp import sntp
 
 READY_TIMEOUT_S = 10.0
 
@@ -67,8 +67,8 @@ def _wait_until_answering(host: str, port: int, proc: subprocess.Popen) -> None:
         if proc.poll() is not None:
             raise ChronydError(f"chronyd exited with status {proc.returncode}")
         try:
-            ntp.query(host, port=port, timeout=0.5)
-        except (ntp.NTPNetworkError, ntp.NTPProtocolError) as exc:
+            sntp.query(host, port=port, timeout=0.5)
+        except (sntp.NTPNetworkError, sntp.NTPProtocolError) as exc:
             last_error = str(exc)
             time.sleep(0.1)
         else:

@@ -25,10 +25,10 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ntpmon.agent import ntpwire
-from ntpmon.agent.kerneltime import ANCILLARY_BUFSIZE, Stamping, enable_stamping
-from ntpmon.agent.kerneltime import stamp_from_ancillary as _kernel_rx
-from ntpmon.agent.ntp import NTPNetworkError, resolve_target
+from ntpmon.ntp import wire
+from ntpmon.ntp.kerneltime import ANCILLARY_BUFSIZE, Stamping, enable_stamping
+from ntpmon.ntp.kerneltime import stamp_from_ancillary as _kernel_rx
+from ntpmon.ntp.sntp import NTPNetworkError, resolve_target
 
 STOP_TIMEOUT_S = 5.0
 CLIENTS_KEPT = 1000
@@ -104,7 +104,7 @@ def build_reply(
 ) -> bytes | None:
     """The datagram to send for ``request`` received at ``rx_ns`` and sent at ``tx_ns`` (true
     Unix ns; the configured offset is added here), or None when nothing is to be sent."""
-    if len(request) < ntpwire.PACKET_LEN or settings.behaviour is Behaviour.NO_ANSWER:
+    if len(request) < wire.PACKET_LEN or settings.behaviour is Behaviour.NO_ANSWER:
         return None
     if settings.behaviour is Behaviour.EMPTY:
         return b""
@@ -112,10 +112,10 @@ def build_reply(
         if settings.echo_origin and len(settings.raw) >= 32:
             return settings.raw[:24] + request[40:48] + settings.raw[32:]
         return settings.raw
-    client = ntpwire.decode(request)
+    client = wire.decode(request)
     shift = round(settings.offset * 1e9)
-    rec = ntpwire.unix_ns_to_ntp(rx_ns + shift)
-    xmt = ntpwire.unix_ns_to_ntp(tx_ns + shift)
+    rec = wire.unix_ns_to_ntp(rx_ns + shift)
+    xmt = wire.unix_ns_to_ntp(tx_ns + shift)
     stratum, refid = settings.stratum, reference_id_value(settings.reference_id)
     if settings.kiss is not None:
         stratum, refid = 0, reference_id_value(settings.kiss)
@@ -127,24 +127,22 @@ def build_reply(
             xmt = 0
         case Behaviour.TICKED_BACKWARDS:
             rec, xmt = xmt + (1 << 20), rec
-    reply = ntpwire.Packet(
+    reply = wire.Packet(
         leap=settings.leap,
         version=settings.version,
-        mode=ntpwire.MODE_CLIENT
-        if settings.behaviour is Behaviour.WRONG_MODE
-        else ntpwire.MODE_SERVER,
+        mode=wire.MODE_CLIENT if settings.behaviour is Behaviour.WRONG_MODE else wire.MODE_SERVER,
         stratum=stratum,
         poll=settings.poll,
         precision=settings.precision,
         root_delay=_seconds_to_q16(settings.root_delay),
         root_dispersion=_seconds_to_q16(settings.root_dispersion),
         reference_id=refid,
-        reference_ts=ntpwire.unix_ns_to_ntp(rx_ns + shift - 16 * ntpwire.NS_PER_S),
+        reference_ts=wire.unix_ns_to_ntp(rx_ns + shift - 16 * wire.NS_PER_S),
         origin_ts=origin,
         receive_ts=rec,
         transmit_ts=xmt,
     )
-    data = ntpwire.encode(reply)
+    data = wire.encode(reply)
     if settings.behaviour is Behaviour.TRUNCATED:
         return data[: settings.truncate_to]
     return data

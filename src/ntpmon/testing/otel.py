@@ -1,4 +1,4 @@
-"""The agent's real :class:`~ntpmon.agent.telemetry.Telemetry`, recording into memory.
+"""The agent's real :class:`~ntpmon.agent.daemon.telemetry.Telemetry`, recording into memory.
 
 Tests check what the agent would export by plugging the SDK's in-memory metric reader and span
 exporter into the same Telemetry the agent builds, instead of stubbing OpenTelemetry: whatever
@@ -14,8 +14,8 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.daemon.telemetry import Telemetry
+from ntpmon.ntp.instruments import ProbeInstruments
 
 Point = tuple[dict[str, Any], float]
 """One data point: its attributes and its value (a sum, a gauge's last value, a count)."""

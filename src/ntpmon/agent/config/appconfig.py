@@ -22,6 +22,7 @@ from ntpmon.agent.config.certs import (
     NoCertificateError,
     parse_key_pair,
 )
+from ntpmon.agent.config.depenv import DeploymentEnv
 from ntpmon.agent.config.jwt import TokenCache
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementClient
 from ntpmon.agent.config.statefile import (
@@ -32,8 +33,7 @@ from ntpmon.agent.config.statefile import (
     decode_state,
     encode_state,
 )
-from ntpmon.agent.depenv import DeploymentEnv
-from ntpmon.agent.scope import Scope
+from ntpmon.agent.daemon.scope import Scope
 
 __all__ = ["AppConfig", "AuthorizationError", "Waiter", "data_sha"]
 

@@ -58,6 +58,10 @@ class ClientCertificate:
     def validity(self, now: datetime) -> tuple[bool, timedelta]:
         return certificate_validity(self.not_before, self.not_after, now)
 
+    def present_from(self, context: ssl.SSLContext) -> None:
+        """Make ``context`` present this certificate (mTLS); the pair was checked when parsed."""
+        _load_chain(context, self.cert_pem, self.key_pem)
+
 
 @contextmanager
 def _memory_file(data: bytes) -> Iterator[str]:
@@ -88,18 +92,22 @@ def parse_key_pair(cert_pem: bytes, key_pem: bytes) -> ClientCertificate:
     if not cert_pem.strip() or not key_pem.strip():
         raise CertificateError("empty certificate or key file")
     not_before, not_after = _leaf_dates(cert_pem)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        _load_chain(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT), cert_pem, key_pem)
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise CertificateError("private key does not match the certificate") from None
+        raise CertificateError(f"could not parse private key: {exc}") from None
+    return ClientCertificate(cert_pem, key_pem, not_before, not_after)
+
+
+def _load_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """Load a PEM chain and key into ``context`` without writing them to disk."""
     with ExitStack() as stack:
         cert_path = stack.enter_context(_memory_file(cert_pem))
         key_path = stack.enter_context(_memory_file(key_pem))
-        try:
-            # an empty password: an encrypted key fails instead of prompting on the terminal
-            context.load_cert_chain(cert_path, key_path, password=b"")
-        except ssl.SSLError as exc:
-            if exc.reason == "KEY_VALUES_MISMATCH":
-                raise CertificateError("private key does not match the certificate") from None
-            raise CertificateError(f"could not parse private key: {exc}") from None
-    return ClientCertificate(cert_pem, key_pem, not_before, not_after)
+        # an empty password: an encrypted key fails instead of prompting on the terminal
+        context.load_cert_chain(cert_path, key_path, password=b"")
 
 
 def certificate_validity(

@@ -11,10 +11,10 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 
-from ntpmon.agent.backoff import Backoff
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.mgmt import AuthorizationError
-from ntpmon.agent.scope import Cancelled, Scope
+from ntpmon.agent.daemon.backoff import Backoff
+from ntpmon.agent.daemon.scope import Cancelled, Scope
 from ntpmon.common.errors import NtpmonError
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from ntpmon.agent.config.dirwatch import (
     DirWatch,
     InotifyUnavailableError,
 )
-from ntpmon.agent.scope import Scope
+from ntpmon.agent.daemon.scope import Scope
 from ntpmon.common.errors import NtpmonError
 
 if TYPE_CHECKING:

@@ -11,9 +11,9 @@ import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from ntpmon.agent.config.depenv import api_url
 from ntpmon.agent.config.httpclient import HttpClient, HttpResponse, TransportError
 from ntpmon.agent.config.statefile import IPConfig, MonitorData, StateFormatError, parse_ip
-from ntpmon.agent.depenv import api_url
 from ntpmon.common.errors import NtpmonError
 from ntpmon.common.version import user_agent
 

@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from ntpmon.agent.ipaddr import is_loopback, is_multicast, is_private
 from ntpmon.api.agentversion import check_version
 from ntpmon.common.errors import NtpmonError
+from ntpmon.ntp.ipaddr import is_loopback, is_multicast, is_private
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

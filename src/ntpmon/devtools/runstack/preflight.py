@@ -20,8 +20,8 @@ REQUIRED_COMMANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("monitor-scorer", "ntpmon.scorer.cli", ("scorer", "setup")),
     ("monitor-scorer", "ntpmon.scorer.cli", ("scorer", "server")),
     ("monitor-scorer", "ntpmon.scorer.cli", ("selector", "server")),
-    ("ntppool-agent", "ntpmon.agent.cli", ("setup",)),
-    ("ntppool-agent", "ntpmon.agent.cli", ("monitor",)),
+    ("ntppool-agent", "ntpmon.agent.cli.main", ("setup",)),
+    ("ntppool-agent", "ntpmon.agent.cli.main", ("monitor",)),
 )
 REQUIRED_MODULES = ("ntpmon.testing.ntpserver",)
 

@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any
 
-from ntpmon.agent import options as opts
+from ntpmon.agent.cli import options as opts
 from ntpmon.common.cli import run_guarded
 
 PROG = "ntppool-agent"
@@ -21,7 +21,7 @@ PROG = "ntppool-agent"
 def __getattr__(name: str) -> Any:
     """``app`` stays importable from here without loading typer for ``monitor``."""
     if name == "app":
-        from ntpmon.agent.commands import app
+        from ntpmon.agent.cli.commands import app
 
         return app
     raise AttributeError(name)
@@ -29,18 +29,19 @@ def __getattr__(name: str) -> Any:
 
 def _run_light_monitor(argv: list[str]) -> int | None:
     """Run ``monitor`` without typer when its command line is plain: its exit status, or None."""
-    from ntpmon.agent.lightargv import parse_monitor_argv
+    from ntpmon.agent.cli.lightargv import parse_monitor_argv
 
     parsed = parse_monitor_argv(argv, os.environ)
     if parsed is None:
         return None
 
     def run() -> None:
-        from ntpmon.agent.footprint import import_grpc_without_asyncio
+        if parsed.root.rpc_protocol == "grpc":
+            from ntpmon.agent.daemon.footprint import import_grpc_without_asyncio
 
-        import_grpc_without_asyncio()  # before anything imports grpc
-        from ntpmon.agent.globalopts import apply_root
-        from ntpmon.agent.monitorcmd import monitor_command
+            import_grpc_without_asyncio()  # before anything imports grpc
+        from ntpmon.agent.cli.globalopts import apply_root
+        from ntpmon.agent.cli.monitorcmd import monitor_command
 
         g = apply_root(parsed.root, "monitor")
         assert g is not None  # only ``version`` has no globals
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     hoisted = opts.hoist_global_options(args)
     code = _run_light_monitor(hoisted)
     if code is None:
-        from ntpmon.agent.commands import app
+        from ntpmon.agent.cli.commands import app
         from ntpmon.common.cli import run_app
 
         code = run_app(app, PROG, hoisted)

@@ -5,7 +5,7 @@ the request and takes its timestamps in Python after the scheduler has had its s
 §16). This client follows beevik/ntp v1.5, which upstream uses, in everything the server can see
 (§11.1: request bytes, validity checks and their order, error texts, integer arithmetic), and
 improves what only precision sees: T1 and T4 come from the kernel when it can stamp the datagrams
-(``ntpmon.agent.kerneltime``), and each response says which clock it used.
+(``ntpmon.ntp.kerneltime``), and each response says which clock it used.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from ntpmon.agent import ntpwire
-from ntpmon.agent.kerneltime import (
+from ntpmon.ntp import wire
+from ntpmon.ntp.kerneltime import (
     ANCILLARY_BUFSIZE,
     Stamping,
     enable_stamping,
@@ -113,14 +113,14 @@ def build_request() -> tuple[bytes, int]:
     who did not see the request fail the origin check.
     """
     nonce = secrets.randbits(64)
-    packet = ntpwire.Packet(
+    packet = wire.Packet(
         leap=0,
         version=4,
-        mode=ntpwire.MODE_CLIENT,
+        mode=wire.MODE_CLIENT,
         precision=REQUEST_PRECISION,
         transmit_ts=nonce,
     )
-    return ntpwire.encode(packet), nonce
+    return wire.encode(packet), nonce
 
 
 def parse_response(
@@ -137,10 +137,10 @@ def parse_response(
     ``t1_ns``/``t4_ns`` are the wall-clock send and receive times in ns since the Unix epoch.
     Raises ``NTPProtocolError`` with the exact text of §11.1 for an invalid reply.
     """
-    if len(packet) < ntpwire.PACKET_LEN:
+    if len(packet) < wire.PACKET_LEN:
         raise NTPProtocolError("unexpected EOF" if packet else "EOF")
-    p = ntpwire.decode(packet)
-    if p.mode != ntpwire.MODE_SERVER:
+    p = wire.decode(packet)
+    if p.mode != wire.MODE_SERVER:
         raise NTPProtocolError("invalid mode in response")
     if p.transmit_ts == 0:
         raise NTPProtocolError("invalid transmit time in response")
@@ -149,28 +149,28 @@ def parse_response(
     if p.receive_ts > p.transmit_ts:
         raise NTPProtocolError("server clock ticked backwards")
 
-    org = ntpwire.unix_ns_to_ntp(t1_ns)
-    dst = ntpwire.unix_ns_to_ntp(t4_ns)
+    org = wire.unix_ns_to_ntp(t1_ns)
+    dst = wire.unix_ns_to_ntp(t4_ns)
     rec, xmt = p.receive_ts, p.transmit_ts
-    rtt = ntpwire.round_trip(org, rec, xmt, dst)
-    root_delay = ntpwire.q16_to_ns(p.root_delay)
-    root_dispersion = ntpwire.q16_to_ns(p.root_dispersion)
+    rtt = wire.round_trip(org, rec, xmt, dst)
+    root_delay = wire.q16_to_ns(p.root_delay)
+    root_dispersion = wire.q16_to_ns(p.root_dispersion)
     return NTPResponse(
-        clock_offset_ns=ntpwire.clock_offset(org, rec, xmt, dst),
+        clock_offset_ns=wire.clock_offset(org, rec, xmt, dst),
         rtt_ns=rtt,
         stratum=p.stratum,
         leap=p.leap,
         version=p.version,
         reference_id=p.reference_id,
-        kiss_code=ntpwire.kiss_code(p.stratum, p.reference_id),
-        precision_ns=ntpwire.log2_seconds_to_ns(p.precision),
-        poll_ns=ntpwire.log2_seconds_to_ns(p.poll),
+        kiss_code=wire.kiss_code(p.stratum, p.reference_id),
+        precision_ns=wire.log2_seconds_to_ns(p.precision),
+        poll_ns=wire.log2_seconds_to_ns(p.poll),
         root_delay_ns=root_delay,
         root_dispersion_ns=root_dispersion,
         root_distance_ns=(rtt + root_delay) // 2 + root_dispersion,
-        min_error_ns=ntpwire.min_error(org, rec, xmt, dst),
-        time=_datetime_from_unix_ns(ntpwire.ntp_to_unix_ns(xmt)),
-        reference_time=_datetime_from_unix_ns(ntpwire.ntp_to_unix_ns(p.reference_ts)),
+        min_error_ns=wire.min_error(org, rec, xmt, dst),
+        time=_datetime_from_unix_ns(wire.ntp_to_unix_ns(xmt)),
+        reference_time=_datetime_from_unix_ns(wire.ntp_to_unix_ns(p.reference_ts)),
         tx_stamp=tx_stamp,
         rx_stamp=rx_stamp,
     )

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from ntpmon.agent.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
-from ntpmon.agent.ipaddr import IPAddress, as_ip
-from ntpmon.agent.monitor.check import CheckResult, check_host
+from ntpmon.ntp.check import CheckResult, check_host
+from ntpmon.ntp.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
+from ntpmon.ntp.ipaddr import IPAddress, as_ip
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import ServerStatus
 
 log = logging.getLogger(__name__)

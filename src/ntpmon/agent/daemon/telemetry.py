@@ -1,11 +1,11 @@
 """OpenTelemetry for the agent (agent.md §14): traces, metrics and logs, exported over OTLP/HTTP
-with the agent's client certificate to its environment's collector (``ntpmon.agent.otlpexport``
-decides where, or that nothing is exported); spans always carry trace context into every RPC so
-monitor-api's logs can be joined with the agent's.
+with the agent's client certificate to its environment's collector
+(``ntpmon.agent.daemon.otlpexport`` decides where, or that nothing is exported); spans always
+carry trace context into every RPC so monitor-api's logs can be joined with the agent's.
 
 Providers are owned by the Telemetry object (not installed globally) so tests and several
 agents in one process do not share state; the probe code gets the Telemetry's tracer and
-instruments through :attr:`Telemetry.probe_instruments` (see ``ntpmon.agent.instruments``).
+instruments through :attr:`Telemetry.probe_instruments` (see ``ntpmon.ntp.instruments``).
 The SDK and the exporters (docs/agent.md, Memory footprint) are loaded only when something
 consumes their data: OTLP settings, a metric reader or a span exporter. Otherwise a
 context-only tracer and the API's no-op meter do the job at no cost.
@@ -31,9 +31,9 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, Meter, NoOpMeter, Observation
 from opentelemetry.trace import Span
 
-from ntpmon.agent.instruments import INSTRUMENTATION, ProbeInstruments
 from ntpmon.common.logsetup import LogLevelError, parse_level
 from ntpmon.common.version import version
+from ntpmon.ntp.instruments import INSTRUMENTATION, ProbeInstruments
 
 if TYPE_CHECKING:
     from opentelemetry.sdk._logs import LoggerProvider
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from ntpmon.agent.otlpexport import ExportHealth, OtlpSettings
+    from ntpmon.agent.daemon.otlpexport import ExportHealth, OtlpSettings
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class Telemetry:
             self.tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
         readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
         if otlp is not None:
-            from ntpmon.agent.otlpexport import ExportHealth, build_exporters
+            from ntpmon.agent.daemon.otlpexport import ExportHealth, build_exporters
 
             self._health = ExportHealth()
             self._health.attach()

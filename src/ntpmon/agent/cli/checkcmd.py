@@ -66,7 +66,7 @@ def run_check(
 ) -> list[CheckRow]:
     """Probe each parseable IP concurrently; invalid ones are logged and skipped."""
     if check_host is None:
-        from ntpmon.agent.monitor.check import check_host as engine_check
+        from ntpmon.ntp.check import check_host as engine_check
 
         check_host = engine_check
     ips = []

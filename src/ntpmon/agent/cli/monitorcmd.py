@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import signal
 
-from ntpmon.agent import options as opts
-from ntpmon.agent.footprint import limit_malloc_arenas, settle_after_start_up
-from ntpmon.agent.globalopts import Globals, open_app_config
-from ntpmon.agent.kerneltime import receive_stamping_kept_on
-from ntpmon.agent.mqttbridge import monitor_bridge
-from ntpmon.agent.runner import MonitorOptions, run_monitor
-from ntpmon.agent.scope import Scope
+from ntpmon.agent.cli import options as opts
+from ntpmon.agent.cli.globalopts import Globals, open_app_config
+from ntpmon.agent.daemon.footprint import limit_malloc_arenas, settle_after_start_up
+from ntpmon.agent.daemon.runner import MonitorOptions, run_monitor
+from ntpmon.agent.daemon.scope import Scope
+from ntpmon.agent.mqtt.bridge import monitor_bridge
+from ntpmon.ntp.kerneltime import receive_stamping_kept_on
 
 
 def monitor_command(g: Globals, *, once: bool, sanity_only: bool) -> None:
@@ -34,7 +34,7 @@ def monitor_command(g: Globals, *, once: bool, sanity_only: bool) -> None:
                 sanity_only,
                 g.ipv4,
                 g.ipv6,
-                g.ca_file,
+                g.rpc,
                 knobs,
                 debug=g.debug,
                 telemetry=g.telemetry,

@@ -1,6 +1,6 @@
 """``ntppool-agent``'s typer commands: every command, ``--help`` and usage errors.
 
-``ntpmon.agent.cli.main`` runs a plain ``monitor`` command line without loading this module
+``ntpmon.agent.cli.main.main`` runs a plain ``monitor`` command line without loading this module
 (typer, click and pydantic cost the long-running process ~15 MB); everything else comes here.
 """
 
@@ -12,10 +12,11 @@ from typing import Annotated
 
 import typer
 
-from ntpmon.agent import options as opts
+from ntpmon.agent.cli import options as opts
+from ntpmon.agent.cli.globalopts import Globals, RootArgs, apply_root, open_app_config
 from ntpmon.agent.config.checkconfig import CheckConfig
-from ntpmon.agent.depenv import api_host
-from ntpmon.agent.globalopts import Globals, RootArgs, apply_root, open_app_config
+from ntpmon.agent.config.depenv import api_host
+from ntpmon.agent.transport import DEFAULT_PROTOCOL
 from ntpmon.common.version import version_line
 
 PROG = "ntppool-agent"
@@ -63,7 +64,26 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
     ca_file: Annotated[
         str | None,
         typer.Option(
-            "--ca-file", envvar="MONITOR_CA_FILE", help="Trust only this CA root (devel/test)."
+            "--ca-file",
+            envvar="MONITOR_CA_FILE",
+            help="Trust only this CA root for the management API, and for RPC when the config "
+            "carries no CA (devel/test).",
+        ),
+    ] = None,
+    rpc_protocol: Annotated[
+        str,
+        typer.Option(
+            "--rpc-protocol",
+            envvar="MONITOR_RPC_PROTOCOL",
+            help="How to call monitor-api: connect (HTTP/1.1, as the Go agent) or grpc.",
+        ),
+    ] = DEFAULT_PROTOCOL,
+    rpc_ca_file: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc-ca-file",
+            envvar="MONITOR_RPC_CA_FILE",
+            help="The monitor CA to verify monitor-api with, for a pool whose config sends none.",
         ),
     ] = None,
     telemetry: Annotated[
@@ -77,7 +97,18 @@ def _root(  # noqa: PLR0917 - typer maps options to parameters
 ) -> None:
     """NTP Pool monitoring agent (ntpmon)."""
     ctx.obj = apply_root(
-        RootArgs(env, state_dir, log_level, debug, ipv4, ipv6, ca_file, telemetry),
+        RootArgs(
+            env,
+            state_dir,
+            log_level,
+            debug,
+            ipv4,
+            ipv6,
+            ca_file,
+            telemetry,
+            rpc_protocol,
+            rpc_ca_file,
+        ),
         ctx.invoked_subcommand,
     )
 
@@ -95,7 +126,7 @@ def setup_cmd(
     account: Annotated[str | None, typer.Option("-a", "--account", help="Account id.")] = None,
 ) -> None:
     """Register this host; prints the URL where the registration is approved."""
-    from ntpmon.agent.setup import SetupRequest, run_setup
+    from ntpmon.agent.cli.setup import SetupRequest, run_setup
 
     g: Globals = ctx.obj
     cfg = open_app_config(g)
@@ -124,7 +155,7 @@ def monitor_cmd(
     ] = False,
 ) -> None:
     """Run the monitor: fetch work, probe servers, submit results."""
-    from ntpmon.agent.monitorcmd import monitor_command
+    from ntpmon.agent.cli.monitorcmd import monitor_command
 
     monitor_command(ctx.obj, once=once, sanity_only=sanity_only)
 
@@ -135,7 +166,7 @@ def check_cmd(
     ips: Annotated[list[str], typer.Argument(help="Server IP addresses to probe.")],
 ) -> None:
     """Probe NTP servers once and print offset, delay, stratum, leap and error."""
-    from ntpmon.agent.checkcmd import format_table, run_check
+    from ntpmon.agent.cli.checkcmd import format_table, run_check
 
     g: Globals = ctx.obj
     open_app_config(g, with_api=False)
@@ -146,7 +177,7 @@ def check_cmd(
         allow_loopback=knobs.allow_loopback,
         ip=ipaddress.ip_address(local) if local else None,
     )
-    from ntpmon.agent.kerneltime import receive_stamping_kept_on
+    from ntpmon.ntp.kerneltime import receive_stamping_kept_on
 
     with receive_stamping_kept_on():
         rows = run_check(ips, cfg)
@@ -156,8 +187,8 @@ def check_cmd(
 @api_app.command("ok")
 def api_ok_cmd(ctx: typer.Context) -> None:
     """Check the API key, certificate and both APIs."""
-    from ntpmon.agent.apicheck import run_api_check
+    from ntpmon.agent.cli.apicheck import run_api_check
 
     g: Globals = ctx.parent.obj if ctx.parent else ctx.obj  # type: ignore[union-attr]
     cfg = open_app_config(g)
-    run_api_check(cfg, ca_file=g.ca_file, environ=os.environ)
+    run_api_check(cfg, rpc=g.rpc, environ=os.environ)

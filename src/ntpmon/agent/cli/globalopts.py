@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ntpmon.agent import options as opts
+from ntpmon.agent.cli import options as opts
+from ntpmon.agent.cli.journal import stderr_is_journal, use_journal_priorities
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.depenv import DeploymentEnv, api_host, parse_env
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementClient
-from ntpmon.agent.depenv import DeploymentEnv, api_host, parse_env
-from ntpmon.agent.journal import stderr_is_journal, use_journal_priorities
-from ntpmon.agent.otlpexport import telemetry_switch
+from ntpmon.agent.daemon.otlpexport import telemetry_switch
+from ntpmon.agent.transport import DEFAULT_PROTOCOL, RPCSettings, check_protocol
 from ntpmon.common.logsetup import parse_level, setup_logging
 
 log = logging.getLogger("ntppool-agent")
@@ -32,6 +33,8 @@ class RootArgs:
     ipv6: bool = True
     ca_file: str | None = None
     telemetry: str = "on"
+    rpc_protocol: str = DEFAULT_PROTOCOL
+    rpc_ca_file: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +46,7 @@ class Globals:
     ca_file: str | None
     debug: bool
     telemetry: bool = True
+    rpc: RPCSettings = field(default_factory=RPCSettings)
 
 
 def apply_root(args: RootArgs, command: str | None) -> Globals | None:
@@ -72,6 +76,7 @@ def apply_root(args: RootArgs, command: str | None) -> Globals | None:
         ca_file=args.ca_file,
         debug=args.debug,
         telemetry=telemetry_switch(args.telemetry),
+        rpc=RPCSettings(check_protocol(args.rpc_protocol), args.rpc_ca_file, args.ca_file),
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ntpmon.agent.globalopts import RootArgs
+from ntpmon.agent.cli.globalopts import RootArgs
 
 COMMAND = "monitor"
 _VALUE_OPTIONS = {
@@ -25,6 +25,8 @@ _VALUE_OPTIONS = {
     "--log-level": "log_level",
     "--ca-file": "ca_file",
     "--telemetry": "telemetry",
+    "--rpc-protocol": "rpc_protocol",
+    "--rpc-ca-file": "rpc_ca_file",
 }
 _FLAGS = {
     "--debug": ("debug", True),
@@ -38,6 +40,8 @@ _ENVVARS = {
     "log_level": "MONITOR_LOG_LEVEL",
     "ca_file": "MONITOR_CA_FILE",
     "telemetry": "MONITOR_TELEMETRY",
+    "rpc_protocol": "MONITOR_RPC_PROTOCOL",
+    "rpc_ca_file": "MONITOR_RPC_CA_FILE",
 }
 _COMMAND_FLAGS = {"--once": "once", "--sanity-only": "sanity_only"}
 

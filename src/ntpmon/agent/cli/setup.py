@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.depenv import registration_url
 from ntpmon.agent.config.httpclient import HttpClient, TransportError
 from ntpmon.agent.config.mgmt import AuthorizationError, ManagementError, tls_context
-from ntpmon.agent.depenv import registration_url
 from ntpmon.common.errors import NtpmonError
 from ntpmon.common.ulid import new_ulid
 from ntpmon.common.version import user_agent

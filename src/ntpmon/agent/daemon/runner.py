@@ -8,18 +8,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ntpmon.agent.cli.options import DevelKnobs
 from ntpmon.agent.config import gates
 from ntpmon.agent.config.appconfig import AppConfig
+from ntpmon.agent.config.depenv import env_from_tls_name, monitor_api_host
 from ntpmon.agent.config.manager import ConfigManager
-from ntpmon.agent.depenv import env_from_tls_name, monitor_api_host
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.options import DevelKnobs
-from ntpmon.agent.otlpexport import OtlpSettings, otlp_settings
-from ntpmon.agent.rpc import MonitorClient
-from ntpmon.agent.scope import Cancelled, Scope
-from ntpmon.agent.telemetry import Telemetry
-from ntpmon.agent.worker import Worker, WorkerHooks, WorkerOptions
+from ntpmon.agent.daemon.otlpexport import OtlpSettings, otlp_settings
+from ntpmon.agent.daemon.scope import Cancelled, Scope
+from ntpmon.agent.daemon.telemetry import Telemetry
+from ntpmon.agent.daemon.worker import Worker, WorkerHooks, WorkerOptions
+from ntpmon.agent.transport import RPCSettings, open_monitor_client
 from ntpmon.common.errors import NtpmonError
+from ntpmon.ntp.instruments import ProbeInstruments
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ class MonitorOptions:
     sanity_only: bool = False
     ipv4: bool = True
     ipv6: bool = True
-    ca_file: str | None = None
+    rpc: RPCSettings = field(default_factory=RPCSettings)
     knobs: DevelKnobs = field(default_factory=DevelKnobs)
     debug: bool = False
     telemetry: bool = True
@@ -62,7 +62,8 @@ def monitor_api_url(cfg: AppConfig, environ: Mapping[str, str]) -> str:
 def telemetry_settings(
     cfg: AppConfig, opts: MonitorOptions, environ: Mapping[str, str]
 ) -> OtlpSettings | None:
-    """OTLP export with the state directory's client certificate, trusting the monitor CA."""
+    """OTLP export with the state directory's client certificate, trusting the monitor CA
+    (the same candidates, in the same order, as the RPC client)."""
     if not opts.telemetry:
         return None
     return otlp_settings(
@@ -70,7 +71,11 @@ def telemetry_settings(
         environ,
         client_cert=cfg.cert_path,
         client_key=cfg.key_path,
-        ca_files=(cfg.ca_path, Path(opts.ca_file) if opts.ca_file else None),
+        ca_files=(
+            Path(opts.rpc.rpc_ca_file) if opts.rpc.rpc_ca_file else None,
+            cfg.ca_path,
+            Path(opts.rpc.ca_file) if opts.rpc.ca_file else None,
+        ),
     )
 
 
@@ -118,10 +123,10 @@ def run_monitor(
     telemetry.watch_certificate(
         lambda: cfg.certificate().not_after if cfg.have_certificate() else None
     )
-    client = MonitorClient(
+    client = open_monitor_client(
+        opts.rpc,
         cfg,
         monitor_api_url(cfg, environ),
-        ca_file=opts.ca_file,
         on_call=telemetry.rpc_done,
         tracer=telemetry.tracer,
     )

@@ -9,7 +9,7 @@
 * The shared :class:`TakeoverState`: workers call :meth:`AgentMqtt.wait_ntp_allowed` before
   each retry cycle; while another process holds our MQTT session, NTP work pauses.
 
-The runner's seam (``AgentMqttBridge``, ``adhoc_probe``) lives in ``ntpmon.agent.mqttbridge``,
+The runner's seam (``AgentMqttBridge``, ``adhoc_probe``) lives in ``ntpmon.agent.mqtt.bridge``,
 which imports this module (and paho-mqtt) only once a broker is configured.
 """
 
@@ -31,7 +31,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from opentelemetry import trace
 
-from ntpmon.agent.mqttbridge import AdhocProbe, CheckOutcome, IPAddress
+from ntpmon.agent.mqtt.probe import AdhocProbe, CheckOutcome, IPAddress
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.common.environments import DeployEnv
 from ntpmon.mqttcm.connection import (
@@ -86,7 +86,7 @@ def go_rfc3339_nano(when: datetime) -> str:
 
 
 def ntp_response_json(resp: Any) -> dict[str, Any]:
-    """An ``ntpmon.agent.ntp.NTPResponse`` as the ``NTP`` object of a reply."""
+    """An ``ntpmon.ntp.sntp.NTPResponse`` as the ``NTP`` object of a reply."""
     return {
         "Time": go_rfc3339_nano(resp.time),
         "ClockOffset": int(resp.clock_offset_ns),
@@ -302,7 +302,7 @@ class AgentMqtt:
         self.connection.publish(topic, payload, qos=0, retain=False, properties=props)
 
 
-# -- TLS for the broker (``ntpmon.agent.mqttbridge`` builds it) ------------------------------
+# -- TLS for the broker (``ntpmon.agent.mqtt.bridge`` builds it) ------------------------------
 def agent_tls_context(ca_file: Path, cert_file: Path, key_file: Path) -> ssl.SSLContext:
     """System roots plus the monitor CA (``ca.pem``, when present); our client certificate."""
     context = broker_tls_context()

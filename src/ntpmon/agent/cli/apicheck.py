@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.mgmt import AuthorizationError
-from ntpmon.agent.rpc import MonitorClient
-from ntpmon.agent.runner import monitor_api_url
+from ntpmon.agent.daemon.runner import monitor_api_url
+from ntpmon.agent.transport import RPCSettings, open_monitor_client
 from ntpmon.common.errors import NtpmonError
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,7 @@ class ApiCheckError(NtpmonError):
     """The diagnostics found a problem the operator must fix."""
 
 
-def run_api_check(cfg: AppConfig, *, ca_file: str | None, environ: Mapping[str, str]) -> None:
+def run_api_check(cfg: AppConfig, *, rpc: RPCSettings, environ: Mapping[str, str]) -> None:
     if not cfg.api_key():
         log.warning("no API key configured")
         raise ApiCheckError("no API key configured")
@@ -54,7 +54,7 @@ def run_api_check(cfg: AppConfig, *, ca_file: str | None, environ: Mapping[str, 
         log.info("API diagnostics complete (no certificate)")
         return
     try:
-        client = MonitorClient(cfg, monitor_api_url(cfg, environ), ca_file=ca_file)
+        client = open_monitor_client(rpc, cfg, monitor_api_url(cfg, environ))
         resp = client.get_config("")
         log.info("monitor API ok", extra={"samples": resp.samples})
         client.close()

@@ -15,15 +15,15 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ntpmon.agent.backoff import Backoff
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig, SharedCheckConfig, ip_from_bytes
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.rpc import MonitorClient, RPCError
-from ntpmon.agent.scope import Cancelled, Scope
-from ntpmon.agent.telemetry import Telemetry
+from ntpmon.agent.daemon.backoff import Backoff
+from ntpmon.agent.daemon.scope import Cancelled, Scope
+from ntpmon.agent.daemon.telemetry import Telemetry
+from ntpmon.agent.transport.base import MonitorClient, RPCError
 from ntpmon.common.errors import NtpmonError
 from ntpmon.common.ulid import is_ulid
+from ntpmon.ntp.instruments import ProbeInstruments
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def default_probe(
     server: pb.Server, cfg: CheckConfig, instruments: ProbeInstruments
 ) -> pb.ServerStatus | None:
     """Probe with the NTP engine; ``trace`` requests are legacy and get no status."""
-    from ntpmon.agent.monitor import check
+    from ntpmon.ntp import check
 
     if server.trace:
         log.info("trace requested; not supported", extra={"server": server.ip_bytes.hex()})
@@ -99,7 +99,7 @@ def default_probe(
 def default_local_check(
     get_config: Callable[[], CheckConfig], family: int, instruments: ProbeInstruments
 ) -> LocalCheck:
-    from ntpmon.agent import localok
+    from ntpmon.agent.daemon import localok
 
     return localok.LocalOK(get_config, family, instruments=instruments)
 

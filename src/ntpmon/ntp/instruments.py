@@ -1,6 +1,6 @@
 """What the probes record (agent.md §11.2, §12, §14): the ``monitor.client`` probe instruments and
 the tracer for the ``monitor.CheckHost`` and ``localcheck-update`` spans, in one object that the
-agent's :class:`~ntpmon.agent.telemetry.Telemetry` builds and hands down to the probe code.
+agent's :class:`~ntpmon.agent.daemon.telemetry.Telemetry` builds and hands down to the probe code.
 
 Why handed down, not global: the Telemetry owns its providers (tests and several agents in one
 process must not share state), so anything recorded on OpenTelemetry's *global* providers, which

@@ -18,7 +18,17 @@ DEFAULTS_FILE = Path("/etc/default/ntppool-agent")
 APP_DIR = "ntppool-agent"
 # options of the root command that take a value, and flags without one
 VALUE_OPTIONS = frozenset(
-    {"-e", "--env", "--deploy-env", "--state-dir", "--log-level", "--ca-file", "--telemetry"}
+    {
+        "-e",
+        "--env",
+        "--deploy-env",
+        "--state-dir",
+        "--log-level",
+        "--ca-file",
+        "--rpc-protocol",
+        "--rpc-ca-file",
+        "--telemetry",
+    }
 )
 FLAG_OPTIONS = frozenset({"--debug", "--ipv4", "--no-ipv4", "--ipv6", "--no-ipv6"})
 

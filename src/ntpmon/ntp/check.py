@@ -30,9 +30,9 @@ from typing import Any
 
 from opentelemetry.metrics import Counter
 
-from ntpmon.agent import ntp, ntpwire
-from ntpmon.agent.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
-from ntpmon.agent.ipaddr import IPAddress, as_ip, is_loopback, is_multicast, is_private
+from ntpmon.ntp import sntp, wire
+from ntpmon.ntp.instruments import NO_PROBE_INSTRUMENTS, ProbeInstruments
+from ntpmon.ntp.ipaddr import IPAddress, as_ip, is_loopback, is_multicast, is_private
 from ntpmon.pb.monitor.v2.monitor_manager_pb2 import Server, ServerStatus
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,8 @@ NETWORK_PREFIX = "network: "
 MAX_GOOD_STRATUM = 10
 UNSYNCHRONISED_STRATUM = 16
 
-CheckResult = tuple[ServerStatus | None, ntp.NTPResponse | None, str | None]
-QueryFn = Callable[..., ntp.NTPResponse]
+CheckResult = tuple[ServerStatus | None, sntp.NTPResponse | None, str | None]
+QueryFn = Callable[..., sntp.NTPResponse]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ class ProbeConfig:
     ip: Any = None
     ip_nat: Any = None
     base_checks: tuple[str, ...] = field(default_factory=tuple)
-    port: int = ntp.DEFAULT_PORT
+    port: int = sntp.DEFAULT_PORT
     allow_loopback: bool = False
 
 
@@ -65,7 +65,7 @@ class Sample:
     """One query's outcome: the status it would submit, the reply (if any) and the error text."""
 
     status: ServerStatus
-    response: ntp.NTPResponse | None
+    response: sntp.NTPResponse | None
     error: str | None
 
 
@@ -123,7 +123,7 @@ def select_best(samples: list[Sample]) -> Sample:
     return best
 
 
-def reply_status(ip: IPAddress, response: ntp.NTPResponse, now: datetime) -> ServerStatus:
+def reply_status(ip: IPAddress, response: sntp.NTPResponse, now: datetime) -> ServerStatus:
     """The status of a sample that got a valid reply."""
     status = ServerStatus(
         ip_bytes=ip.packed, no_response=False, stratum=response.stratum, leap=response.leap
@@ -134,12 +134,12 @@ def reply_status(ip: IPAddress, response: ntp.NTPResponse, now: datetime) -> Ser
     return status
 
 
-def stratum_verdict(response: ntp.NTPResponse) -> str | None:
+def stratum_verdict(response: sntp.NTPResponse) -> str | None:
     """The error that ends a probe at once (kiss code or bad stratum); None for a usable reply."""
     if response.stratum in (0, UNSYNCHRONISED_STRATUM):
         if response.kiss_code:
             return response.kiss_code
-        refid = ntpwire.reference_id_text(response.reference_id)
+        refid = wire.reference_id_text(response.reference_id)
         return f"bad stratum {response.stratum} (referenceID: {refid})"
     if response.stratum > MAX_GOOD_STRATUM:
         return f"bad stratum {response.stratum}"
@@ -148,7 +148,7 @@ def stratum_verdict(response: ntp.NTPResponse) -> str | None:
 
 def error_text(exc: Exception) -> str:
     """The submitted error text of a failed query (``network: `` marks no-response errors)."""
-    if isinstance(exc, ntp.NTPNetworkError):
+    if isinstance(exc, sntp.NTPNetworkError):
         return f"{NETWORK_PREFIX}{exc}"
     return str(exc)
 
@@ -171,7 +171,7 @@ def check_host(
     ip: Any,
     cfg: Any,
     *,
-    query: QueryFn = ntp.query,
+    query: QueryFn = sntp.query,
     sleep: Callable[[float], None] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     instruments: ProbeInstruments = NO_PROBE_INSTRUMENTS,
@@ -195,8 +195,8 @@ def check_host(
     rejection = address_rejection(addr, allow_loopback=bool(getattr(cfg, "allow_loopback", False)))
     if rejection is not None or addr is None:
         return None, None, rejection or "invalid IP"
-    port = int(getattr(cfg, "port", ntp.DEFAULT_PORT) or ntp.DEFAULT_PORT)
-    extra = {"port": port} if port != ntp.DEFAULT_PORT else {}
+    port = int(getattr(cfg, "port", sntp.DEFAULT_PORT) or sntp.DEFAULT_PORT)
+    extra = {"port": port} if port != sntp.DEFAULT_PORT else {}
     local_address = str(source) if source is not None else None
     attributes: dict[str, str | int] = {
         "ip": str(addr),
@@ -214,9 +214,9 @@ def check_host(
             _record(instruments.ntp_queries_sent, addr)
             try:
                 response = query(
-                    str(addr), timeout=ntp.DEFAULT_TIMEOUT, local_address=local_address, **extra
+                    str(addr), timeout=sntp.DEFAULT_TIMEOUT, local_address=local_address, **extra
                 )
-            except (ntp.NTPNetworkError, ntp.NTPProtocolError) as exc:
+            except (sntp.NTPNetworkError, sntp.NTPProtocolError) as exc:
                 samples.append(_failed_sample(addr, error_text(exc)))
                 continue
             except Exception as exc:  # an injected or future query bug must not end the batch

@@ -3,68 +3,31 @@
 The runner needs the bridge from the start (worker hooks, the background task), but the client,
 paho-mqtt and the connection manager (~1.2 MB resident, docs/agent.md, Memory footprint) only
 once a GetConfig answer names a broker: :meth:`AgentMqttBridge.run` imports
-:mod:`ntpmon.agent.mqtt` then. An agent without MQTT never loads them.
+:mod:`ntpmon.agent.mqtt.client` then. An agent without MQTT never loads them.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import ssl
 import threading
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ntpmon.agent.config.checkconfig import CheckConfig, MQTTSettings, apply_response
-from ntpmon.agent.instruments import ProbeInstruments
-from ntpmon.agent.scope import Scope
-from ntpmon.agent.worker import WorkerHooks
+from ntpmon.agent.daemon.scope import Scope
+from ntpmon.agent.daemon.worker import WorkerHooks
+from ntpmon.agent.mqtt.probe import CheckFn, adhoc_probe
 from ntpmon.common.environments import DeployEnv, parse_env
 from ntpmon.mqttcm.takeover import TakeoverState
+from ntpmon.ntp.instruments import ProbeInstruments
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 
 if TYPE_CHECKING:
-    from ntpmon.agent.mqtt import AgentMqtt
+    from ntpmon.agent.mqtt.client import AgentMqtt
 
 log = logging.getLogger(__name__)
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# (status, response, error) as returned by ntpmon.agent.monitor.check.check_host
-CheckOutcome = tuple[Any, Any, str | None]
-AdhocProbe = Callable[[IPAddress], CheckOutcome | None]
-CheckFn = Callable[..., CheckOutcome]
-"""``check_host``: called as ``check(ip, cfg, instruments=...)`` by the bridge."""
-
-
-class ProbeConfig(Protocol):
-    """What :func:`adhoc_probe` needs of a worker's config (``CheckConfig`` fits)."""
-
-    samples: int
-    ip: IPAddress | None
-
-
-def adhoc_probe(
-    configs: Callable[[], Sequence[ProbeConfig]],
-    check: Callable[[IPAddress, Any], CheckOutcome],
-) -> AdhocProbe:
-    """The ad-hoc probe the runner hands to :class:`AgentMqtt`.
-
-    It uses the config of the worker whose family matches the target (upstream used whichever
-    was fetched last [QUIRK fixed]), falls back to any config, and probes with one sample on a
-    copy (upstream mutated the shared config [QUIRK fixed]). No config yet → None (dropped).
-    """
-
-    def probe(ip: IPAddress) -> CheckOutcome | None:
-        available = list(configs())
-        if not available:
-            return None
-        same_family = [c for c in available if c.ip is not None and c.ip.version == ip.version]
-        cfg = (same_family or available)[0]
-        return check(ip, replace(cfg, samples=1))  # type: ignore[type-var]
-
-    return probe
 
 
 class AgentMqttBridge:
@@ -149,7 +112,7 @@ class AgentMqttBridge:
         with self._lock:
             settings = self._mqtt
         assert settings is not None
-        from ntpmon.agent.mqtt import AgentMqtt, AgentMqttOptions  # paho: only now
+        from ntpmon.agent.mqtt.client import AgentMqtt, AgentMqttOptions  # paho: only now
         from ntpmon.mqttcm.connection import BrokerEndpoint
 
         endpoint = BrokerEndpoint(
@@ -185,7 +148,7 @@ def monitor_bridge(
     TLS with the state directory's client certificate (system roots plus ``ca.pem``); with env
     ``devel`` and ``MONITOR_MQTT_PLAIN=true``, plain TCP for a broker on loopback.
     """
-    from ntpmon.agent.monitor.check import check_host
+    from ntpmon.ntp.check import check_host
 
     deploy_env = parse_env(env)
     plain = deploy_env is DeployEnv.DEVEL and environ.get("MONITOR_MQTT_PLAIN", "").lower() in {
@@ -195,7 +158,7 @@ def monitor_bridge(
     }
 
     def tls() -> ssl.SSLContext:
-        from ntpmon.agent.mqtt import agent_tls_context
+        from ntpmon.agent.mqtt.client import agent_tls_context
 
         return agent_tls_context(cfg.ca_path, cfg.cert_path, cfg.key_path)
 

@@ -1,1 +1,0 @@
-"""The monitor's measurement of one server: probe, classify, pick the best sample, report."""
