@@ -4,7 +4,8 @@ per server) for a few minutes. Prints peak RSS and CPU seconds per hour of the a
 
 Targets (issue 5): RSS <= 30 MB (the Go agent's figure) and < 1 % of one core.
 
-The agent is the real program in its own process, talking gRPC over mutual TLS and HTTPS to
+The agent is the real program in its own process, talking Connect (or gRPC) over mutual TLS
+and HTTPS to
 the scripted stand-ins from tests/agent (monitor-api's own service needs a database and an
 approved monitor; the figures here are about the agent). With ``--telemetry on`` (the agent's
 default) it exports over OTLP/HTTP with its client certificate to a collector stand-in on
@@ -32,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 from agent.certs_helper import TestCA  # noqa: E402
+from agent.fake_connect_api import FakeConnectApi  # noqa: E402
 from agent.fake_management import FakeManagement, ManagementServer  # noqa: E402
 from agent.fake_monitor_api import FakeMonitorApi, Script  # noqa: E402
 
@@ -169,6 +171,11 @@ def thread_cpu(threads: list[tuple[str, float]]) -> dict[str, float]:
     return out
 
 
+def fake_api(protocol: str) -> type[FakeConnectApi] | type[FakeMonitorApi]:
+    """The stand-in that speaks the agent's protocol (Connect over HTTP/1.1, or gRPC)."""
+    return FakeConnectApi if protocol == "connect" else FakeMonitorApi
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--servers", type=int, default=500)
@@ -218,7 +225,7 @@ def main() -> int:
         script = CadenceScript(cadence, config)
         with (
             ManagementServer(mgmt_state, base / "srv-cert.pem", base / "srv-key.pem") as mgmt,
-            FakeMonitorApi(script, server.cert_pem, server.key_pem, ca.pem) as api,
+            fake_api(args.protocol)(script, server.cert_pem, server.key_pem, ca.pem) as api,
             OtlpReceiver(base / "srv-cert.pem", base / "srv-key.pem", base / "ca.pem") as otlp,
         ):
             state = base / "state" / "devel"
