@@ -11,8 +11,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.testclient import TestClient
 
-from ntpmon.api.pages import create_pages_app
-from ntpmon.api.pages.app import HistoryWindowError, history_hours
+from ntpmon.api.pages.app import HistoryWindowError, create_pages_app, history_hours
 from ntpmon.common.clock import FixedClock
 
 from .conftest import Seeded

@@ -38,7 +38,7 @@ from ntpmon.api.mqserver.clients import ClientState
 from ntpmon.api.mqserver.service import InternalApi
 from ntpmon.api.mqserver.wiring import MqttServerOptions, start_internal_api
 from ntpmon.api.oidc import TokenIssuer
-from ntpmon.api.pages import create_pages_app
+from ntpmon.api.pages.app import create_pages_app
 from ntpmon.api.rpc.app import RpcApp
 from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher, TokenVerifier
 from ntpmon.api.rpc.listener import RpcListener, open_listener, split_address
