@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import os
 import re
 import ssl
@@ -225,13 +226,14 @@ class ConnectTransport:
             + http.send(h11.Data(data=body))
             + http.send(h11.EndOfMessage())
         )
-        status, chunks = 0, []
+        status, gzipped, chunks = 0, False, []
         while True:
             event = http.next_event()
             if event is h11.NEED_DATA:
                 http.receive_data(await self._reader.read(65536))
             elif isinstance(event, h11.Response):
                 status = event.status_code
+                gzipped = (b"content-encoding", b"gzip") in event.headers
             elif isinstance(event, h11.Data):
                 chunks.append(event.data)
             elif isinstance(event, h11.EndOfMessage):
@@ -239,9 +241,12 @@ class ConnectTransport:
             elif isinstance(event, h11.ConnectionClosed):
                 raise RpcFailedError("connection closed")
         http.start_next_cycle()
+        body = b"".join(chunks)
+        if gzipped:  # a server may compress since we accept it (connect-go does)
+            body = gzip.decompress(body)
         if status != 200:
-            raise RpcFailedError(b"".join(chunks).decode(errors="replace"))
-        return response_class.FromString(b"".join(chunks))
+            raise RpcFailedError(body.decode(errors="replace"))
+        return response_class.FromString(body)
 
     async def close(self) -> None:
         self._writer.close()
