@@ -253,3 +253,11 @@ def test_ttl_cache_reuses_then_reloads():
     now[0] += 0.2
     assert cache.get("k", load) == 3
     assert TtlCache(0).get("k", load) == 4
+
+
+def test_ulid_past_year_9999_parses_but_its_time_is_invalid_input():
+    """48 bits of milliseconds reach 10889; datetime stops at 9999 (issue 15, item 4)."""
+    ulid = parse_ulid("7" + "Z" * 25)
+    assert ulid.millis == (1 << 48) - 1
+    with pytest.raises(InvalidUlidError, match="past datetime's range"):
+        _ = ulid.time
