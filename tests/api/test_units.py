@@ -48,6 +48,12 @@ def test_non_ascii_ulid_bytes_are_invalid():
         parse_ulid("é".encode() * 13)
 
 
+def test_non_ascii_ulid_text_is_invalid_even_when_upper_case_would_fit():
+    """``"ß".upper()`` is ``"SS"``: 25 characters must not become a 26-character ULID."""
+    with pytest.raises(InvalidUlidError, match="not ASCII"):
+        parse_ulid("0ß" + "0" * 23)
+
+
 V4 = ipaddress.ip_address("192.0.2.1").packed
 V4B = ipaddress.ip_address("192.0.2.2").packed
 MAPPED = ipaddress.ip_address("::ffff:192.0.2.1").packed

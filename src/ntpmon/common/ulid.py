@@ -67,6 +67,8 @@ def parse_ulid(text: str | bytes) -> Ulid:
             text = text.decode("ascii")
         except UnicodeDecodeError:
             raise InvalidUlidError("ULID is not ASCII") from None
+    if not text.isascii():  # upper() would turn "ß" into "SS", a valid pair of characters
+        raise InvalidUlidError("ULID is not ASCII")
     upper = text.upper()
     if len(upper) != LENGTH:
         raise InvalidUlidError(f"ULID must be {LENGTH} characters, got {len(upper)}")
