@@ -25,14 +25,6 @@ def recorded_codes(caplog: pytest.LogCaptureFixture, method: str) -> list[str]:
     return [r.code for r in caplog.records if r.name == ACCESS_LOG and r.method == method]
 
 
-def metric_count(api: RunningApi, method: str, code: str) -> float:
-    """How many calls of ``method`` the duration histogram counted under ``code``."""
-    value = api.metrics.registry.get_sample_value(
-        "monitorapi_rpc_duration_seconds_count", {"method": method, "code": code}
-    )
-    return value or 0.0
-
-
 def failed_submit(api: RunningApi, protocol: str, request: pb.SubmitResultsRequest) -> RpcCallError:
     with (
         rpc_client(protocol, Peer(api.port, api.ca.root_pem(), api.client_cert())) as client,
@@ -47,8 +39,8 @@ def check_recorded(
 ) -> None:
     """One access log line and one histogram observation, both with ``code``, none with OK."""
     assert recorded_codes(caplog, method) == [code.name]
-    assert metric_count(api, method, code.name) == 1
-    assert metric_count(api, method, "OK") == 0
+    assert api.rpc_count(method, code.name) == 1
+    assert api.rpc_count(method, "OK") == 0
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
