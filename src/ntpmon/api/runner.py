@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import threading
 from collections.abc import Iterable
@@ -50,6 +49,7 @@ from ntpmon.api.tickets import TicketSigner
 from ntpmon.api.tracing import tracer_from_environment
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.common.environments import DeployEnv
+from ntpmon.common.privatefile import write_private
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +97,6 @@ def _bind(address: str) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
 
 
 def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starlette, Starlette]:
@@ -324,8 +318,8 @@ class MonitorApiServer:
         issued = self.ca.issue_server(list(dict.fromkeys(names)), SERVER_CERT_LIFETIME)
         directory = self.options.data_dir / "server"
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(directory / "tls.crt", issued.cert_pem)
-        _write_private(directory / "tls.key", issued.key_pem)
+        write_private(directory / "tls.crt", issued.cert_pem)
+        write_private(directory / "tls.key", issued.key_pem)
         return issued
 
     def _rotate_keys(self) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 from ntpmon.api.tickets import StaticKeyring
 from ntpmon.common.clock import Clock
 from ntpmon.common.errors import NtpmonError
+from ntpmon.common.privatefile import write_private
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +32,6 @@ ENV_KEYS = "MONITOR_TICKET_KEYS"
 
 class TicketKeyError(NtpmonError):
     """The ticket keys cannot be read or written."""
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    tmp.replace(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +66,7 @@ def load_key_file(
         entries.append(KeyEntry(version, secrets.token_urlsafe(16), int(now.timestamp())))
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"keys": [dataclasses.asdict(e) for e in entries]}
-        _write_private(path, json.dumps(doc, indent=1))
+        write_private(path, json.dumps(doc, indent=1))
     return StaticKeyring({e.version: e.secret.encode() for e in entries})
 
 

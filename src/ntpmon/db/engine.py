@@ -30,6 +30,30 @@ SESSION_INIT = (
 ``ntpmon.db.scorer``)."""
 
 
+DRIVER_TIMEOUTS: dict[str, float] = {
+    "connect_timeout": 5,
+    "read_timeout": 30,
+    "write_timeout": 30,
+}
+"""PyMySQL's socket timeouts, in seconds, unless the DSN sets them (``?connect_timeout=`` /
+``read_timeout`` / ``write_timeout`` in a URL; ``timeout``, ``readTimeout``, ``writeTimeout`` in
+a Go DSN). Without them a partitioned database (packets dropped, no RST) blocks a handler
+thread until the kernel gives up, minutes later, and every RPC hangs until the client's
+deadline; with them the call fails as a connection error and is answered UNAVAILABLE. The read
+timeout also bounds a single statement's wait for its result, lock waits included: one that
+waits longer is treated as a lost connection (the connection is dropped, the work retried)."""
+
+
+def driver_timeouts(settings: DatabaseSettings) -> dict[str, float]:
+    """:data:`DRIVER_TIMEOUTS` with what the DSN says instead.
+
+    The URL's query must win, but SQLAlchemy lets ``connect_args`` override the query, so a
+    default is only passed for a timeout the URL does not set.
+    """
+    given = {**settings.url.query, **settings.connect_args}
+    return {key: value for key, value in DRIVER_TIMEOUTS.items() if key not in given}
+
+
 class DatabaseUnavailableError(NtpmonError):
     """The database did not answer within the start-up window."""
 
@@ -50,8 +74,8 @@ def create_db_engine(
         return _sqlite_engine(settings)
     connect_args = {
         "charset": "utf8mb4",
-        "connect_timeout": 10,
         "init_command": SESSION_INIT,
+        **driver_timeouts(settings),
         **settings.connect_args,
     }
     engine = create_engine(
