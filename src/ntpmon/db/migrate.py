@@ -10,6 +10,7 @@ only creates what is missing and the revisions after it only add what is not alr
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,19 @@ from ntpmon.db.tables import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+
+class _QuietContext(logging.Filter):
+    """Drop Alembic's per-connection chatter ("Context impl SQLiteImpl.", "Will assume
+    transactional DDL."): every program start reads the revision, and those lines say nothing
+    to an operator. The "Running upgrade 0002 -> 0003" lines stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = str(record.msg)
+        return not message.startswith(("Context impl", "Will assume"))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_QuietContext())
 
 SCRIPT_LOCATION = "ntpmon.db:migrations"
 VERSION_TABLE = "alembic_version"
