@@ -280,3 +280,27 @@ def test_running_server_keeps_its_keys_and_serves_while_vault_is_sealed(
         assert len(vault.requests_seen()) > before  # it did ask the sealed Vault, and went on
     with db.connect() as conn:
         assert conn.execute(select(func.count()).select_from(log_scores)).scalar_one() == 3
+
+
+@pytest.mark.db
+def test_worker_processes_read_the_keys_from_vault_too(vault, db, clock, tmp_path, monkeypatch):
+    """``--processes 2``: the worker finds Vault through the inherited environment, reads the
+    keys the main process created, and never writes any."""
+    monkeypatch.delenv("MONITOR_TICKET_KEYS", raising=False)
+    monkeypatch.setenv("VAULT_ADDR", vault.addr)
+    monkeypatch.setenv("VAULT_TOKEN", vault.new_token())
+    options = loopback_options(
+        db,
+        tmp_path / "data",
+        clock=clock,
+        ticket_keys="vault",
+        vault=VaultSettings.from_environ(),
+        processes=2,
+        dsn=db.url.render_as_string(hide_password=False),
+    )
+    with serving(options):
+        reads = [r for r in vault.requests_seen() if r == ("GET", f"/v1/kv/data/{KEYS_PATH}")]
+        writes = [r for r in vault.requests_seen() if r == ("POST", f"/v1/kv/data/{KEYS_PATH}")]
+    assert len(writes) == 1  # the main process created version 1
+    assert len(reads) >= 3  # main: before and after creating; the worker: at its start
+    assert len(vault.state.kv[KEYS_PATH]) == 1
