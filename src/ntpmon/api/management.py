@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ntpmon.api.ca import CertificateAuthority
+from ntpmon.api.ca import CAError, CertificateAuthority
 from ntpmon.api.mgmtinput import BadRequestError, parse_registration_form, parse_token_request
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.registration import (
@@ -201,7 +201,15 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
         cert = {"cert": "", "key": "", "ca": ctx.ca.root_pem()}
         wants_cert = request.query_params.get("request_certificate", "").lower() == "true"
         if wants_cert and any(m.status in LIVE for m in rows):
-            issued = ctx.ca.issue_client(key.tls_name, ctx.cert_lifetime)
+            try:  # Vault PKI is a network call and may be away: not on the event loop
+                issued = await run_in_threadpool(
+                    ctx.ca.issue_client, key.tls_name, ctx.cert_lifetime
+                )
+            except CAError as exc:
+                log.error(
+                    "certificate not issued", extra={"monitor": key.tls_name, "error": str(exc)}
+                )
+                return _text(503, "certificate authority unavailable, try again later")
             cert |= {"cert": issued.cert_pem, "key": issued.key_pem}
             log.info("certificate issued", extra={"monitor": key.tls_name})
         return JSONResponse(

@@ -2,7 +2,8 @@
 
 The key file keeps every version (older tickets still verify) and gets a new newest version
 when the current one is older than :data:`ROTATE_AFTER` at start-up, as upstream's Vault
-rotation does every 10 hours. Vault KV is the production option (:mod:`ntpmon.api.vault`).
+rotation does every 10 hours. Vault KV is the production option (:mod:`ntpmon.api.vault`,
+``monitor-api server --ticket-keys vault``).
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ntpmon.api.tickets import StaticKeyring
+from ntpmon.api.tickets import KeyStore, StaticKeyring
 from ntpmon.common.clock import Clock
 from ntpmon.common.errors import NtpmonError
 from ntpmon.common.privatefile import write_private
+
+if TYPE_CHECKING:
+    from ntpmon.api.vault import VaultSession
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +73,13 @@ def load_key_file(
         doc = {"keys": [dataclasses.asdict(e) for e in entries]}
         write_private(path, json.dumps(doc, indent=1))
     return StaticKeyring({e.version: e.secret.encode() for e in entries})
+
+
+@runtime_checkable
+class RotatingKeyStore(KeyStore, Protocol):
+    """A key store the server asks every :data:`CHECK_EVERY` whether a new version is due."""
+
+    def maybe_rotate(self) -> bool: ...
 
 
 class FileKeyring:
@@ -159,9 +171,12 @@ def keyring_for(
     environ: Mapping[str, str] | None = None,
     *,
     follower: bool = False,
-) -> StaticKeyring | FileKeyring:
-    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas), else the data-dir key file
-    (read-only for a ``follower``, a worker process of a server that owns the file)."""
+    vault: VaultSession | None = None,
+    env: str = "devel",
+) -> KeyStore:
+    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas; Vault is then not contacted),
+    else Vault KV when a ``vault`` session is given, else the data-dir key file. A ``follower``
+    (a worker process of a server) never creates or rotates keys."""
     environ = os.environ if environ is None else environ
     spec = environ.get(ENV_KEYS, "")
     if spec:
@@ -169,5 +184,9 @@ def keyring_for(
             return StaticKeyring.parse(spec)
         except ValueError as exc:
             raise TicketKeyError(f"{ENV_KEYS}: {exc}") from None
+    if vault is not None:
+        from ntpmon.api.vault import VaultKeyring
+
+        return VaultKeyring(vault, env, clock, follower=follower)
     path = data_dir / "ticket-keys.json"
     return FileKeyring.follower_of(path, clock) if follower else FileKeyring(path, clock)

@@ -211,6 +211,26 @@ def wait_for_database(
             delay = min(delay * 2, 5.0)
 
 
+def connect_database(
+    dsn: str | None = None,
+    *,
+    default_sqlite: Path | None = None,
+    wait: float = 45.0,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    ping_after_idle: float | None = None,
+) -> Engine:
+    """Resolve the settings and connect (waiting up to ``wait`` seconds), schema unchecked."""
+    from ntpmon.db.config import resolve_settings
+
+    settings = resolve_settings(dsn, default_sqlite=default_sqlite)
+    engine = create_db_engine(
+        settings, pool_size=pool_size, max_overflow=max_overflow, ping_after_idle=ping_after_idle
+    )
+    wait_for_database(engine, settings, timeout=wait)
+    return engine
+
+
 def open_database(
     dsn: str | None = None,
     *,
@@ -223,20 +243,24 @@ def open_database(
 ) -> Engine:
     """Resolve, connect and check the database a command needs.
 
-    ``create`` makes missing tables (the embedded SQLite default and ``db init``); without it a
-    database that lacks ntpmon's tables is refused with one clear line. A server with many
-    handler threads sizes the pool to match: an overflow connection is closed when returned
-    to a full pool, so an undersized pool reconnects (TCP, auth, session set-up) under load.
+    ``create`` makes the tables of a database that has none (the embedded SQLite default).
+    A database that lacks ntpmon's tables, or whose schema is behind, is refused with one clear
+    line: only the ``db`` commands change an existing schema. A server with many handler
+    threads sizes the pool to match: an overflow connection is closed when returned to a full
+    pool, so an undersized pool reconnects (TCP, auth, session set-up) under load.
     """
-    from ntpmon.db.config import resolve_settings
-    from ntpmon.db.ddl import check_schema, create_schema
+    from ntpmon.db.ddl import check_schema
+    from ntpmon.db.migrate import create_new_schema
 
-    settings = resolve_settings(dsn, default_sqlite=default_sqlite)
-    engine = create_db_engine(
-        settings, pool_size=pool_size, max_overflow=max_overflow, ping_after_idle=ping_after_idle
+    engine = connect_database(
+        dsn,
+        default_sqlite=default_sqlite,
+        wait=wait,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        ping_after_idle=ping_after_idle,
     )
-    wait_for_database(engine, settings, timeout=wait)
     if create:
-        create_schema(engine)
+        create_new_schema(engine)
     check_schema(engine)
     return engine
