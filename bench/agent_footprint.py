@@ -17,6 +17,7 @@ loopback; ``off`` is the agent without the OpenTelemetry SDK. Usage:
 from __future__ import annotations
 
 import argparse
+import compileall
 import ipaddress
 import json
 import os
@@ -183,6 +184,10 @@ def main() -> int:
     parser.add_argument("--telemetry", choices=("on", "off"), default="on")
     parser.add_argument("--protocol", choices=("connect", "grpc"), default="connect")
     args = parser.parse_args()
+    # measure the agent as installed: pip and distribution packages compile every module at
+    # install time, while an editable checkout under PYTHONDONTWRITEBYTECODE=1 would compile
+    # ntpmon's sources at each start (~0.9 MB more peak RSS, none of it the agent's)
+    compileall.compile_dir(ROOT / "src" / "ntpmon", quiet=1)
 
     hosts = [str(ipaddress.ip_address("127.0.1.1") + i) for i in range(args.servers)]
     responders = subprocess.Popen(
