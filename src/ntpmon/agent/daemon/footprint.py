@@ -12,7 +12,6 @@ synchronous one; :func:`import_grpc_without_asyncio` defers both until something
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 import types
@@ -37,16 +36,6 @@ def limit_malloc_arenas(environ: Mapping[str, str], arenas: int = ARENAS) -> boo
         return bool(libc.mallopt(M_ARENA_MAX, arenas))
     except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
         return False
-
-
-def settle_after_start_up() -> None:
-    """Collect the import-time garbage, then exempt the survivors from later collections.
-
-    Everything alive now (modules, classes, configuration) lives as long as the process; the
-    cyclic collector need not walk it again every time probe threads allocate.
-    """
-    gc.collect()
-    gc.freeze()
 
 
 # grpcio's native module imports asyncio; ``grpc/__init__`` imports grpc.aio (see below)
