@@ -266,6 +266,7 @@ def main() -> int:
             started = time.monotonic()
             time.sleep(30)  # start-up: imports, gates, first config
             _, cpu_warm = proc_stats(agent.pid)
+            rss_warm = status_kb(agent.pid, "VmRSS") * 1024  # against the end: growth
             warm = time.monotonic()
             peak = 0
             while time.monotonic() - started < args.minutes * 60:
@@ -302,6 +303,7 @@ def main() -> int:
         ("server results submitted", f"{statuses}"),
         ("expected results at cadence", f"{args.servers * steady / ACTIVE_INTERVAL:.0f}"),
         ("peak RSS (MB)", f"{peak / 1e6:.1f}  (target <= 30)"),
+        ("RSS after start-up (30 s, MB)", f"{rss_warm / 1e6:.1f}"),
         ("RSS at the end (MB)", f"{rss_now / 1e6:.1f}"),
         ("threads at the end", f"{thread_count}"),
         ("CPU s total (incl. start-up)", f"{cpu_end:.2f}"),
