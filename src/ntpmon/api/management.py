@@ -16,10 +16,12 @@ from urllib.parse import parse_qs
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ntpmon.api.bodylimit import MANAGEMENT_BODY_LIMIT, BodyLimit
 from ntpmon.api.ca import CertificateAuthority
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.registration import (
@@ -38,7 +40,6 @@ from ntpmon.db.models import Monitor
 log = logging.getLogger(__name__)
 
 LIVE = ("testing", "active")
-MAX_FORM_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,8 @@ def _authenticate(ctx: ManagementContext, request: Request) -> reg.ApiKey | None
 
 
 def build_management_app(ctx: ManagementContext) -> Starlette:
-    """The Starlette application; TLS is terminated by the server that runs it."""
+    """The Starlette application; TLS is terminated by the server that runs it. Every body is
+    read, up to :data:`MANAGEMENT_BODY_LIMIT` bytes, before a handler runs (:class:`BodyLimit`)."""
 
     async def registration(request: Request) -> Response:
         try:
@@ -144,12 +146,7 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
             return _text(400, "cannot tell the client address")
         if not usable_monitor_address(address, ctx.env):
             return _text(400, f"address {address} cannot be used for a monitor")
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
-            return _text(413, "form too large")
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return _text(413, "form too large")
+        body = await request.body()  # at most MANAGEMENT_BODY_LIMIT bytes (BodyLimit)
         form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
         hostname = form.get("hostname", [""])[0]
         account_ref = form.get("a", [""])[0]
@@ -241,5 +238,6 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
             Route("/api/oidc/token", token, methods=["POST"]),
             Route("/api/oidc/jwks.json", jwks, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-        ]
+        ],
+        middleware=[Middleware(BodyLimit, limit=MANAGEMENT_BODY_LIMIT)],
     )

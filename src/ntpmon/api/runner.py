@@ -23,11 +23,13 @@ import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ntpmon.api.admission import PriorityScheduler
+from ntpmon.api.bodylimit import READ_ONLY_BODY_LIMIT, BodyLimit
 from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
 from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.api.jwks import external_tokens
@@ -106,7 +108,8 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starlette, Starlette]:
-    """The health and metrics applications (plain HTTP); the status pages share health's."""
+    """The health and metrics applications (plain HTTP); the status pages share health's.
+    None of them takes a body: more than :data:`READ_ONLY_BODY_LIMIT` bytes is answered 413."""
 
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -119,9 +122,10 @@ def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starle
     health_routes: list[BaseRoute] = [Route("/__health", health)]
     if pages is not None:
         health_routes.append(Mount("/", app=pages))
+    bounded = [Middleware(BodyLimit, limit=READ_ONLY_BODY_LIMIT)]
     return (
-        Starlette(routes=health_routes),
-        Starlette(routes=[Route("/metrics", exposition)]),
+        Starlette(routes=health_routes, middleware=bounded),
+        Starlette(routes=[Route("/metrics", exposition)], middleware=bounded),
     )
 
 
