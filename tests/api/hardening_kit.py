@@ -7,6 +7,7 @@ import contextlib
 import select
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,3 +91,38 @@ def chunked_upload(
                 break
             response += data
     return UploadResult(response.split(b"\r\n", 1)[0].decode("latin-1"), response, sent)
+
+
+# A TLS record header announcing a 512-byte handshake message, then only part of it.
+PARTIAL_CLIENT_HELLO = bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xFC, 0x03, 0x03])
+
+
+def half_open(port: int, count: int) -> list[socket.socket]:
+    """``count`` TCP connections that never finish a TLS handshake: every other one sends
+    nothing at all, the rest a partial ClientHello."""
+    sockets = []
+    for i in range(count):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10.0)
+        if i % 2:
+            sock.sendall(PARTIAL_CLIENT_HELLO)
+        sockets.append(sock)
+    return sockets
+
+
+def wait_closed(sockets: list[socket.socket], within: float) -> int:
+    """How many of ``sockets`` the server closed within ``within`` seconds (EOF or reset)."""
+    deadline = time.monotonic() + within
+    pending = list(sockets)
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        readable, _, _ = select.select(pending, [], [], min(remaining, 1.0))
+        for sock in readable:
+            try:
+                data = sock.recv(4096)
+            except OSError:
+                data = b""
+            if not data:
+                pending.remove(sock)
+    return len(sockets) - len(pending)

@@ -294,6 +294,9 @@ class MonitorApiServer:
             mqtt_host=options.mqtt.host,
             mqtt_port=options.mqtt.port,
             jwt_key=options.mqtt.jwt_key,
+            handshake_timeout=options.rpc_limits.handshake_timeout,
+            keep_alive_timeout=options.rpc_limits.keep_alive_timeout,
+            max_connections=options.rpc_limits.max_connections,
         )
         return WorkerPool(spec, options.processes - 1)
 
