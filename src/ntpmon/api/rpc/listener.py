@@ -25,6 +25,7 @@ from hypercorn.config import Config
 
 from ntpmon.api.connections import ConnectionGate, ConnectionLimits
 from ntpmon.api.rpc.app import RpcApp
+from ntpmon.api.rpc.badrequests import tame
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,8 @@ def _hypercorn_config(limits: ListenerLimits) -> Config:
     config.h2_max_concurrent_streams = limits.h2_max_concurrent_streams
     config.include_server_header = False
     config.accesslog = None  # the dispatcher writes the access log, with the monitor in it
-    config.errorlog = logging.getLogger("ntpmon.api.rpc.http")
+    # one WARNING line per error, no traceback, rate-limited (a peer must not fill the disk)
+    config.errorlog = tame(logging.getLogger("ntpmon.api.rpc.http"))
     return config
 
 
