@@ -293,6 +293,25 @@ def server(  # noqa: PLR0917 - typer options
     log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
     ticket_keys: TicketKeysOption = "file",
     ca: CaOption = "embedded",
+    max_connections: Annotated[
+        int, typer.Option(min=1, help="RPC port: connections at once, handshaking ones included")
+    ] = 1024,
+    management_max_connections: Annotated[
+        int, typer.Option(min=1, help="management port: connections at once")
+    ] = 256,
+    http_max_connections: Annotated[
+        int, typer.Option(min=1, help="health/pages and metrics ports: connections at once")
+    ] = 64,
+    tls_handshake_timeout: Annotated[
+        float, typer.Option(min=0.1, help="seconds a TLS handshake may take (RPC, management)")
+    ] = 10.0,
+    keep_alive_timeout: Annotated[
+        float, typer.Option(min=1, help="RPC port: seconds an idle connection is kept")
+    ] = 75.0,
+    idle_timeout: Annotated[
+        float,
+        typer.Option(min=1, help="management, health, metrics: seconds an idle connection is kept"),
+    ] = 30.0,
 ) -> None:
     """Run the RPC service (Connect, gRPC, gRPC-Web), the management API, health, metrics
     and (with a JWT key) the MQTT side with its internal HTTP API until SIGTERM/SIGINT."""
@@ -311,6 +330,8 @@ def server(  # noqa: PLR0917 - typer options
     vault = _vault_settings(ticket_keys, ca)
     from datetime import timedelta
 
+    from ntpmon.api.connections import ConnectionLimits
+    from ntpmon.api.rpc.listener import ListenerLimits
     from ntpmon.api.runner import MonitorApiServer, ServerOptions
     from ntpmon.api.service import PING_AFTER_IDLE, MqttSettings
     from ntpmon.db.engine import open_database
@@ -357,6 +378,15 @@ def server(  # noqa: PLR0917 - typer options
         ticket_keys=ticket_keys,
         ca=ca,
         vault=vault,
+        rpc_limits=ListenerLimits(
+            handshake_timeout=tls_handshake_timeout,
+            keep_alive_timeout=keep_alive_timeout,
+            max_connections=max_connections,
+        ),
+        management_limits=ConnectionLimits(
+            management_max_connections, tls_handshake_timeout, idle_timeout
+        ),
+        http_limits=ConnectionLimits(http_max_connections, tls_handshake_timeout, idle_timeout),
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ntpmon.api.bodylimit import MANAGEMENT_BODY_LIMIT, BodyLimit
 from ntpmon.api.ca import CAError, CertificateAuthority
 from ntpmon.api.mgmtinput import BadRequestError, parse_registration_form, parse_token_request
 from ntpmon.api.oidc import TokenIssuer
@@ -37,7 +39,6 @@ from ntpmon.db.models import Monitor
 log = logging.getLogger(__name__)
 
 LIVE = ("testing", "active")
-MAX_FORM_BYTES = 8192
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def _authenticate(ctx: ManagementContext, request: Request) -> reg.ApiKey | None
 
 
 def build_management_app(ctx: ManagementContext) -> Starlette:
-    """The Starlette application; TLS is terminated by the server that runs it."""
+    """The Starlette application; TLS is terminated by the server that runs it. Every body is
+    read, up to :data:`MANAGEMENT_BODY_LIMIT` bytes, before a handler runs (:class:`BodyLimit`)."""
 
     async def registration(request: Request) -> Response:
         try:
@@ -143,12 +145,7 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
             return _text(400, "cannot tell the client address")
         if not usable_monitor_address(address, ctx.env):
             return _text(400, f"address {address} cannot be used for a monitor")
-        declared = request.headers.get("content-length", "0")
-        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
-            return _text(413, "form too large")
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            return _text(413, "form too large")
+        body = await request.body()  # at most MANAGEMENT_BODY_LIMIT bytes (BodyLimit)
         try:
             form = parse_registration_form(body)
         except BadRequestError as exc:
@@ -246,5 +243,6 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
             Route("/api/oidc/token", token, methods=["POST"]),
             Route("/api/oidc/jwks.json", jwks, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-        ]
+        ],
+        middleware=[Middleware(BodyLimit, limit=MANAGEMENT_BODY_LIMIT)],
     )

@@ -18,17 +18,20 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 
-import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ntpmon.api.admission import PriorityScheduler
+from ntpmon.api.bodylimit import READ_ONLY_BODY_LIMIT, BodyLimit
 from ntpmon.api.ca import CertificateAuthority, EmbeddedCA, IssuedCertificate
+from ntpmon.api.connections import ConnectionLimits
 from ntpmon.api.defaults import DEFAULT_WORKERS
+from ntpmon.api.httpserve import GatedServer, gated_config
 from ntpmon.api.jwks import external_tokens
 from ntpmon.api.jwtauth import JwtVerifier
 from ntpmon.api.management import ManagementContext, build_management_app
@@ -40,7 +43,7 @@ from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.pages.app import create_pages_app
 from ntpmon.api.rpc.app import RpcApp
 from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher, TokenVerifier
-from ntpmon.api.rpc.listener import RpcListener, open_listener, split_address
+from ntpmon.api.rpc.listener import ListenerLimits, RpcListener, open_listener, split_address
 from ntpmon.api.rpc.tlsfiles import ReloadingContext, TlsFiles
 from ntpmon.api.rpc.workers import WorkerPool, WorkerSpec
 from ntpmon.api.service import MonitorService, MqttSettings
@@ -55,6 +58,10 @@ from ntpmon.common.privatefile import write_private
 log = logging.getLogger(__name__)
 
 SERVER_CERT_LIFETIME = timedelta(days=90)
+# agents call the management API a few times a day each; health, pages and metrics are for
+# a handful of operators and scrapers
+MANAGEMENT_LIMITS = ConnectionLimits(max_connections=256, handshake_timeout=10.0, idle_timeout=30.0)
+HTTP_LIMITS = ConnectionLimits(max_connections=64, handshake_timeout=10.0, idle_timeout=30.0)
 
 
 @dataclass
@@ -87,6 +94,9 @@ class ServerOptions:
     processes: int = 1  # processes serving the RPC listener (N-1 spawned workers)
     dsn: str | None = None  # how workers reach the database (as given on the command line)
     log_level: str = "info"
+    rpc_limits: ListenerLimits = field(default_factory=ListenerLimits)
+    management_limits: ConnectionLimits = field(default_factory=lambda: MANAGEMENT_LIMITS)
+    http_limits: ConnectionLimits = field(default_factory=lambda: HTTP_LIMITS)  # health, metrics
     ticket_keys: str = "file"  # "file" (data dir or MONITOR_TICKET_KEYS) or "vault" (KV v2)
     ca: str = "embedded"  # "embedded" (data dir) or "vault" (PKI)
     vault: VaultSettings | None = None  # needed when either of the two is "vault"
@@ -108,7 +118,8 @@ def _bind(address: str) -> socket.socket:
 
 
 def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starlette, Starlette]:
-    """The health and metrics applications (plain HTTP); the status pages share health's."""
+    """The health and metrics applications (plain HTTP); the status pages share health's.
+    None of them takes a body: more than :data:`READ_ONLY_BODY_LIMIT` bytes is answered 413."""
 
     async def health(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -121,9 +132,10 @@ def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starle
     health_routes: list[BaseRoute] = [Route("/__health", health)]
     if pages is not None:
         health_routes.append(Mount("/", app=pages))
+    bounded = [Middleware(BodyLimit, limit=READ_ONLY_BODY_LIMIT)]
     return (
-        Starlette(routes=health_routes),
-        Starlette(routes=[Route("/metrics", exposition)]),
+        Starlette(routes=health_routes, middleware=bounded),
+        Starlette(routes=[Route("/metrics", exposition)], middleware=bounded),
     )
 
 
@@ -189,12 +201,18 @@ class MonitorApiServer:
             self.scheduler,
         )
         self.rpc = open_listener(
-            self.rpc_app, self.tls_context, options.listen, reuse_port=options.processes > 1
+            self.rpc_app,
+            self.tls_context,
+            options.listen,
+            reuse_port=options.processes > 1,
+            limits=options.rpc_limits,
         )
         self.ports["rpc"] = self.rpc.port
         self.rpc_listeners: list[RpcListener] = [self.rpc]
         if options.jwt_listen:
-            extra = open_listener(self.rpc_app, self.tls_context, options.jwt_listen)
+            extra = open_listener(
+                self.rpc_app, self.tls_context, options.jwt_listen, limits=options.rpc_limits
+            )
             self.rpc_listeners.append(extra)
             self.ports["rpc_jwt"] = extra.port
         self.workers = self._start_workers() if options.processes > 1 else None
@@ -217,23 +235,11 @@ class MonitorApiServer:
         )
         health, metrics_app = ops_app(self.metrics, pages)
         cert_file, key_file = data_dir / "server" / "tls.crt", data_dir / "server" / "tls.key"
+        tls_files = {"ssl_certfile": str(cert_file), "ssl_keyfile": str(key_file)}
         self._uvicorn = [
-            (
-                uvicorn.Server(
-                    uvicorn.Config(
-                        management,
-                        ssl_certfile=str(cert_file),
-                        ssl_keyfile=str(key_file),
-                        log_config=None,
-                        access_log=False,
-                        lifespan="off",
-                        timeout_graceful_shutdown=int(options.grace),
-                    )
-                ),
-                sockets["management"],
-            ),
-            (uvicorn.Server(self._plain(health)), sockets["health"]),
-            (uvicorn.Server(self._plain(metrics_app)), sockets["metrics"]),
+            self._http(management, sockets["management"], options.management_limits, tls_files),
+            self._http(health, sockets["health"], options.http_limits),
+            self._http(metrics_app, sockets["metrics"], options.http_limits),
         ]
         self._thread = threading.Thread(target=self._serve_http, name="http", daemon=True)
         self._thread.start()
@@ -306,6 +312,9 @@ class MonitorApiServer:
             mqtt_host=options.mqtt.host,
             mqtt_port=options.mqtt.port,
             jwt_key=options.mqtt.jwt_key,
+            handshake_timeout=options.rpc_limits.handshake_timeout,
+            keep_alive_timeout=options.rpc_limits.keep_alive_timeout,
+            max_connections=options.rpc_limits.max_connections,
         )
         return WorkerPool(spec, options.processes - 1)
 
@@ -328,14 +337,15 @@ class MonitorApiServer:
             clock=self.options.clock,
         )
 
-    def _plain(self, app: Starlette) -> uvicorn.Config:
-        return uvicorn.Config(
-            app,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-            timeout_graceful_shutdown=int(self.options.grace),
-        )
+    def _http(
+        self,
+        app: Starlette,
+        sock: socket.socket,
+        limits: ConnectionLimits,
+        tls_files: dict[str, str] | None = None,
+    ) -> GatedServer:
+        config = gated_config(app, limits, self.options.grace, **(tls_files or {}))
+        return GatedServer(config, sock, limits)
 
     def _server_certificate(self, names: list[str]) -> IssuedCertificate:
         """Issued by the monitor CA at every start and written where uvicorn can read it."""
@@ -358,14 +368,14 @@ class MonitorApiServer:
 
     def _serve_http(self) -> None:
         async def main() -> None:
-            await asyncio.gather(*(server.serve(sockets=[sock]) for server, sock in self._uvicorn))
+            await asyncio.gather(*(server.serve() for server in self._uvicorn))
 
         asyncio.run(main())
 
     def wait_ready(self, timeout: float = 10.0) -> None:
         """Block until every HTTP listener has started."""
         deadline = threading.Event()
-        for server, _ in self._uvicorn:
+        for server in self._uvicorn:
             waited = 0.0
             while not server.started and waited < timeout:
                 deadline.wait(0.02)
@@ -374,7 +384,7 @@ class MonitorApiServer:
     def stop(self) -> None:
         """Graceful shutdown: HTTP first, then in-flight RPCs finish within ``grace``."""
         self._stopping.set()
-        for server, _ in self._uvicorn:
+        for server in self._uvicorn:
             server.should_exit = True
         if self.workers is not None:
             self.workers.terminate()

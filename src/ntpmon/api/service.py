@@ -124,6 +124,10 @@ class MonitorService:
     # -- shared steps -------------------------------------------------------------------------
 
     def _lookup(self, conn: Connection, call: CallInfo, mon_id: str) -> q.MonitorIdentity:
+        # an address or a name is ASCII; a 4-byte UTF-8 character cannot even be compared with
+        # a utf8mb3 column (MariaDB fails the query: INTERNAL instead of NOT_FOUND)
+        if not mon_id.isascii():
+            raise not_found()
         ident = q.get_monitor_for_identity(conn, tls_name=call.name, mon_id=mon_id)
         if ident is None:
             raise not_found()

@@ -12,10 +12,12 @@ from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from ntpmon.api.bodylimit import INTERNAL_BODY_LIMIT, BodyLimit
 from ntpmon.api.mqserver.adhoc import TargetError, parse_go_bool, parse_target
 from ntpmon.api.mqserver.broker import MqServer, TraceIds
 from ntpmon.api.mqserver.checks import MetricsRequestError, fetch_agent_metrics, run_adhoc_check
@@ -94,4 +96,5 @@ def build_http_app(server: MqServer, clock: Clock) -> Starlette:
             Route("/monitors/metrics", monitor_metrics, methods=["GET"]),
         ],
         exception_handlers={Exception: internal_error},
+        middleware=[Middleware(BodyLimit, limit=INTERNAL_BODY_LIMIT)],
     )

@@ -18,6 +18,7 @@ import grpc
 
 from ntpmon.api.admission import PriorityScheduler
 from ntpmon.api.rpc import protocols as wire
+from ntpmon.api.rpc.badrequests import MALFORMED, BadRequestLog
 from ntpmon.api.rpc.dispatch import PRIORITIES, SERVICE, CallMeta, Dispatcher
 from ntpmon.api.rpcerrors import RpcError
 
@@ -127,10 +128,12 @@ class RpcApp:
         scheduler: PriorityScheduler,
         *,
         max_message_bytes: int = MAX_MESSAGE_BYTES,
+        bad_requests: BadRequestLog | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.scheduler = scheduler
         self.max_message_bytes = max_message_bytes
+        self.bad_requests = bad_requests or BadRequestLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -147,17 +150,17 @@ class RpcApp:
         # connect-go's order: its mux answers unknown paths 404 (gRPC clients get
         # UNIMPLEMENTED below instead), then the handler 405 for any method but POST, then 415
         if method not in self.dispatcher.methods and protocol in (None, wire.Protocol.CONNECT):
-            await discard_body(receive)
-            await _plain(send, 404, "404 page not found\n")
+            await self._refuse(scope, receive, send, 404, "404 page not found\n")
             return
         if scope["method"] != "POST":
-            await discard_body(receive)
-            await _plain(send, 405, "method not allowed\n", [(b"allow", b"POST")])
+            allow = [(b"allow", b"POST")]
+            await self._refuse(scope, receive, send, 405, "method not allowed\n", allow)
             return
         if protocol is None:
-            await discard_body(receive)
             accept = b"application/proto, application/json, application/grpc, application/grpc-web"
-            await _plain(send, 415, "unsupported content type\n", [(b"accept-post", accept)])
+            await self._refuse(
+                scope, receive, send, 415, "unsupported content type\n", [(b"accept-post", accept)]
+            )
             return
         trailers_allowed = "http.response.trailers" in scope.get("extensions", {})
         started = time.monotonic()
@@ -194,12 +197,28 @@ class RpcApp:
             message = await asyncio.wrap_future(future)
             response = wire.success(wire_format, message)
         except RpcError as exc:
+            if exc.code in MALFORMED:
+                self.bad_requests.report(_peer(scope), scope["path"], exc.message)
             if body_pending:  # refused on its headers alone
                 await discard_body(receive)
             response = wire.failure(wire_format, exc.code, exc.message)
         except ConnectionResetError:
             return
         await _send(send, response, trailers_allowed)
+
+    async def _refuse(  # noqa: PLR0917 - the ASGI triple and the answer
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        text: str,
+        extra: wire.Headers | None = None,
+    ) -> None:
+        """An HTTP answer to what is no RPC: logged (rate-limited per peer), the body dropped."""
+        self.bad_requests.report(_peer(scope), scope["path"], text.strip())
+        await discard_body(receive)
+        await _plain(send, status, text, extra)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

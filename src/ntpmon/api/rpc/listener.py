@@ -2,7 +2,8 @@
 
 Why hypercorn's pieces and not its ``serve()``: the service needs the verified client
 certificate of each connection, which no ASGI server puts in the scope. Accepting the
-connections here (``asyncio.start_server`` with the reloading TLS context) and handing each
+connections here (through a :class:`ConnectionGate`, which caps them from accept and times
+out the TLS handshake with the reloading context) and handing each
 to a hypercorn ``TCPServer`` whose connection state carries the peer certificate gives the
 application ``scope["state"]["peer_cert"]``, with ALPN choosing HTTP/2 or HTTP/1.1 per
 connection. The socket is bound by the caller's rules (``SO_REUSEPORT`` for ``--processes``).
@@ -22,7 +23,9 @@ from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.asyncio.worker_context import WorkerContext
 from hypercorn.config import Config
 
+from ntpmon.api.connections import ConnectionGate, ConnectionLimits
 from ntpmon.api.rpc.app import RpcApp
+from ntpmon.api.rpc.badrequests import tame
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +34,19 @@ BACKLOG = 1024  # connections the kernel queues while the loop is busy
 
 @dataclass(frozen=True, slots=True)
 class ListenerLimits:
-    """Timeouts of the port: TLS handshake, idle keep-alive connections (Go agents keep theirs
-    for 120 s and reconnect transparently), and how many streams one HTTP/2 connection runs."""
+    """Limits of the port: TLS handshake, idle keep-alive connections (Go agents keep theirs
+    for 120 s and reconnect transparently), how many streams one HTTP/2 connection runs, and
+    how many connections are open at once, handshaking ones included (one per agent)."""
 
     handshake_timeout: float = 10.0
     keep_alive_timeout: float = 75.0
     h2_max_concurrent_streams: int = 100
+    max_connections: int = 1024
+
+    def connections(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            self.max_connections, self.handshake_timeout, idle_timeout=self.keep_alive_timeout
+        )
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
@@ -67,7 +77,8 @@ def _hypercorn_config(limits: ListenerLimits) -> Config:
     config.h2_max_concurrent_streams = limits.h2_max_concurrent_streams
     config.include_server_header = False
     config.accesslog = None  # the dispatcher writes the access log, with the monitor in it
-    config.errorlog = logging.getLogger("ntpmon.api.rpc.http")
+    # one WARNING line per error, no traceback, rate-limited (a peer must not fill the disk)
+    config.errorlog = tame(logging.getLogger("ntpmon.api.rpc.http"))
     return config
 
 
@@ -117,15 +128,16 @@ class RpcListener:
     async def _serve(self, ready: threading.Event) -> None:
         self._context = WorkerContext(None)
         self._stop_requested = asyncio.Event()
-        server = await asyncio.start_server(
-            self._connection,
-            sock=self._sock,
-            ssl=self._tls,
-            ssl_handshake_timeout=self._limits.handshake_timeout,
+        gate = ConnectionGate(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader(), self._connection),
+            self._limits.connections(),
+            self._tls,
         )
+        server = await self._loop.create_server(gate, sock=self._sock)
         ready.set()
         await self._stop_requested.wait()
         server.close()
+        gate.close_all()
         await self._context.terminated.set()  # keep-alive connections close after their call
         if self._connections:
             _, pending = await asyncio.wait(self._connections, timeout=self._grace)

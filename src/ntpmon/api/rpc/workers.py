@@ -64,6 +64,9 @@ class WorkerSpec:
     mqtt_port: int
     jwt_key: str
     ticket_keys: str = "file"  # "vault": read (never rotate) the keys in Vault KV
+    handshake_timeout: float = 10.0  # the listener's limits (ListenerLimits), flat for JSON
+    keep_alive_timeout: float = 75.0
+    max_connections: int = 1024
 
 
 def spawn(spec: WorkerSpec, ready_timeout: float = 60.0) -> subprocess.Popen[str]:
@@ -158,7 +161,7 @@ def serve(spec: WorkerSpec) -> None:
     from ntpmon.api.oidc import TokenIssuer
     from ntpmon.api.rpc.app import RpcApp
     from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher
-    from ntpmon.api.rpc.listener import open_listener
+    from ntpmon.api.rpc.listener import ListenerLimits, open_listener
     from ntpmon.api.rpc.tlsfiles import ReloadingContext, TlsFiles
     from ntpmon.api.service import PING_AFTER_IDLE, MonitorService, MqttSettings
     from ntpmon.api.ticketkeys import keyring_for
@@ -228,7 +231,12 @@ def serve(spec: WorkerSpec) -> None:
         )
     )
     app = RpcApp(Dispatcher(service, metrics, tracer, identity), scheduler)
-    listener = open_listener(app, tls, spec.address, reuse_port=True)
+    limits = ListenerLimits(
+        handshake_timeout=spec.handshake_timeout,
+        keep_alive_timeout=spec.keep_alive_timeout,
+        max_connections=spec.max_connections,
+    )
+    listener = open_listener(app, tls, spec.address, reuse_port=True, limits=limits)
     print(READY, flush=True)
     stop.wait()
     listener.stop(spec.grace)
