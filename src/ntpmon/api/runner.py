@@ -107,9 +107,11 @@ CA_SOURCES = ("embedded", "vault")
 
 
 def _bind(address: str) -> socket.socket:
+    """A listening socket for uvicorn; named ``IPPROTO_TCP`` so that asyncio turns Nagle off on
+    its connections (with protocol 0 each response waited for the client's delayed ACK)."""
     host, port = split_address(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(128)
