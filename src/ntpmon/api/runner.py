@@ -79,7 +79,8 @@ class ServerOptions:
     cert_lifetime: timedelta = timedelta(days=30)
     public_url: str = ""
     mqtt: MqttSettings = field(default_factory=MqttSettings)
-    mqtt_server: MqttServerOptions | None = None  # the MQTT side + internal API (off: None)
+    # the internal API and (when enabled) the broker connection; None: neither (embedded uses)
+    mqtt_server: MqttServerOptions | None = None
     grace: float = 10.0
     max_workers: int = DEFAULT_WORKERS  # RPC handler threads (RPCs running at once)
     clock: Clock = field(default_factory=SystemClock)
@@ -205,7 +206,7 @@ class MonitorApiServer:
         pages = create_pages_app(
             options.engine,
             clock=options.clock,
-            online=self._online if options.mqtt_server is not None else None,
+            online=self._online if options.mqtt_server and options.mqtt_server.enabled else None,
         )
         health, metrics_app = ops_app(self.metrics, pages)
         cert_file, key_file = data_dir / "server" / "tls.crt", data_dir / "server" / "tls.key"
@@ -292,7 +293,7 @@ class MonitorApiServer:
         return WorkerPool(spec, options.processes - 1)
 
     def _start_mqtt(self, issued_names: list[str]) -> InternalApi | None:
-        """The broker connection and the internal HTTP API (api.md §10-11), when configured.
+        """The internal HTTP API and the broker connection (api.md §10-11), when configured.
 
         The server presents its own certificate to a TLS broker; its first DNS name is the
         broker identity (username, JWT subject, client id).

@@ -118,21 +118,23 @@ def print_scorer_status(dsn: str | None) -> None:
 
 
 def add_scorer_status(db_app: typer.Typer) -> None:
-    """``db status`` and ``db --scorer-status``: the scorer cursors (§10.4)."""
+    """``db``, ``db --scorer-status`` and ``db status``: the scorer cursors (§10.4).
+
+    Upstream's ``monitor-scorer db`` prints the cursors with or without the flag (the flag is
+    accepted and ignored), so the group must not stop at "missing command" when called bare.
+    """
+    db_app.info.no_args_is_help = False
 
     @db_app.callback(invoke_without_command=True)
     def _db(
         ctx: typer.Context,
-        scorer_status: Annotated[
-            bool, typer.Option("--scorer-status", help="Print the scorer cursors.")
+        scorer_status: Annotated[  # upstream's flag: accepted, changes nothing
+            bool, typer.Option("--scorer-status", help="Print the scorer cursors (the default).")
         ] = False,
         dsn: DsnOption = None,
     ) -> None:
-        """Database commands; ``--scorer-status`` prints the scorer cursors."""
+        """Database commands; without one, print the scorer cursors."""
         if ctx.invoked_subcommand is None:
-            if not scorer_status:
-                typer.echo(ctx.get_help())
-                raise typer.Exit(0)
             print_scorer_status(dsn)
 
     @db_app.command("status")

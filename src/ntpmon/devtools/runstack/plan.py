@@ -167,10 +167,12 @@ def api_command(layout: Layout) -> list[str]:
         "127.0.0.1",
         "--mqtt-port",
         "1883",
+        # served with or without a broker (api.md §10.3: --no-mqtt skips the broker only)
+        "--internal-listen",
+        f"127.0.0.1:{p.internal}",
     ]
     if layout.mqtt and layout.jwt_key:
         command += ["--jwtkey", layout.jwt_key, "--mqtt-plain"]
-        command += ["--internal-listen", f"127.0.0.1:{p.internal}"]
     else:
         command.append("--no-mqtt")
     return command
