@@ -188,7 +188,10 @@ def selector_command(layout: Layout) -> list[str]:
 
 def _scorer_service(layout: Layout, group: str, metrics_port: int) -> list[str]:
     """``monitor-scorer scorer|selector server`` with its own metrics port."""
-    return [program("monitor-scorer"), group, "server", "--metrics-port", str(metrics_port)]
+    return [
+        *(program("monitor-scorer"), group, "server"),
+        *("--metrics-addr", "127.0.0.1", "--metrics-port", str(metrics_port)),
+    ]
 
 
 def admin_command(*args: str) -> list[str]:
