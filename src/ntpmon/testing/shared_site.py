@@ -67,7 +67,9 @@ def shared_site() -> SharedPython:
     ignore = shutil.ignore_patterns(*SKIP)
     for lib in sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}):
         shutil.copytree(lib, site, ignore=ignore, dirs_exist_ok=True)
-    shutil.copytree(Path(ntpmon.__file__).parent, site / "ntpmon", ignore=ignore, dirs_exist_ok=True)
+    shutil.copytree(
+        Path(ntpmon.__file__).parent, site / "ntpmon", ignore=ignore, dirs_exist_ok=True
+    )
     for path in [site, *site.rglob("*")]:
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644 | (path.stat().st_mode & 0o111))
