@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -136,6 +137,19 @@ def online_by_name(states: Iterable[ClientState]) -> dict[str, bool]:
     return online
 
 
+def certificate_names(env: DeployEnv, public_url: str, extra: list[str]) -> list[str]:
+    """The names of the server certificate the embedded CA issues at start.
+
+    Agents check the management and RPC certificates against the host they were told
+    (``API_HOST``), so that host is always among the names: an operator who sets
+    ``API_HOST=https://api.example.net:8443`` needs no ``--server-name`` for it. The first name
+    stays ``api.<env>.mon.ntppool.dev``: it is the broker identity (api.md §10.3).
+    """
+    names = [f"api.{env}.mon.ntppool.dev", "localhost", "127.0.0.1", "::1"]
+    host = urlsplit(public_url).hostname if public_url else None
+    return list(dict.fromkeys([*names, *([host] if host else []), *extra]))
+
+
 class MonitorApiServer:
     """A running monitor-api; ``ports`` holds the bound port of every listener."""
 
@@ -158,8 +172,8 @@ class MonitorApiServer:
             mqtt=options.mqtt,
             tracer=self.tracer,
         )
-        names = [f"api.{options.env}.mon.ntppool.dev", "localhost", "127.0.0.1", "::1"]
-        self.server_cert = self._server_certificate(names + options.server_names)
+        names = certificate_names(options.env, options.public_url, options.server_names)
+        self.server_cert = self._server_certificate(names)
         sockets = {
             "management": _bind(options.management_listen),
             "health": _bind(options.health_listen),

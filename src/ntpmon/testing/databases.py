@@ -28,9 +28,10 @@ def configured_test_dsn() -> str:
 
 @contextmanager
 def temporary_mysql_database(
-    prefix: str = "ntpmon_test", server_dsn: str | None = None
+    prefix: str = "ntpmon_test", server_dsn: str | None = None, *, with_schema: bool = True
 ) -> Iterator[Engine]:
-    """A fresh database with ntpmon's schema on the test MySQL/MariaDB server."""
+    """A fresh database with ntpmon's schema on the test MySQL/MariaDB server (an empty one
+    without ``with_schema``: the deployment tests create the tables as an operator does)."""
     url, connect_args = parse_dsn(server_dsn or configured_test_dsn())
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(
@@ -43,7 +44,8 @@ def temporary_mysql_database(
             DatabaseSettings(url=url.set(database=name), connect_args=connect_args)
         )
         try:
-            create_schema(engine)
+            if with_schema:
+                create_schema(engine)
             yield engine
         finally:
             engine.dispose()
