@@ -153,3 +153,20 @@ def test_history_hours_accepts(raw, hours) -> None:
 def test_history_hours_rejects(raw) -> None:
     with pytest.raises(HistoryWindowError):
         history_hours(raw)
+
+
+def test_monitor_page_lists_its_servers_and_names_link_to_it(client, seeded: Seeded) -> None:
+    http = client()
+    root = str(http.base_url).rstrip("/")
+    page = http.get(f"/monitors/{seeded.mon_a}")
+    assert page.status_code == 200
+    assert "Monitor alpha-abc123.devel.mon.ntppool.dev" in page.text
+    assert "Example Org" in page.text and "v4.1.5" in page.text
+    assert f'href="{root}/servers/{seeded.good}"' in page.text
+    assert f'href="{root}/servers/{seeded.bad}"' in page.text
+    monitor_link = f'href="{root}/monitors/{seeded.mon_a}"'
+    assert monitor_link in http.get("/monitors").text
+    assert monitor_link in http.get(f"/servers/{seeded.good}").text
+    for missing in (seeded.scorer, seeded.mon_v6 + 999):  # a scorer is no agent monitor
+        answer = http.get(f"/monitors/{missing}")
+        assert answer.status_code == 404 and "no monitor with id" in answer.text
