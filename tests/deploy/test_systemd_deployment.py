@@ -41,7 +41,7 @@ from systemd_units import (
 from ntpmon.common.clock import SystemClock
 from ntpmon.db.admin import ensure_system_monitor
 from ntpmon.db.models import IpVersion
-from ntpmon.db.tables import log_scores, scorer_status
+from ntpmon.db.tables import log_scores, monitors, scorer_status
 from ntpmon.testing.databases import temporary_mysql_database
 from ntpmon.testing.ntpserver import NTPResponder
 
@@ -55,6 +55,8 @@ AGENT_ADDRESS = "127.0.8.1"
 NTP_ADDRESS = "127.0.9.1"
 SECOND_NTP_ADDRESS = "127.0.9.2"
 WAIT_S = 90
+# the units' fixed metrics ports would collide with parallel tests: any free loopback port
+LOCAL_METRICS = ("--metrics-addr", "127.0.0.1", "--metrics-port", "0")
 
 # The operator's commands this test performs, verbatim from the documentation.
 USER = (
@@ -203,26 +205,44 @@ def test_units_run_as_documented(installed: ScratchHost, database: Engine) -> No
     responder = NTPResponder(NTP_ADDRESS, 0).start()
     second = NTPResponder(SECOND_NTP_ADDRESS, responder.port).start()  # the agents' one port
     try:
-        run_server_side(host, database, management_port, responder.port)
+        db_init(host)
+        api_unit, ports = start_monitor_api(host, management_port)
+        admin = [str(host.path(f"{PREFIX}/bin/monitor-api")), "admin"]
+        add_server(host, api_unit, admin, NTP_ADDRESS)
+        with database.begin() as conn:  # the agent's local clock check asks the local server
+            ensure_system_monitor(
+                conn,
+                ip_version=IpVersion.V4,
+                config={"base_checks": [NTP_ADDRESS]},
+                now=SystemClock().now(),
+            )
+        tls_name = run_agent(host, api_unit, admin, ports, responder.port)
+        wait_until(
+            lambda: measurements_by(database, tls_name) > 0,
+            lambda: f"the first measurements of {tls_name}",
+        )
+        # the first row is the scorer's starting point, never scored itself; a second server's
+        # first check (new candidates are checked at once, then every 2 h) gives it work
+        start_scorer(host, database, lambda: add_server(host, api_unit, admin, SECOND_NTP_ADDRESS))
+        start_selector(host)
     finally:
         responder.stop()
         second.stop()
-    codes = host.stop_all()
+    codes = host.stop_all()  # KillSignal=SIGTERM: every program stops cleanly
     assert set(codes.values()) == {0}, codes
 
 
-def run_server_side(
-    host: ScratchHost, database: Engine, management_port: int, ntp_port: int
-) -> None:
-    api_unit = unit("monitor-api.service")
-    # db init as the docs say: the settings file sourced by the service user's shell
-    monitor_api = host.path(f"{PREFIX}/bin/monitor-api")
-    init = run(
-        as_nobody(shell_env_command(host, "/etc/default/ntpmon", [str(monitor_api), "db", "init"])),
-        cwd="/",
-    )
+def db_init(host: ScratchHost) -> None:
+    """§2.3 step 5: the settings file sourced by the service user's shell, then ``db init``."""
+    monitor_api = str(host.path(f"{PREFIX}/bin/monitor-api"))
+    command = shell_env_command(host, "/etc/default/ntpmon", [monitor_api, "db", "init"])
+    init = run(as_nobody(command), cwd="/")
     assert "schema ready" in init.stdout
-    # monitor-api.service
+
+
+def start_monitor_api(host: ScratchHost, management_port: int) -> tuple[Unit, dict[str, int]]:
+    """monitor-api.service on loopback ports; checks its state directory and certificate."""
+    api_unit = unit("monitor-api.service")
     host.make_state_directories(api_unit)
     (start,) = host.commands(api_unit, "ExecStart")
     listeners = {
@@ -237,76 +257,61 @@ def run_server_side(
     )
     ready = api.wait_for(r"monitor-api ready: (.*)")
     ports = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", ready.group(1))}
-    env = host.service_environment(api_unit)
-    data_dir = Path(env["MONITOR_API_DATA_DIR"])
+    data_dir = Path(host.service_environment(api_unit)["MONITOR_API_DATA_DIR"])
     assert data_dir == host.path("/var/lib/ntpmon/monitor-api")
     assert (data_dir / "ca" / "ca.pem").stat().st_uid == NOBODY
     health = httpx.get(f"http://{API_ADDRESS}:{ports['health']}/__health", timeout=10)
     assert health.text == "ok"
     assert httpx.get(f"http://{API_ADDRESS}:{ports['internal']}/monitors/online").json() == []
-
-    # §2.5: the CA root agents pin, then a server to measure
+    # §2.5: the CA root agents pin
     ca = host.path("/etc/ntpmon/monitor-ca.pem")
     ca.parent.mkdir(parents=True, exist_ok=True)
-    root_pem = host.run_unit_command(api_unit, [str(monitor_api), "ca", "root"])
+    monitor_api = str(host.path(f"{PREFIX}/bin/monitor-api"))
+    root_pem = host.run_unit_command(api_unit, [monitor_api, "ca", "root"])
     assert root_pem.returncode == 0, root_pem.stderr
     ca.write_text(root_pem.stdout)
-    # the management certificate names API_HOST's host (an IP here), checked against that CA
-    registration = httpx.get(
+    # API_HOST's host (an address here) is in the certificate: TLS with host name checking
+    # against that CA succeeds (a name mismatch would raise)
+    answer = httpx.get(
         f"https://{API_ADDRESS}:{management_port}/__health",
         verify=ssl.create_default_context(cafile=str(ca)),
         timeout=10,
     )
-    assert registration.status_code in {200, 404}
-    admin = [str(monitor_api), "admin"]
-    added = host.run_unit_command(api_unit, [*admin, "servers", "add", NTP_ADDRESS])
+    assert answer.status_code == 404  # the management listener serves no health page
+    return api_unit, ports
+
+
+def add_server(host: ScratchHost, api_unit: Unit, admin: list[str], address: str) -> None:
+    added = host.run_unit_command(api_unit, [*admin, "servers", "add", address])
     assert added.returncode == 0, added.stderr
-    with database.begin() as conn:  # the agents' local clock check asks the local server too
-        ensure_system_monitor(
-            conn,
-            ip_version=IpVersion.V4,
-            config={"base_checks": [NTP_ADDRESS]},
-            now=SystemClock().now(),
-        )
 
-    tls_name = run_agent(host, api_unit, admin, ports, ntp_port)
-    wait_until(lambda: measurements(database) > 0, lambda: "the agent's first measurements")
 
-    # monitor-scorer.service: ExecStartPre= setup (needs a measurement), then the scorer
+def start_scorer(host: ScratchHost, database: Engine, give_work: Callable[[], None]) -> None:
+    """monitor-scorer.service: ``ExecStartPre=`` setup (needs a measurement), the scorer,
+    then ``monitor-scorer db`` shows both scorers' cursors."""
     scorer_unit = unit("monitor-scorer.service")
     host.make_state_directories(scorer_unit)
     for pre in host.commands(scorer_unit, "ExecStartPre"):
         done = host.run_unit_command(scorer_unit, pre)
         assert done.returncode == 0, done.stdout + done.stderr
-    (scorer_start,) = host.commands(scorer_unit, "ExecStart")
-    scorer = Output(
-        host.start_unit_command(
-            scorer_unit, [*scorer_start, "--metrics-addr", "127.0.0.1", "--metrics-port", "0"]
-        )
-    )
-    # the first row is the scorer's starting point, never scored itself; a second server's first
-    # check (new candidates are checked at once, then every 2 h) gives it something to score
-    added = host.run_unit_command(api_unit, [*admin, "servers", "add", SECOND_NTP_ADDRESS])
-    assert added.returncode == 0, added.stderr
+    (start,) = host.commands(scorer_unit, "ExecStart")
+    scorer = Output(host.start_unit_command(scorer_unit, [*start, *LOCAL_METRICS]))
+    give_work()
     wait_until(lambda: scored(database), lambda: f"the scorer to score:\n{scorer.tail()}")
     assert scorer.process.poll() is None, scorer.tail()
-    cursors = host.run_unit_command(
-        scorer_unit, [str(host.path(f"{PREFIX}/bin/monitor-scorer")), "db"]
-    )
+    monitor_scorer = str(host.path(f"{PREFIX}/bin/monitor-scorer"))
+    cursors = host.run_unit_command(scorer_unit, [monitor_scorer, "db"])
     assert {"every", "recentmedian"} <= set(cursors.stdout.split()), cursors.stdout
 
-    # monitor-selector.service
+
+def start_selector(host: ScratchHost) -> None:
+    """monitor-selector.service, answering on its metrics port."""
     selector_unit = unit("monitor-selector.service")
     host.make_state_directories(selector_unit)
-    (selector_start,) = host.commands(selector_unit, "ExecStart")
-    selector = Output(
-        host.start_unit_command(
-            selector_unit, [*selector_start, "--metrics-addr", "127.0.0.1", "--metrics-port", "0"]
-        )
-    )
+    (start,) = host.commands(selector_unit, "ExecStart")
+    selector = Output(host.start_unit_command(selector_unit, [*start, *LOCAL_METRICS]))
     url = selector.wait_for(r"selector metrics on (http://\S+)").group(1)
     assert "selector_build_info" in httpx.get(url, timeout=10).text
-    assert tls_name
 
 
 def run_agent(
@@ -356,9 +361,16 @@ def run_agent(
     return tls_name.group(1)
 
 
-def measurements(engine: Engine) -> int:
+def measurements_by(engine: Engine, tls_name: str) -> int:
+    """``log_scores`` rows the monitor ``tls_name`` submitted."""
     with engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(log_scores)).scalar_one())
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(log_scores.join(monitors, monitors.c.id == log_scores.c.monitor_id))
+                .where(monitors.c.tls_name == tls_name)
+            ).scalar_one()
+        )
 
 
 def scored(engine: Engine) -> bool:
