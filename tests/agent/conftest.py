@@ -20,6 +20,7 @@ from ntpmon.agent.config.mgmt import ManagementClient
 from ntpmon.api.runner import MonitorApiServer, ServerOptions
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.testing.ntpserver import NTPResponder
+from ntpmon.testing.otlpreceiver import OtlpReceiver
 
 
 @pytest.fixture(scope="session")
@@ -145,3 +146,14 @@ def api_server(db: Engine, tmp_path: Path) -> Iterator[MonitorApiServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def receiver(test_ca: TestCA, tmp_path: Path) -> Iterator[OtlpReceiver]:
+    """A collector stand-in on loopback that requires a client certificate from ``test_ca``."""
+    issued = test_ca.issue("api-buzz.devel.mon.ntppool.dev", server=True)
+    cert, key = tmp_path / "otlp-cert.pem", tmp_path / "otlp-key.pem"
+    cert.write_bytes(issued.cert_pem)
+    key.write_bytes(issued.key_pem)
+    with OtlpReceiver(cert, key, test_ca.write(tmp_path)) as running:
+        yield running

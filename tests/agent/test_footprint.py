@@ -18,8 +18,8 @@ from agent.fake_connect_api import FakeConnectApi
 from agent.fake_management import ManagementServer
 from agent.fake_monitor_api import FakeMonitorApi
 from ntpmon.agent.config.appconfig import AppConfig
-from ntpmon.agent.daemon.footprint import limit_malloc_arenas
 from ntpmon.testing.ntpserver import NTPResponder
+from ntpmon.testing.otlpreceiver import OtlpReceiver
 
 HEAVY = (
     "typer",
@@ -66,14 +66,16 @@ def run_agent(
     return done.returncode, done.stderr, json.loads(marker[-1].removeprefix("LOADED "))
 
 
-def test_monitor_once_runs_without_heavy_packages(
-    live_config: AppConfig,
+def monitor_once(
     mgmt: ManagementServer,
     monitor_api: FakeMonitorApi | FakeConnectApi,
     responders: list[NTPResponder],
     ca_file: Path,
-) -> None:
-    """On both protocols; in the default Connect mode grpcio is not even imported."""
+    state_dir: Path,
+    heavy: tuple[str, ...],
+    **env: str,
+) -> list[str]:
+    """Run ``monitor --once`` against the stand-ins; the heavy packages it loaded."""
     mgmt.state.config_doc = {
         "name": "agent1",
         "tls_name": TLS_NAME,
@@ -82,23 +84,59 @@ def test_monitor_once_runs_without_heavy_packages(
     }
     mgmt.state.token_status = 200
     mgmt.state.token_doc = {"access_token": "jwt", "token_type": "Bearer", "expires_in": 3600}
-    env = {
+    env |= {
         "API_HOST": mgmt.url,
         "DEVEL_API_SERVER": monitor_api.url,
         "MONITOR_CA_FILE": str(ca_file),
         "MONITOR_NTP_PORT": str(responders[0].port),
         "MONITOR_ALLOW_LOOPBACK": "true",
-        "MONITOR_TELEMETRY": "off",  # exporting loads the SDK, as it must (docs/agent.md)
         "MONITOR_RPC_PROTOCOL": monitor_api.protocol,
     }
-    heavy = HEAVY + (("grpc",) if monitor_api.protocol == "connect" else ())
-    base = str(live_config.env_dir.parent)
     code, err, loaded = run_agent(
-        "-e", "devel", "--state-dir", base, "--no-ipv6", "monitor", "--once", env=env, heavy=heavy
-    )
+        "-e", "devel", "--state-dir", str(state_dir), "--no-ipv6", "monitor", "--once",
+        env=env,
+        heavy=heavy,
+    )  # fmt: skip
     assert code == 0, err
     assert monitor_api.servicer.count("SubmitResults") == 1
+    return loaded
+
+
+def test_monitor_once_runs_without_heavy_packages(
+    live_config: AppConfig,
+    mgmt: ManagementServer,
+    monitor_api: FakeMonitorApi | FakeConnectApi,
+    responders: list[NTPResponder],
+    ca_file: Path,
+) -> None:
+    """On both protocols; in the default Connect mode grpcio is not even imported."""
+    heavy = HEAVY + (("grpc",) if monitor_api.protocol == "connect" else ())
+    state_dir = live_config.env_dir.parent
+    # exporting loads the SDK, as it must (docs/agent.md)
+    loaded = monitor_once(
+        mgmt, monitor_api, responders, ca_file, state_dir, heavy, MONITOR_TELEMETRY="off"
+    )
     assert loaded == []
+
+
+def test_exporting_telemetry_needs_no_http_stack_beyond_the_standard_library(
+    live_config: AppConfig,
+    mgmt: ManagementServer,
+    monitor_api: FakeMonitorApi | FakeConnectApi,
+    responders: list[NTPResponder],
+    ca_file: Path,
+    receiver: OtlpReceiver,
+) -> None:
+    """The SDK and the OTLP encoders load; requests, urllib3 and the library's HTTP exporters
+    (~7 MB, docs/agent.md) do not."""
+    heavy = ("opentelemetry.sdk", "requests", "urllib3", "opentelemetry.exporter.otlp.proto.http")
+    state_dir = live_config.env_dir.parent
+    loaded = monitor_once(
+        mgmt, monitor_api, responders, ca_file, state_dir, heavy,
+        MONITOR_TELEMETRY="on", OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
+    )  # fmt: skip
+    assert loaded == ["opentelemetry.sdk"]
+    assert receiver.received("/v1/traces")
 
 
 def test_errors_on_the_light_path_read_as_before(tmp_path: Path) -> None:
@@ -120,16 +158,6 @@ def test_help_and_other_commands_still_use_typer() -> None:
     code, err, loaded = run_agent("monitor", "--no-such-option", env={})
     assert code == 2 and "No such option" in err
     assert "typer" in loaded
-
-
-def test_arena_limit_respects_the_environment() -> None:
-    assert limit_malloc_arenas({"MALLOC_ARENA_MAX": "4"}) is False
-    # applying it changes the whole process: do that in a fresh one
-    code = "from ntpmon.agent.daemon.footprint import limit_malloc_arenas as f; print(f({}))"
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
-    )
-    assert done.stdout.strip() == "True"  # glibc accepted the cap
 
 
 # a grpc server and calls through both APIs after import_grpc_without_asyncio, in a fresh process

@@ -48,16 +48,6 @@ def _restore_root_logger() -> Iterator[None]:
         handler.setLevel(handler_level)
 
 
-@pytest.fixture
-def receiver(test_ca: TestCA, tmp_path: Path) -> Iterator[OtlpReceiver]:
-    issued = test_ca.issue("api-buzz.devel.mon.ntppool.dev", server=True)
-    cert, key = tmp_path / "otlp-cert.pem", tmp_path / "otlp-key.pem"
-    cert.write_bytes(issued.cert_pem)
-    key.write_bytes(issued.key_pem)
-    with OtlpReceiver(cert, key, test_ca.write(tmp_path)) as running:
-        yield running
-
-
 def closed_port() -> int:
     """A loopback port where nothing listens (connections are refused at once)."""
     with socket.socket() as sock:

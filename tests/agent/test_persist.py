@@ -21,8 +21,10 @@ from ntpmon.agent.config.persist import StateFileError, migrate_runtime_dir, rep
 
 @pytest.mark.parametrize("content", [b"new", b"", b"\0" * 10240])
 def test_replace_file_exact_content_mode_and_no_tmp(tmp_path: Path, content: bytes) -> None:
+    """state.json holds the API key: 0600 under a umask of 022, even over a 0644 file."""
     target = tmp_path / "state.json"
     target.write_bytes(b"old content")
+    target.chmod(0o644)
     old_umask = os.umask(0o022)
     try:
         replace_file(target, content)
@@ -30,7 +32,7 @@ def test_replace_file_exact_content_mode_and_no_tmp(tmp_path: Path, content: byt
         os.umask(old_umask)
     assert target.read_bytes() == content
     assert not (tmp_path / "state.json.tmp").exists()
-    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
 
 
 def test_key_file_gets_0600(tmp_path: Path) -> None:

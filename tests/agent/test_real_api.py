@@ -6,18 +6,15 @@ revoked key. Fault injection (5xx, odd content types, request shapes) stays on t
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import jwt
 import pytest
 from sqlalchemy import Engine
 
-from agent.real_api import admin
-from ntpmon.agent.cli.setup import SetupRequest, run_setup
+from agent.real_api import admin, register_agent
 from ntpmon.agent.config.appconfig import AppConfig
-from ntpmon.agent.config.depenv import DeploymentEnv
-from ntpmon.agent.config.mgmt import AuthorizationError, ManagementClient
+from ntpmon.agent.config.mgmt import AuthorizationError
 from ntpmon.api.runner import MonitorApiServer
 
 pytestmark = [pytest.mark.db, pytest.mark.e2e]
@@ -26,33 +23,7 @@ pytestmark = [pytest.mark.db, pytest.mark.e2e]
 @pytest.fixture
 def registered(db: Engine, api_server: MonitorApiServer, tmp_path: Path) -> AppConfig:
     """``setup`` run to completion; the operator approves while it polls."""
-    base = f"https://127.0.0.1:{api_server.ports['management']}"
-    ca_file = tmp_path / "monitor-ca.pem"
-    ca_file.write_text(api_server.ca.root_pem())
-    cfg = AppConfig(
-        DeploymentEnv.DEVEL,
-        tmp_path / "state",
-        management=ManagementClient(base, ca_file=str(ca_file)),
-    )
-    cfg.load()
-    printed: list[str] = []
-
-    def operator_approves(_seconds: float) -> None:
-        match = re.search(r"/monitor/registration/([0-9A-Z]{26})", "".join(printed))
-        assert match, printed
-        admin(db, "registrations", "approve", match.group(1))
-
-    run_setup(
-        cfg,
-        SetupRequest("agent-host", None, ipv4=True, ipv6=False),
-        api_base=base,
-        ca_file=str(ca_file),
-        environ={},
-        out=printed.append,
-        sleep=operator_approves,
-    )
-    assert len(printed) == 1 and "Please visit the following URL" in printed[0]
-    return cfg
+    return register_agent(db, api_server, tmp_path)
 
 
 def test_setup_stores_the_key(registered: AppConfig) -> None:

@@ -117,6 +117,13 @@ class RunningApi:
     def client_cert(self, name: str = MONITOR_NAME) -> IssuedCertificate:
         return self.ca.issue_client(name, timedelta(hours=1))
 
+    def rpc_count(self, method: str, code: str) -> float:
+        """Calls of ``method`` that ``monitorapi_rpc_duration_seconds`` counted under ``code``."""
+        value = self.metrics.registry.get_sample_value(
+            "monitorapi_rpc_duration_seconds_count", {"method": method, "code": code}
+        )
+        return value or 0.0
+
 
 def server_tls(ca: EmbeddedCA, directory: Path) -> TlsFiles:
     """A server certificate for the loopback names, written to ``directory``, trusting ``ca``."""

@@ -169,6 +169,11 @@ SUBMIT_CASES = {
     "batch id 25 chars": (_batch_id(b"0" * 25), Code.INVALID_ARGUMENT, "invalid batch ID"),
     "batch id with U": (_batch_id(b"0" * 25 + b"U"), Code.INVALID_ARGUMENT, "invalid batch ID"),
     "batch id overflow": (_batch_id(b"8" + b"0" * 25), Code.INVALID_ARGUMENT, "invalid batch ID"),
+    "batch id past year 9999": (
+        _batch_id(b"7" + b"Z" * 25),
+        Code.INVALID_ARGUMENT,
+        "invalid batch ID",
+    ),
     "batch id from the future": (_future_batch, Code.FAILED_PRECONDITION, "future"),
     "out-of-order batch": (_older_than_last, Code.FAILED_PRECONDITION, "invalid batch submission"),
     "too many results": (_too_many, Code.INVALID_ARGUMENT, "too many results"),

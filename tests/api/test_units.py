@@ -48,6 +48,12 @@ def test_non_ascii_ulid_bytes_are_invalid():
         parse_ulid("é".encode() * 13)
 
 
+def test_non_ascii_ulid_text_is_invalid_even_when_upper_case_would_fit():
+    """``"ß".upper()`` is ``"SS"``: 25 characters must not become a 26-character ULID."""
+    with pytest.raises(InvalidUlidError, match="not ASCII"):
+        parse_ulid("0ß" + "0" * 23)
+
+
 V4 = ipaddress.ip_address("192.0.2.1").packed
 V4B = ipaddress.ip_address("192.0.2.2").packed
 MAPPED = ipaddress.ip_address("::ffff:192.0.2.1").packed
@@ -253,3 +259,11 @@ def test_ttl_cache_reuses_then_reloads():
     now[0] += 0.2
     assert cache.get("k", load) == 3
     assert TtlCache(0).get("k", load) == 4
+
+
+def test_ulid_past_year_9999_parses_but_its_time_is_invalid_input():
+    """48 bits of milliseconds reach 10889; datetime stops at 9999 (issue 15, item 4)."""
+    ulid = parse_ulid("7" + "Z" * 25)
+    assert ulid.millis == (1 << 48) - 1
+    with pytest.raises(InvalidUlidError, match="past datetime's range"):
+        _ = ulid.time

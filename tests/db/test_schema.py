@@ -70,7 +70,13 @@ def test_schema_sql_loads_and_matches_metadata(empty_mysql_db: Engine, repo_root
     ) in loaded["server_scores"]
     assert "`last_seen` datetime(6) DEFAULT NULL" in loaded["monitors"]
     assert "`rtt` mediumint(9) DEFAULT NULL" in loaded["log_scores"]
+    # loaded by hand, the schema has no revision recorded: `db upgrade` records it, changing
+    # nothing else
+    with pytest.raises(SchemaMismatchError, match="upgrade due"):
+        check_schema(empty_mysql_db)
+    create_schema(empty_mysql_db)
     check_schema(empty_mysql_db)
+    assert _show_create(empty_mysql_db) == loaded
 
 
 def test_create_schema_is_idempotent(db: Engine) -> None:

@@ -145,7 +145,7 @@ def shell_env_command(host: ScratchHost, env_file: str, argv: list[str]) -> list
 @pytest.fixture
 def database() -> Iterator[Engine]:
     """An empty MariaDB database: ``db init`` creates the tables, as for an operator."""
-    with temporary_mysql_database("ntpmon_deploy", with_schema=False) as engine:
+    with temporary_mysql_database("ntpmon_deploy", schema=False) as engine:
         yield engine
 
 

@@ -17,8 +17,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from ntpmon.api.pages import create_pages_app
-from ntpmon.api.pages.app import HistoryWindowError, history_hours
+from ntpmon.api.pages.app import HistoryWindowError, create_pages_app, history_hours
 from ntpmon.testing.asgiserver import serve_in_thread
 
 from .conftest import Seeded

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ntpmon.api.pages import create_pages_app
+from ntpmon.api.pages.app import create_pages_app
 from ntpmon.api.pages.svg import PALETTE
 from ntpmon.testing.asgiserver import serve_in_thread
 from ntpmon.testing.browser import dump_dom, screenshot

@@ -8,7 +8,6 @@ behind the same :class:`CertificateAuthority` protocol.
 from __future__ import annotations
 
 import ipaddress
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +21,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.common.errors import NtpmonError
+from ntpmon.common.privatefile import write_private
 
 ROOT_LIFETIME = timedelta(days=20 * 365)
 BACKDATE = timedelta(minutes=5)
@@ -134,9 +134,7 @@ class EmbeddedCA:
             return cls(cert, key)
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         ca = cls.create(common_name)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(_key_pem(ca._key))
+        write_private(key_path, _key_pem(ca._key))
         cert_path.write_text(ca.root_pem())
         return ca
 

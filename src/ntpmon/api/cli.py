@@ -22,6 +22,7 @@ from ntpmon.common.version import version_line
 
 if TYPE_CHECKING:
     from ntpmon.api.mqserver.wiring import MqttServerOptions
+    from ntpmon.api.vault import VaultSettings
 
 DEFAULT_DATA_DIR = "./var/monitor-api"
 METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -39,6 +40,24 @@ app.add_typer(ca_app, name="ca")
 DataDirOption = Annotated[
     Path,
     typer.Option("--data-dir", envvar="MONITOR_API_DATA_DIR", help="CA, server cert, keys"),
+]
+TicketKeysOption = Annotated[
+    str,
+    typer.Option(
+        "--ticket-keys",
+        envvar="MONITOR_API_TICKET_KEYS",
+        help="where the ticket-signing keys live: file (data dir; MONITOR_TICKET_KEYS wins) or "
+        "vault (KV v2 kv/ntppool/<env>/monitor-tokens)",
+    ),
+]
+CaOption = Annotated[
+    str,
+    typer.Option(
+        "--ca",
+        envvar="MONITOR_API_CA",
+        help="who issues certificates: embedded (CA in the data dir) or vault (PKI "
+        "pki_servers/issue/monitors-<env>)",
+    ),
 ]
 EnvOption = Annotated[
     str,
@@ -87,9 +106,34 @@ def db_mon(name: str, dsn: DsnOption = None) -> None:
         typer.echo(f"  config: {json.dumps(merged, default=list)}")
 
 
+def _vault_settings(ticket_keys: str, ca: str) -> VaultSettings | None:
+    """Check the two choices; Vault's settings (from the environment) when either is vault."""
+    from ntpmon.api.runner import CA_SOURCES, KEY_SOURCES
+    from ntpmon.api.vault import VaultSettings
+
+    if ticket_keys not in KEY_SOURCES:
+        raise NtpmonError(f"--ticket-keys must be one of {', '.join(KEY_SOURCES)}")
+    if ca not in CA_SOURCES:
+        raise NtpmonError(f"--ca must be one of {', '.join(CA_SOURCES)}")
+    if "vault" not in (ticket_keys, ca):
+        return None
+    return VaultSettings.from_environ()
+
+
 @ca_app.command("root")
-def ca_root(data_dir: DataDirOption = Path(DEFAULT_DATA_DIR)) -> None:
+def ca_root(
+    data_dir: DataDirOption = Path(DEFAULT_DATA_DIR),
+    deployment_mode: EnvOption = "devel",
+    ca: CaOption = "embedded",
+) -> None:
     """Print the monitor CA root (PEM) that agents trust with --ca-file."""
+    settings = _vault_settings("file", ca)
+    if settings is not None:
+        from ntpmon.api.vault import VaultPKI, VaultSession
+
+        pki = VaultPKI(VaultSession(settings), str(parse_env(deployment_mode)))
+        typer.echo(pki.root_pem(), nl=False)
+        return
     ca_dir = data_dir / "ca"
     if not (ca_dir / "ca.pem").exists():
         raise CAError(f"no CA in {ca_dir} yet: start 'monitor-api server' once to create it")
@@ -247,6 +291,8 @@ def server(  # noqa: PLR0917 - typer options
         int, typer.Option(min=1, help="processes serving the RPC listener (SO_REUSEPORT)")
     ] = 1,
     log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
+    ticket_keys: TicketKeysOption = "file",
+    ca: CaOption = "embedded",
 ) -> None:
     """Run the RPC service (Connect, gRPC, gRPC-Web), the management API, health, metrics
     and (with a JWT key) the MQTT side with its internal HTTP API until SIGTERM/SIGINT."""
@@ -262,6 +308,7 @@ def server(  # noqa: PLR0917 - typer options
         mqtt_ca_file,
         internal_listen,
     )
+    vault = _vault_settings(ticket_keys, ca)
     from datetime import timedelta
 
     from ntpmon.api.runner import MonitorApiServer, ServerOptions
@@ -307,6 +354,9 @@ def server(  # noqa: PLR0917 - typer options
         processes=processes,
         dsn=dsn,
         log_level=log_level,
+        ticket_keys=ticket_keys,
+        ca=ca,
+        vault=vault,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

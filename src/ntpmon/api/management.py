@@ -7,11 +7,9 @@ their JWKS. Handlers are thin: the rules live in :mod:`ntpmon.api.registration` 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import parse_qs
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
@@ -20,7 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ntpmon.api.ca import CertificateAuthority
+from ntpmon.api.ca import CAError, CertificateAuthority
+from ntpmon.api.mgmtinput import BadRequestError, parse_registration_form, parse_token_request
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.registration import (
     address_family,
@@ -150,9 +149,10 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
         body = await request.body()
         if len(body) > MAX_FORM_BYTES:
             return _text(413, "form too large")
-        form = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
-        hostname = form.get("hostname", [""])[0]
-        account_ref = form.get("a", [""])[0]
+        try:
+            form = parse_registration_form(body)
+        except BadRequestError as exc:
+            return _text(400, str(exc))
         now = ctx.clock.now()
 
         def record() -> tuple[str, str]:
@@ -161,8 +161,8 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
                 reg_id=reg_id,
                 family=family,
                 address=address,
-                hostname=hostname,
-                account_ref=account_ref,
+                hostname=form.hostname,
+                account_ref=form.account_ref,
                 now=now,
             )
 
@@ -201,7 +201,15 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
         cert = {"cert": "", "key": "", "ca": ctx.ca.root_pem()}
         wants_cert = request.query_params.get("request_certificate", "").lower() == "true"
         if wants_cert and any(m.status in LIVE for m in rows):
-            issued = ctx.ca.issue_client(key.tls_name, ctx.cert_lifetime)
+            try:  # Vault PKI is a network call and may be away: not on the event loop
+                issued = await run_in_threadpool(
+                    ctx.ca.issue_client, key.tls_name, ctx.cert_lifetime
+                )
+            except CAError as exc:
+                log.error(
+                    "certificate not issued", extra={"monitor": key.tls_name, "error": str(exc)}
+                )
+                return _text(503, "certificate authority unavailable, try again later")
             cert |= {"cert": issued.cert_pem, "key": issued.key_pem}
             log.info("certificate issued", extra={"monitor": key.tls_name})
         return JSONResponse(
@@ -219,12 +227,9 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
         if key is None:
             return _text(401, "api key unauthorized")
         try:
-            body = json.loads(await request.body() or b"{}")
-            expires_in = int(body.get("expires_in", 0)) if isinstance(body, dict) else -1
-        except (ValueError, TypeError):
-            return _text(400, 'body must be JSON {"expires_in": seconds}')
-        if expires_in < 0:
-            return _text(400, "expires_in must not be negative")
+            expires_in = parse_token_request(await request.body())
+        except BadRequestError as exc:
+            return _text(400, str(exc))
         access, lifetime = ctx.tokens.mint(key.tls_name, expires_in, ctx.clock.now())
         return JSONResponse(
             {"access_token": access, "token_type": "Bearer", "expires_in": lifetime}

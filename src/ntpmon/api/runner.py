@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 import threading
 from collections.abc import Iterable
@@ -29,7 +28,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from ntpmon.api.admission import PriorityScheduler
-from ntpmon.api.ca import EmbeddedCA, IssuedCertificate
+from ntpmon.api.ca import CertificateAuthority, EmbeddedCA, IssuedCertificate
 from ntpmon.api.defaults import DEFAULT_WORKERS
 from ntpmon.api.jwks import external_tokens
 from ntpmon.api.jwtauth import JwtVerifier
@@ -39,18 +38,20 @@ from ntpmon.api.mqserver.clients import ClientState
 from ntpmon.api.mqserver.service import InternalApi
 from ntpmon.api.mqserver.wiring import MqttServerOptions, start_internal_api
 from ntpmon.api.oidc import TokenIssuer
-from ntpmon.api.pages import create_pages_app
+from ntpmon.api.pages.app import create_pages_app
 from ntpmon.api.rpc.app import RpcApp
 from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher, TokenVerifier
 from ntpmon.api.rpc.listener import RpcListener, open_listener, split_address
 from ntpmon.api.rpc.tlsfiles import ReloadingContext, TlsFiles
 from ntpmon.api.rpc.workers import WorkerPool, WorkerSpec
 from ntpmon.api.service import MonitorService, MqttSettings
-from ntpmon.api.ticketkeys import CHECK_EVERY, FileKeyring, TicketKeyError, keyring_for
+from ntpmon.api.ticketkeys import CHECK_EVERY, RotatingKeyStore, TicketKeyError, keyring_for
 from ntpmon.api.tickets import TicketSigner
 from ntpmon.api.tracing import tracer_from_environment
+from ntpmon.api.vault import VaultSession, VaultSettings
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.common.environments import DeployEnv
+from ntpmon.common.privatefile import write_private
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,13 @@ class ServerOptions:
     processes: int = 1  # processes serving the RPC listener (N-1 spawned workers)
     dsn: str | None = None  # how workers reach the database (as given on the command line)
     log_level: str = "info"
+    ticket_keys: str = "file"  # "file" (data dir or MONITOR_TICKET_KEYS) or "vault" (KV v2)
+    ca: str = "embedded"  # "embedded" (data dir) or "vault" (PKI)
+    vault: VaultSettings | None = None  # needed when either of the two is "vault"
+
+
+KEY_SOURCES = ("file", "vault")
+CA_SOURCES = ("embedded", "vault")
 
 
 def _bind(address: str) -> socket.socket:
@@ -99,12 +107,6 @@ def _bind(address: str) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
 
 
 def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starlette, Starlette]:
@@ -157,10 +159,16 @@ class MonitorApiServer:
         self.options = options
         data_dir = options.data_dir
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.ca = EmbeddedCA.load_or_create(data_dir / "ca")
+        self.vault = VaultSession(options.vault) if options.vault is not None else None
+        self.ca = self._certificate_authority()
         self.metrics = ApiMetrics()
         self.tracer = tracer_from_environment(str(options.env))
-        self.keyring = keyring_for(data_dir, options.clock)
+        self.keyring = keyring_for(
+            data_dir,
+            options.clock,
+            vault=self.vault if options.ticket_keys == "vault" else None,
+            env=str(options.env),
+        )
         self.signer = TicketSigner(self.keyring)
         self._stopping = threading.Event()
         self.service = MonitorService(
@@ -247,9 +255,18 @@ class MonitorApiServer:
         self.internal = self._start_mqtt(issued_names=names)
         if self.internal is not None and self.internal.http is not None:
             self.ports["internal"] = self.internal.http.port
-        if isinstance(self.keyring, FileKeyring):
+        if isinstance(self.keyring, RotatingKeyStore):
             threading.Thread(target=self._rotate_keys, name="ticket-keys", daemon=True).start()
         log.info("monitor-api listening", extra={f"{k}_port": v for k, v in self.ports.items()})
+
+    def _certificate_authority(self) -> CertificateAuthority:
+        """The embedded CA (data dir), or Vault PKI with ``--ca vault``."""
+        if self.options.ca == "vault":
+            from ntpmon.api.vault import VaultPKI
+
+            assert self.vault is not None, "--ca vault needs Vault settings"
+            return VaultPKI(self.vault, str(self.options.env))
+        return EmbeddedCA.load_or_create(self.options.data_dir / "ca")
 
     def _online(self) -> dict[str, bool]:
         """The status pages' online column, from the MQTT client map (empty until connected)."""
@@ -291,7 +308,8 @@ class MonitorApiServer:
             tls_cert=str(self.tls_files.cert_file),
             tls_key=str(self.tls_files.key_file),
             client_ca_files=[str(p) for p in self.tls_files.client_ca_files],
-            embedded_client_ca=options.embedded_client_ca,
+            client_ca_pem=self.tls_files.client_ca_pem,
+            ticket_keys=options.ticket_keys,
             public_url=self.tokens.issuer,
             jwt_issuer=options.jwt_issuer,
             jwks_url=options.jwks_url,
@@ -339,13 +357,13 @@ class MonitorApiServer:
         issued = self.ca.issue_server(list(dict.fromkeys(names)), SERVER_CERT_LIFETIME)
         directory = self.options.data_dir / "server"
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(directory / "tls.crt", issued.cert_pem)
-        _write_private(directory / "tls.key", issued.key_pem)
+        write_private(directory / "tls.crt", issued.cert_pem)
+        write_private(directory / "tls.key", issued.key_pem)
         return issued
 
     def _rotate_keys(self) -> None:
         """Check the ticket keys every two hours until shutdown."""
-        assert isinstance(self.keyring, FileKeyring)
+        assert isinstance(self.keyring, RotatingKeyStore)
         while not self._stopping.wait(CHECK_EVERY.total_seconds()):
             try:
                 if self.keyring.maybe_rotate():

@@ -301,16 +301,17 @@ class MonitorService:
             labels = _labels(ident)
             try:
                 batch = parse_ulid(request.batch_id)
+                batch_time = batch.time  # a well-formed id past year 9999 has no time
             except InvalidUlidError:
                 raise invalid("invalid batch ID") from None
             call.annotate(batchID=batch.text)
-            if batch.time > now + FUTURE_BATCH_SLACK:
+            if batch_time > now + FUTURE_BATCH_SLACK:
                 raise RpcError(
                     grpc.StatusCode.FAILED_PRECONDITION,
                     "invalid batch submission: batch id is from the future",
                 )
             last = monitor.last_submit
-            if last is not None and batch.time <= as_utc(last):
+            if last is not None and batch_time <= as_utc(last):
                 counted.append((labels, {"batch_out_of_order": len(statuses)}))
                 raise _order_error(batch, last)
             agent_version = monitor.client_version.split("/", 1)[0]
@@ -330,7 +331,7 @@ class MonitorService:
                 )
                 raise invalid("signature validation failed") from None
             # Every ticket verified: only now may last_submit move (guarded, row-locking).
-            if not q.claim_batch(conn, monitor_id=monitor.id, batch_time=batch.time, now=now):
+            if not q.claim_batch(conn, monitor_id=monitor.id, batch_time=batch_time, now=now):
                 raise _order_error(batch, q.get_last_submit(conn, monitor_id=monitor.id))
             found = q.get_assignments_by_ip(
                 conn, monitor_id=monitor.id, ips={t for r in results for t in r.spellings}

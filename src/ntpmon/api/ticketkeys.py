@@ -2,7 +2,8 @@
 
 The key file keeps every version (older tickets still verify) and gets a new newest version
 when the current one is older than :data:`ROTATE_AFTER` at start-up, as upstream's Vault
-rotation does every 10 hours. Vault KV is the production option (:mod:`ntpmon.api.vault`).
+rotation does every 10 hours. Vault KV is the production option (:mod:`ntpmon.api.vault`,
+``monitor-api server --ticket-keys vault``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ntpmon.api.tickets import StaticKeyring
+from ntpmon.api.tickets import KeyStore, StaticKeyring
 from ntpmon.common.clock import Clock
 from ntpmon.common.errors import NtpmonError
+from ntpmon.common.privatefile import write_private
+
+if TYPE_CHECKING:
+    from ntpmon.api.vault import VaultSession
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +37,6 @@ ENV_KEYS = "MONITOR_TICKET_KEYS"
 
 class TicketKeyError(NtpmonError):
     """The ticket keys cannot be read or written."""
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    tmp.replace(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +71,15 @@ def load_key_file(
         entries.append(KeyEntry(version, secrets.token_urlsafe(16), int(now.timestamp())))
         path.parent.mkdir(parents=True, exist_ok=True)
         doc = {"keys": [dataclasses.asdict(e) for e in entries]}
-        _write_private(path, json.dumps(doc, indent=1))
+        write_private(path, json.dumps(doc, indent=1))
     return StaticKeyring({e.version: e.secret.encode() for e in entries})
+
+
+@runtime_checkable
+class RotatingKeyStore(KeyStore, Protocol):
+    """A key store the server asks every :data:`CHECK_EVERY` whether a new version is due."""
+
+    def maybe_rotate(self) -> bool: ...
 
 
 class FileKeyring:
@@ -166,9 +171,12 @@ def keyring_for(
     environ: Mapping[str, str] | None = None,
     *,
     follower: bool = False,
-) -> StaticKeyring | FileKeyring:
-    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas), else the data-dir key file
-    (read-only for a ``follower``, a worker process of a server that owns the file)."""
+    vault: VaultSession | None = None,
+    env: str = "devel",
+) -> KeyStore:
+    """``MONITOR_TICKET_KEYS`` when set (tests, several replicas; Vault is then not contacted),
+    else Vault KV when a ``vault`` session is given, else the data-dir key file. A ``follower``
+    (a worker process of a server) never creates or rotates keys."""
     environ = os.environ if environ is None else environ
     spec = environ.get(ENV_KEYS, "")
     if spec:
@@ -176,5 +184,9 @@ def keyring_for(
             return StaticKeyring.parse(spec)
         except ValueError as exc:
             raise TicketKeyError(f"{ENV_KEYS}: {exc}") from None
+    if vault is not None:
+        from ntpmon.api.vault import VaultKeyring
+
+        return VaultKeyring(vault, env, clock, follower=follower)
     path = data_dir / "ticket-keys.json"
     return FileKeyring.follower_of(path, clock) if follower else FileKeyring(path, clock)

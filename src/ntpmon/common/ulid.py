@@ -29,10 +29,19 @@ class Ulid:
 
     @property
     def time(self) -> datetime:
-        """The creation time as an aware UTC datetime (millisecond precision)."""
-        return datetime.fromtimestamp(self.millis / 1000, tz=UTC).replace(
-            microsecond=(self.millis % 1000) * 1000
-        )
+        """The creation time as an aware UTC datetime (millisecond precision).
+
+        48 bits of milliseconds reach the year 10889, past what ``datetime`` holds: such an
+        id parses (it is a well-formed ULID) but has no time, and that is the caller's bad
+        input, so it raises :class:`InvalidUlidError` rather than a bare ValueError that
+        would pass for a bug.
+        """
+        try:
+            return datetime.fromtimestamp(self.millis / 1000, tz=UTC).replace(
+                microsecond=(self.millis % 1000) * 1000
+            )
+        except (ValueError, OverflowError, OSError):
+            raise InvalidUlidError(f"ULID time {self.millis} ms is past datetime's range") from None
 
 
 def encode(value: int) -> str:
@@ -58,6 +67,8 @@ def parse_ulid(text: str | bytes) -> Ulid:
             text = text.decode("ascii")
         except UnicodeDecodeError:
             raise InvalidUlidError("ULID is not ASCII") from None
+    if not text.isascii():  # upper() would turn "ß" into "SS", a valid pair of characters
+        raise InvalidUlidError("ULID is not ASCII")
     upper = text.upper()
     if len(upper) != LENGTH:
         raise InvalidUlidError(f"ULID must be {LENGTH} characters, got {len(upper)}")

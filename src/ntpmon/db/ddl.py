@@ -1,4 +1,4 @@
-"""Render and apply the schema: MySQL DDL for schema.sql, create_all for live databases."""
+"""Render and apply the schema: MySQL DDL for schema.sql; create and check live databases."""
 
 from __future__ import annotations
 
@@ -39,12 +39,21 @@ def mysql_ddl() -> str:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create every missing table (and its indexes); existing tables are left untouched."""
-    metadata.create_all(engine, checkfirst=True)
+    """Create the tables of a database that has none of ntpmon's, stamped at the head revision.
+
+    A database that already has some of them is brought to the head revision instead
+    (:func:`ntpmon.db.migrate.upgrade_schema`), so this is safe to run on any database.
+    """
+    from ntpmon.db.migrate import upgrade_schema
+
+    upgrade_schema(engine)
 
 
 def check_schema(engine: Engine) -> None:
-    """Raise :class:`SchemaMismatchError` naming what is missing, so a wrong database fails."""
+    """Raise :class:`SchemaMismatchError` naming what is missing or when an upgrade is due,
+    so a wrong or outdated database fails at start instead of on its first query."""
+    from ntpmon.db.migrate import raise_unknown, schema_revision
+
     inspector = inspect(engine)
     present = set(inspector.get_table_names())
     problems: list[str] = []
@@ -61,4 +70,13 @@ def check_schema(engine: Engine) -> None:
             "database schema does not match ntpmon's: "
             + "; ".join(problems)
             + " (run `monitor-api db init` to create the tables)"
+        )
+    with engine.connect() as conn:
+        state = schema_revision(conn)
+    if not state.known:
+        raise_unknown(state)
+    if not state.at_head:
+        raise SchemaMismatchError(
+            f"database schema upgrade due ({state.describe()}): stop ntpmon's programs, "
+            "run `monitor-api db upgrade`, start them again"
         )

@@ -30,6 +30,30 @@ SESSION_INIT = (
 ``ntpmon.db.scorer``)."""
 
 
+DRIVER_TIMEOUTS: dict[str, float] = {
+    "connect_timeout": 5,
+    "read_timeout": 30,
+    "write_timeout": 30,
+}
+"""PyMySQL's socket timeouts, in seconds, unless the DSN sets them (``?connect_timeout=`` /
+``read_timeout`` / ``write_timeout`` in a URL; ``timeout``, ``readTimeout``, ``writeTimeout`` in
+a Go DSN). Without them a partitioned database (packets dropped, no RST) blocks a handler
+thread until the kernel gives up, minutes later, and every RPC hangs until the client's
+deadline; with them the call fails as a connection error and is answered UNAVAILABLE. The read
+timeout also bounds a single statement's wait for its result, lock waits included: one that
+waits longer is treated as a lost connection (the connection is dropped, the work retried)."""
+
+
+def driver_timeouts(settings: DatabaseSettings) -> dict[str, float]:
+    """:data:`DRIVER_TIMEOUTS` with what the DSN says instead.
+
+    The URL's query must win, but SQLAlchemy lets ``connect_args`` override the query, so a
+    default is only passed for a timeout the URL does not set.
+    """
+    given = {**settings.url.query, **settings.connect_args}
+    return {key: value for key, value in DRIVER_TIMEOUTS.items() if key not in given}
+
+
 class DatabaseUnavailableError(NtpmonError):
     """The database did not answer within the start-up window."""
 
@@ -50,8 +74,8 @@ def create_db_engine(
         return _sqlite_engine(settings)
     connect_args = {
         "charset": "utf8mb4",
-        "connect_timeout": 10,
         "init_command": SESSION_INIT,
+        **driver_timeouts(settings),
         **settings.connect_args,
     }
     engine = create_engine(
@@ -187,6 +211,26 @@ def wait_for_database(
             delay = min(delay * 2, 5.0)
 
 
+def connect_database(
+    dsn: str | None = None,
+    *,
+    default_sqlite: Path | None = None,
+    wait: float = 45.0,
+    pool_size: int = 5,
+    max_overflow: int = 5,
+    ping_after_idle: float | None = None,
+) -> Engine:
+    """Resolve the settings and connect (waiting up to ``wait`` seconds), schema unchecked."""
+    from ntpmon.db.config import resolve_settings
+
+    settings = resolve_settings(dsn, default_sqlite=default_sqlite)
+    engine = create_db_engine(
+        settings, pool_size=pool_size, max_overflow=max_overflow, ping_after_idle=ping_after_idle
+    )
+    wait_for_database(engine, settings, timeout=wait)
+    return engine
+
+
 def open_database(
     dsn: str | None = None,
     *,
@@ -199,20 +243,24 @@ def open_database(
 ) -> Engine:
     """Resolve, connect and check the database a command needs.
 
-    ``create`` makes missing tables (the embedded SQLite default and ``db init``); without it a
-    database that lacks ntpmon's tables is refused with one clear line. A server with many
-    handler threads sizes the pool to match: an overflow connection is closed when returned
-    to a full pool, so an undersized pool reconnects (TCP, auth, session set-up) under load.
+    ``create`` makes the tables of a database that has none (the embedded SQLite default).
+    A database that lacks ntpmon's tables, or whose schema is behind, is refused with one clear
+    line: only the ``db`` commands change an existing schema. A server with many handler
+    threads sizes the pool to match: an overflow connection is closed when returned to a full
+    pool, so an undersized pool reconnects (TCP, auth, session set-up) under load.
     """
-    from ntpmon.db.config import resolve_settings
-    from ntpmon.db.ddl import check_schema, create_schema
+    from ntpmon.db.ddl import check_schema
+    from ntpmon.db.migrate import create_new_schema
 
-    settings = resolve_settings(dsn, default_sqlite=default_sqlite)
-    engine = create_db_engine(
-        settings, pool_size=pool_size, max_overflow=max_overflow, ping_after_idle=ping_after_idle
+    engine = connect_database(
+        dsn,
+        default_sqlite=default_sqlite,
+        wait=wait,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        ping_after_idle=ping_after_idle,
     )
-    wait_for_database(engine, settings, timeout=wait)
     if create:
-        create_schema(engine)
+        create_new_schema(engine)
     check_schema(engine)
     return engine

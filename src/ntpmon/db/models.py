@@ -7,7 +7,7 @@ Datetimes are returned as naive UTC, exactly as stored; convert with
 from __future__ import annotations
 
 import dataclasses
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -152,3 +152,31 @@ def from_row(cls: type[T], row: Row[Any] | Any, prefix: str = "") -> T:
     mapping = row._mapping if hasattr(row, "_mapping") else row
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     return cls(**{name: mapping[prefix + name] for name in names})
+
+
+# The selector's look-back window and review batch (spec/selector.md §3); its queries use them.
+LOOKBACK = timedelta(hours=24)
+REVIEW_BATCH = 10
+
+
+@dataclasses.dataclass(slots=True)
+class MonitorRow:
+    """One row of the monitor-priority query (§2.2), already converted to Python types."""
+
+    id: int
+    monitor_ip: str | None = None
+    status: str | None = None
+    monitor_status: str = MonitorStatus.ACTIVE
+    account_id: int | None = None
+    id_token: str | None = None
+    tls_name: str | None = None
+    avg_rtt: float | None = None
+    monitor_priority: int | None = 0
+    avg_step: float = 1.0
+    healthy: bool = True
+    count: int = 0
+    account_flags: str | None = None
+    constraint_violation_type: str | None = None
+    constraint_violation_since: datetime | None = None
+    last_constraint_check: datetime | None = None
+    pause_reason: str | None = None

@@ -27,7 +27,7 @@ from sqlalchemy import (
 )
 
 from ntpmon.common.clock import db_seconds
-from ntpmon.db.models import MonitorType, Server, from_row
+from ntpmon.db.models import LOOKBACK, REVIEW_BATCH, MonitorRow, MonitorType, Server, from_row
 from ntpmon.db.tables import (
     accounts,
     log_scores,
@@ -36,8 +36,6 @@ from ntpmon.db.tables import (
     servers,
     servers_monitor_review,
 )
-from ntpmon.selector.constants import LOOKBACK, REVIEW_BATCH
-from ntpmon.selector.types import MonitorRow
 
 _AVG_SCALE = Decimal("0.0001")  # MySQL: AVG of an integer column has 4 decimals (half up)
 _MS = Decimal(1000)

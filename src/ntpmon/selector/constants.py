@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ntpmon.db.models import LOOKBACK, REVIEW_BATCH  # noqa: F401 - defined beside the queries using them
+
 TARGET_ACTIVE = 7
 BASE_TESTING_TARGET = 5
 MIN_COUNT_FOR_TESTING = 9
@@ -20,8 +22,6 @@ EXCESS_RECHECK = timedelta(hours=120)
 
 BOOTSTRAP_PROMOTIONS = 5
 RULE7_MAX_UNPAUSE = 2
-LOOKBACK = timedelta(hours=24)
-REVIEW_BATCH = 10
 REVIEW_AFTER_CHANGE = timedelta(minutes=60)
 REVIEW_AFTER_NO_CHANGE = timedelta(minutes=20)
 

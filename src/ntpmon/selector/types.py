@@ -15,6 +15,7 @@ from ntpmon.selector.constants import TARGET_ACTIVE
 GlobalStatus = models.MonitorStatus  # monitors.status: the monitor's standing in the whole pool
 ServerStatus = models.ServerScoreStatus  # server_scores.status: the monitor's role for one server
 PauseReason = models.PauseReason  # server_scores.pause_reason
+MonitorRow = models.MonitorRow  # one row of the monitor-priority query (§2.2)
 
 
 class CandidateState(StrEnum):
@@ -60,29 +61,6 @@ NO_VIOLATION = Violation(ViolationType.NONE)
 def has_violation(violation: Violation | None) -> bool:
     """None and a NONE-typed violation both mean "clean" (tests pass monitors without one)."""
     return violation is not None and violation.type != ViolationType.NONE
-
-
-@dataclass(slots=True)
-class MonitorRow:
-    """One row of the monitor-priority query (§2.2), already converted to Python types."""
-
-    id: int
-    monitor_ip: str | None = None
-    status: str | None = None
-    monitor_status: str = GlobalStatus.ACTIVE
-    account_id: int | None = None
-    id_token: str | None = None
-    tls_name: str | None = None
-    avg_rtt: float | None = None
-    monitor_priority: int | None = 0
-    avg_step: float = 1.0
-    healthy: bool = True
-    count: int = 0
-    account_flags: str | None = None
-    constraint_violation_type: str | None = None
-    constraint_violation_since: datetime | None = None
-    last_constraint_check: datetime | None = None
-    pause_reason: str | None = None
 
 
 @dataclass(slots=True)

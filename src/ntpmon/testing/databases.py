@@ -28,10 +28,10 @@ def configured_test_dsn() -> str:
 
 @contextmanager
 def temporary_mysql_database(
-    prefix: str = "ntpmon_test", server_dsn: str | None = None, *, with_schema: bool = True
+    prefix: str = "ntpmon_test", server_dsn: str | None = None, *, schema: bool = True
 ) -> Iterator[Engine]:
-    """A fresh database with ntpmon's schema on the test MySQL/MariaDB server (an empty one
-    without ``with_schema``: the deployment tests create the tables as an operator does)."""
+    """A fresh database with ntpmon's schema (or, without ``schema``, none) on the test
+    MySQL/MariaDB server."""
     url, connect_args = parse_dsn(server_dsn or configured_test_dsn())
     name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(
@@ -44,7 +44,7 @@ def temporary_mysql_database(
             DatabaseSettings(url=url.set(database=name), connect_args=connect_args)
         )
         try:
-            if with_schema:
+            if schema:
                 create_schema(engine)
             yield engine
         finally:
@@ -56,12 +56,13 @@ def temporary_mysql_database(
 
 
 @contextmanager
-def temporary_sqlite_database(directory: Path) -> Iterator[Engine]:
-    """A fresh SQLite file (WAL, foreign keys on) with ntpmon's schema."""
+def temporary_sqlite_database(directory: Path, *, schema: bool = True) -> Iterator[Engine]:
+    """A fresh SQLite file (WAL, foreign keys on) with ntpmon's schema (or none)."""
     path = directory / f"ntpmon-{uuid.uuid4().hex[:8]}.sqlite"
     engine = create_db_engine(DatabaseSettings(url=parse_dsn(f"sqlite:///{path}")[0]))
     try:
-        create_schema(engine)
+        if schema:
+            create_schema(engine)
         yield engine
     finally:
         engine.dispose()

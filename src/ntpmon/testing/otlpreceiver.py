@@ -85,7 +85,10 @@ class _Handler(BaseHTTPRequestHandler):
                 request,
             )
         )
-        self.send_response(self.server.receiver.status)
+        status, headers = self.server.receiver.answer()
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")  # an empty Export*ServiceResponse
         self.end_headers()
@@ -111,6 +114,8 @@ class OtlpReceiver:
         self.refused = 0
         self.status = 200
         """The HTTP status every POST gets (a test sets 400 to play a collector that refuses)."""
+        self.answers: list[tuple[int, dict[str, str]]] = []
+        """Status and extra headers for the next POSTs, in order, before ``status`` applies."""
         self._arrived = threading.Condition(self.lock)
         self._server = _Server(self, context)
         self.port = self._server.server_address[1]
@@ -127,6 +132,11 @@ class OtlpReceiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(5)
+
+    def answer(self) -> tuple[int, dict[str, str]]:
+        """The next scripted answer, else ``status``."""
+        with self.lock:
+            return self.answers.pop(0) if self.answers else (self.status, {})
 
     def record(self, export: Export) -> None:
         with self._arrived:

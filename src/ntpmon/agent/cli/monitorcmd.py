@@ -7,7 +7,6 @@ import signal
 
 from ntpmon.agent.cli import options as opts
 from ntpmon.agent.cli.globalopts import Globals, open_app_config
-from ntpmon.agent.daemon.footprint import limit_malloc_arenas, settle_after_start_up
 from ntpmon.agent.daemon.runner import MonitorOptions, run_monitor
 from ntpmon.agent.daemon.scope import Scope
 from ntpmon.agent.mqtt.bridge import monitor_bridge
@@ -16,7 +15,6 @@ from ntpmon.ntp.kerneltime import receive_stamping_kept_on
 
 def monitor_command(g: Globals, *, once: bool, sanity_only: bool) -> None:
     """Run the monitor: fetch work, probe servers, submit results."""
-    limit_malloc_arenas(os.environ)
     cfg = open_app_config(g)
     scope = Scope()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -25,7 +23,6 @@ def monitor_command(g: Globals, *, once: bool, sanity_only: bool) -> None:
     mqtt = monitor_bridge(
         cfg, g.env.value, port=knobs.port, allow_loopback=knobs.allow_loopback, environ=os.environ
     )
-    settle_after_start_up()
     with receive_stamping_kept_on():  # kernel receive stamps for every query, not just some
         run_monitor(
             cfg,

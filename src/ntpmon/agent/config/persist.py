@@ -6,12 +6,11 @@ process, or the agent after a restart) must see the old file or the new one, nev
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from pathlib import Path
 
 from ntpmon.common.errors import NtpmonError
+from ntpmon.common.privatefile import write_private
 
 log = logging.getLogger(__name__)
 
@@ -54,44 +53,16 @@ def tighten_dir(path: Path) -> None:
 
 
 def replace_file(path: Path, content: bytes) -> None:
-    """Write ``path.tmp``, fsync it, then rename it over ``path`` (key.pem gets mode 0600).
+    """Atomically replace ``path`` with ``content``, mode 0600 from creation.
 
-    The tmp file is removed on any error, so a failed write leaves the old file untouched.
+    Every file here is private: ``state.json`` holds the API key, ``key.pem`` the client key,
+    and the certificates are nobody else's business either. A failed write leaves the old
+    file untouched.
     """
-    tmp = Path(str(path) + ".tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
-        try:
-            _write_all(fd, content)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if path.name.endswith(KEY_FILE):
-            os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
+        write_private(path, content)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
         raise StateFileError(f"could not write {str(path)!r}: {exc}") from exc
-    _fsync_dir(path.parent)
-
-
-def _write_all(fd: int, content: bytes) -> None:
-    """Finish a write that os.write may have done only in part."""
-    view = memoryview(content)
-    written = 0
-    while written < len(view):
-        written += os.write(fd, view[written:])
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable; best effort (some filesystems refuse)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def file_exists(path: Path) -> bool:

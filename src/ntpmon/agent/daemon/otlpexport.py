@@ -9,10 +9,10 @@ variable (the per-signal one first, then the general one), ``OTEL_<SIGNAL>_EXPOR
 drops one signal, and ``OTEL_SDK_DISABLED=true`` or ``--telemetry off`` all of them.
 
 Why a module of its own: :func:`otlp_settings` decides from the environment alone, so the SDK,
-the exporters and ``requests`` (~15 MB of imports together, docs/agent.md) load only when
-something is exported; :func:`build_exporters` imports them. :class:`ExportHealth` keeps a
-collector that is down from filling the log: the exporters log every failed batch and every
-retry, the agent says once that export is failing and once that it recovered.
+the OTLP encoders and the exporters (``ntpmon.agent.daemon.otlphttp``, docs/agent.md, Memory
+footprint) load only when something is exported. :class:`ExportHealth` keeps a collector that
+is down from filling the log: the exporters report every failed batch and every retry to it,
+and the agent says once that export is failing and once that it recovered.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ntpmon.common.environments import DeployEnv, hosts_for
 from ntpmon.common.errors import NtpmonError
@@ -38,13 +38,6 @@ SIGNALS = ("traces", "metrics", "logs")
 DEFAULT_TIMEOUT = 10.0
 """Seconds per export request, retries included (the OTLP exporters' own default)."""
 _SWITCH = {"on": True, "true": True, "1": True, "off": False, "false": False, "0": False}
-_EXPORTER_LOGGERS = (
-    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.exporter.otlp.proto.http.metric_exporter",
-    "opentelemetry.exporter.otlp.proto.http._log_exporter",
-    "opentelemetry.exporter.otlp.proto.http._common",
-    "opentelemetry.exporter.otlp.common.http",
-)
 
 
 class TelemetrySwitchError(NtpmonError, ValueError):
@@ -142,18 +135,15 @@ def _timeout(value: str | None) -> float:
     return DEFAULT_TIMEOUT
 
 
-class ExportHealth(logging.Filter):
+class ExportHealth:
     """One warning when export starts failing, one info line when it works again.
 
-    The exporters' HTTP sessions report every answer and every transport error here (the
-    error then names the real cause, which the exporters' own messages often do not), and as a
-    filter on the exporters' loggers it drops their records: one per failed batch and one per
-    retry. A record while export seemed fine (a refused or unencodable batch) starts an outage
-    too.
+    The exporters report every answer and every transport error here (the error names the
+    endpoint and the real cause), one per attempt: a refused or unencodable batch, a collector
+    that is down, and each retry all count, but only the first failure of an outage is logged.
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self._lock = threading.Lock()
         self.failing = False
 
@@ -176,18 +166,6 @@ class ExportHealth(logging.Filter):
         if recovered:
             log.info("telemetry export recovered", extra={"url": url})
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        self.failed(record.getMessage())
-        return False
-
-    def attach(self) -> None:
-        for name in _EXPORTER_LOGGERS:
-            logging.getLogger(name).addFilter(self)
-
-    def detach(self) -> None:
-        for name in _EXPORTER_LOGGERS:
-            logging.getLogger(name).removeFilter(self)
-
 
 @dataclass(frozen=True, slots=True)
 class Exporters:
@@ -196,49 +174,3 @@ class Exporters:
     spans: SpanExporter | None
     metrics: MetricExporter | None
     logs: LogRecordExporter | None
-
-
-def build_exporters(settings: OtlpSettings, health: ExportHealth) -> Exporters:
-    """OTLP/HTTP (protobuf) exporters, one ``requests`` session each, reporting to ``health``."""
-    import requests
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    class ReportingSession(requests.Session):
-        """Tells ``health`` how each request went (defined here: requests loads only now)."""
-
-        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-            try:
-                response = super().send(request, **kwargs)
-            except requests.RequestException as exc:
-                health.failed(str(exc))
-                raise
-            health.answered(response.status_code, str(request.url))
-            return response
-
-    def options(signal: str) -> dict[str, Any] | None:
-        target = settings.targets.get(signal)
-        if target is None:
-            return None
-        session = ReportingSession()
-        # not the environment's REQUESTS_CA_BUNDLE, proxies or .netrc: requests would let them
-        # replace the trust and credentials chosen here (the agent's other HTTPS ignores them too)
-        session.trust_env = False
-        have_pair = target.client_cert and target.client_key
-        return {
-            "endpoint": target.endpoint,
-            "certificate_file": target.ca_file,
-            "client_certificate_file": target.client_cert if have_pair else None,
-            "client_key_file": target.client_key if have_pair else None,
-            "headers": dict(target.headers),
-            "timeout": target.timeout,
-            "session": session,
-        }
-
-    spans, metrics, logs = (options(signal) for signal in SIGNALS)
-    return Exporters(
-        spans=None if spans is None else OTLPSpanExporter(**spans),
-        metrics=None if metrics is None else OTLPMetricExporter(**metrics),
-        logs=None if logs is None else OTLPLogExporter(**logs),
-    )

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from ntpmon.agent.daemon.otlpexport import ExportHealth, OtlpSettings
+    from ntpmon.agent.daemon.otlpexport import OtlpSettings
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,6 @@ class Telemetry:
         self.debug = debug
         self.tracer_provider: TracerProvider | None = None
         self.meter_provider: MeterProvider | None = None
-        self._health: ExportHealth | None = None
         self.tracer: trace.Tracer = ContextOnlyTracer()
         self.meter: Meter = NoOpMeter(INSTRUMENTATION)
         if otlp is not None or metric_reader is not None or span_exporter is not None:
@@ -169,11 +168,10 @@ class Telemetry:
             self.tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
         readers: list[MetricReader] = [] if metric_reader is None else [metric_reader]
         if otlp is not None:
-            from ntpmon.agent.daemon.otlpexport import ExportHealth, build_exporters
+            from ntpmon.agent.daemon.otlpexport import ExportHealth
+            from ntpmon.agent.daemon.otlphttp import build_exporters
 
-            self._health = ExportHealth()
-            self._health.attach()
-            exporters = build_exporters(otlp, self._health)
+            exporters = build_exporters(otlp, ExportHealth())
             if exporters.spans is not None:
                 self.tracer_provider.add_span_processor(
                     BatchSpanProcessor(exporters.spans, max_queue_size=QUEUE_SIZE)
@@ -279,7 +277,5 @@ class Telemetry:
         stopper = threading.Thread(target=stop_all, name="otel-shutdown", daemon=True)
         stopper.start()
         stopper.join(SHUTDOWN_SECONDS)
-        if stopper.is_alive():  # the exporters may still log: keep them quiet
+        if stopper.is_alive():
             log.warning("telemetry not flushed in time; the rest is dropped")
-        elif self._health is not None:
-            self._health.detach()

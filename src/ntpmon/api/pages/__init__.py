@@ -1,5 +1,1 @@
-"""Read-only status pages: servers, one server's score and offset graphs, monitors."""
-
-from ntpmon.api.pages.app import create_pages_app
-
-__all__ = ["create_pages_app"]
+"""Read-only status pages (``create_pages_app`` in :mod:`ntpmon.api.pages.app`)."""

@@ -51,7 +51,7 @@ class WorkerSpec:
     tls_cert: str
     tls_key: str
     client_ca_files: list[str]
-    embedded_client_ca: bool
+    client_ca_pem: str  # the main process's CA root (embedded or Vault PKI), if trusted
     public_url: str  # the issuer of ntpmon's own JWTs
     jwt_issuer: str
     jwks_url: str
@@ -63,6 +63,7 @@ class WorkerSpec:
     mqtt_host: str
     mqtt_port: int
     jwt_key: str
+    ticket_keys: str = "file"  # "vault": read (never rotate) the keys in Vault KV
 
 
 def spawn(spec: WorkerSpec, ready_timeout: float = 60.0) -> subprocess.Popen[str]:
@@ -151,7 +152,6 @@ def _stop_when_orphaned(parent: int, stop: threading.Event) -> None:
 def serve(spec: WorkerSpec) -> None:
     """The worker's life: listen, say ``ready``, serve until SIGTERM/SIGINT, stop gracefully."""
     from ntpmon.api.admission import PriorityScheduler
-    from ntpmon.api.ca import EmbeddedCA
     from ntpmon.api.jwks import external_tokens
     from ntpmon.api.jwtauth import JwtVerifier
     from ntpmon.api.metrics import ApiMetrics
@@ -164,6 +164,7 @@ def serve(spec: WorkerSpec) -> None:
     from ntpmon.api.ticketkeys import keyring_for
     from ntpmon.api.tickets import TicketSigner
     from ntpmon.api.tracing import tracer_from_environment
+    from ntpmon.api.vault import VaultSession, VaultSettings
     from ntpmon.common.clock import SystemClock
     from ntpmon.common.environments import parse_env
     from ntpmon.common.logsetup import setup_logging
@@ -189,20 +190,31 @@ def serve(spec: WorkerSpec) -> None:
     tracer = tracer_from_environment(spec.env)
     service = MonitorService(
         engine,
-        TicketSigner(keyring_for(data_dir, clock, follower=True)),
+        TicketSigner(
+            keyring_for(
+                data_dir,
+                clock,
+                follower=True,
+                vault=(
+                    VaultSession(VaultSettings.from_environ())
+                    if spec.ticket_keys == "vault"
+                    else None
+                ),
+                env=spec.env,
+            )
+        ),
         clock,
         metrics,
         deploy_env=parse_env(spec.env),
         mqtt=MqttSettings(host=spec.mqtt_host, port=spec.mqtt_port, jwt_key=spec.jwt_key),
         tracer=tracer,
     )
-    ca = EmbeddedCA.load_or_create(data_dir / "ca")
     tls = ReloadingContext(
         TlsFiles(
             cert_file=Path(spec.tls_cert),
             key_file=Path(spec.tls_key),
             client_ca_files=tuple(Path(p) for p in spec.client_ca_files),
-            client_ca_pem=ca.root_pem() if spec.embedded_client_ca else "",
+            client_ca_pem=spec.client_ca_pem,
         )
     )
     tokens = TokenIssuer.load_or_create(data_dir / "jwt" / "signing.key", spec.public_url)
