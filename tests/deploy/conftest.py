@@ -8,28 +8,15 @@ PyPI through pip, normally from pip's cache after ``make install``.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from deploy_install import PREFIX, ROOT, run
 from systemd_units import ScratchHost, scratch_host
 
 from ntpmon.testing.shared_site import shared_python_executable
-
-ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "/opt/ntpmon"
-TIMEOUT_S = 300
-
-
-def run(argv: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-    """``argv`` to completion; a failure shows its output."""
-    done = subprocess.run(
-        argv, capture_output=True, text=True, timeout=TIMEOUT_S, check=False, **kwargs
-    )
-    assert done.returncode == 0, f"{argv[:4]} failed:\n{done.stdout[-3000:]}{done.stderr[-3000:]}"
-    return done
 
 
 @pytest.fixture(scope="session")

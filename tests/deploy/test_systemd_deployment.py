@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import PREFIX, ROOT, run
+from deploy_install import PREFIX, ROOT, run
 from sqlalchemy import Engine, func, select
 from systemd_units import (
     NOBODY,
