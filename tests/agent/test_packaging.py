@@ -20,7 +20,7 @@ def unit_settings() -> dict[str, list[str]]:
 
 def test_unit_runs_one_instance_per_environment_as_dedicated_user() -> None:
     unit = unit_settings()
-    assert unit["ExecStart"] == ["/usr/bin/ntppool-agent --env %i monitor"]
+    assert unit["ExecStart"] == ["/opt/ntpmon/bin/ntppool-agent --env %i monitor"]
     assert unit["User"] == ["ntpmon"]
     assert unit["StateDirectory"] == ["ntppool-agent"]
     assert unit["StateDirectoryMode"] == ["0700"]

@@ -30,6 +30,7 @@ from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tables import log_scores, servers
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2_grpc as pb_grpc
+from ntpmon.testing.apiprocess import LISTENERS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.db]
 
@@ -46,7 +47,7 @@ class ServerProcess:
         exe = Path(sys.executable).parent / "monitor-api"
         command = [str(exe), "server", "--database-dsn", dsn, "--data-dir", str(data_dir)]
         command += ["--processes", str(processes), "--grace", "2", "--log-level", "info"]
-        for option in ("--listen", "--management-listen", "--health-listen", "--metrics-listen"):
+        for option in LISTENERS:
             command += [option, "127.0.0.1:0"]
         self.proc = subprocess.Popen(
             command, stderr=subprocess.PIPE, text=True, env={"PATH": "/usr/bin:/bin"}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -11,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from ntpmon.testing.debian import ensure_command
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -40,10 +41,9 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
 
     A template unit (``name@.service``) is verified as an instance (``name@test.service``).
     """
-    tool = shutil.which("systemd-analyze")
-    assert tool, "systemd-analyze missing: install the Debian package systemd"
+    tool = ensure_command("systemd-analyze", package="systemd")
     bindir = Path(sys.executable).parent
-    program = re.compile(r"/usr/(?:local/)?bin/(" + "|".join(console_scripts()) + r")\b")
+    program = re.compile(r"/opt/ntpmon/bin/(" + "|".join(console_scripts()) + r")\b")
     copies = []
     for unit in UNITS:
         copy = tmp_path / unit.name.replace("@.", "@test.")

@@ -77,7 +77,8 @@ def test_bridge_starts_on_config_and_answers_checks(
             assert [a["NTP"]["Stratum"] for a in answers] == [responder.settings.stratum]
             assert responder.requests == 1  # one sample, not the config's four
             # recorded on the telemetry the runner hands in, the probe under the request's span
-            [request_span] = recording.spans("mqtt-ntp")
+            # (which ends after the reply is published: under load the reply can come first)
+            [request_span] = wait_for(lambda: recording.spans("mqtt-ntp"), what="request span")
             [check_span] = recording.spans("monitor.CheckHost")
             assert check_span.parent is not None
             assert check_span.parent.span_id == request_span.context.span_id

@@ -254,6 +254,8 @@ def test_metrics_request_round_trip(prefix: str, monitors: MonitorTable) -> None
         wait_for(lambda: online_names(api).get(name), what="online")
         reply = httpx.get(url(api, f"/monitors/metrics?client={name}"), timeout=15)
         assert (reply.status_code, reply.text) == (200, "")
+        # the agent counts a request after publishing its reply, so the reply can arrive first
+        wait_for(lambda: agent.handled["metrics"], what="the agent to count the request")
         assert agent.handled["metrics"] == 1
         missing = httpx.get(url(api, "/monitors/metrics?client=nobody"), timeout=15)
         assert (missing.status_code, missing.text) == (404, "Not found")

@@ -153,15 +153,23 @@ def test_bad_mqtt_options_refused(
         )  # fmt: skip
 
 
-def test_disabled_mqtt_starts_nothing(clock: FixedClock) -> None:
-    options = MqttServerOptions(enabled=False)
+def test_disabled_mqtt_connects_nothing_but_serves_the_internal_api(clock: FixedClock) -> None:
+    """api.md §10.3: disabled MQTT skips the broker only; the internal API answers empty."""
+    options = MqttServerOptions(enabled=False, internal_listen="127.0.0.1:0")
     registry = CollectorRegistry()
     started = start_internal_api(
         options, engine=None, env=DeployEnv.DEVEL, server_name=SERVER_NAME,  # type: ignore[arg-type]
         registry=registry, clock=clock,
     )  # fmt: skip
-    assert started is None
-    assert registry.get_sample_value("monitors_connected", {}) is None
+    try:
+        assert started.http is not None
+        assert not started.mq.connection.is_connected()
+        base = f"http://127.0.0.1:{started.http.port}"
+        assert httpx.get(f"{base}/monitors/online", timeout=5).json() == []
+        assert httpx.post(f"{base}/check/ntp/192.0.2.9", timeout=15).json() == []
+        assert registry.get_sample_value("monitors_connected", {}) is None
+    finally:
+        started.stop()
 
 
 def test_monitor_api_server_runs_the_mqtt_side(

@@ -11,6 +11,7 @@ import pytest
 
 from ntpmon.db.pages import MonitorOverview, ServerOverview
 from ntpmon.devtools.runstack import plan
+from ntpmon.devtools.runstack.main import PIPED_EVERY_S, SummaryPrinter
 from ntpmon.devtools.runstack.preflight import missing_pieces
 from ntpmon.devtools.runstack.summary import (
     moved_as_expected,
@@ -181,3 +182,27 @@ def test_missing_pieces_names_absent_commands_and_modules() -> None:
     assert "`monitor-api no-such-command`" in missing
     assert any(m.startswith("nothing (ntpmon.no_such_module does not load") for m in missing)
     assert len(missing) == 3
+
+
+def test_piped_summary_is_appended_only_when_changed_and_not_too_often() -> None:
+    now = [0.0]
+    printed: list[str] = []
+    printer = SummaryPrinter(printed.append, interactive=False, clock=lambda: now[0])
+    for step, text in enumerate(["a", "a", "b", "b", "c"]):
+        now[0] = step * 5.0  # a refresh every 5 s
+        printer.show(text)
+    assert printed == ["\na"]  # "b" and "c" came within a minute of "a"
+    now[0] = PIPED_EVERY_S + 1
+    printer.show("c")
+    printer.show("c")
+    assert printed == ["\na", "\nc"]
+    printer.show("d", final=True)  # the last summary is always shown
+    assert printed[-1] == "\nd"
+
+
+def test_terminal_summary_is_redrawn_every_refresh() -> None:
+    printed: list[str] = []
+    printer = SummaryPrinter(printed.append, interactive=True)
+    printer.show("a")
+    printer.show("a")
+    assert printed == ["\x1b[H\x1b[Ja", "\x1b[H\x1b[Ja"]

@@ -97,7 +97,7 @@ def test_ts23_setup(db: Engine, clock: FixedClock) -> None:
         assert len(conn.execute(select(scorer_status)).all()) == 2
 
 
-@pytest.mark.parametrize("args", [("db", "status"), ("db", "--scorer-status")])
+@pytest.mark.parametrize("args", [("db",), ("db", "status"), ("db", "--scorer-status")])
 def test_ts25_db_status(live: World, args: tuple[str, ...]) -> None:
     result = run_cli(live.engine, *args)
     assert result.returncode == 0, result.stderr

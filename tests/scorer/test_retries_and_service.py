@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -101,3 +102,29 @@ def test_service_mode_backs_off_on_connection_errors_and_stops_on_request() -> N
     threading.Timer(0.5, stop.set).start()
     assert serve(runner, once=False, stop=stop) == 0  # the backoff sleep ends on request
     assert runner.metrics.plain.errors >= 1
+
+
+def test_a_setting_warning_is_logged_once_not_every_run(
+    db: Engine, clock: FixedClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``scorer server`` asks for the batch size every run; a missing setting is said once,
+    and a changed one (here: unparsable) is said again."""
+    from ntpmon.common.clock import db_seconds
+    from ntpmon.db.tables import system_settings
+    from ntpmon.scorer.runner import DEFAULT_BATCH_SIZE
+
+    runner = Runner(db, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="ntpmon.scorer.runner"):
+        assert [runner.batch_size() for _ in range(3)] == [DEFAULT_BATCH_SIZE] * 3
+        with db.begin() as conn:
+            conn.execute(
+                system_settings.insert().values(
+                    key="scorer", value="{not json", created_on=db_seconds(clock.now())
+                )
+            )
+        assert runner.batch_size() == DEFAULT_BATCH_SIZE
+        assert runner.batch_size() == DEFAULT_BATCH_SIZE
+    assert [r.getMessage() for r in caplog.records] == [
+        "no scorer settings, using the default batch size",
+        "unparsable scorer settings, using the default batch size",
+    ]

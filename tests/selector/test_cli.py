@@ -97,8 +97,9 @@ def test_server_loop_serves_metrics_and_stops_on_sigterm(db: Engine) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("selector metrics on http://127.0.0.1:"), line
-        url = line.split()[-1]
+        # the default binds all addresses (docs/operations.md §2.1); scrape it over loopback
+        assert line.startswith("selector metrics on http://0.0.0.0:"), line
+        url = line.split()[-1].replace("0.0.0.0", "127.0.0.1")
         body = ""
         for _ in range(100):
             body = httpx.get(url, timeout=5).text

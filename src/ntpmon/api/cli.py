@@ -174,13 +174,13 @@ def _mqtt_server_options(  # noqa: PLR0917 - one call site, the CLI flags
     plain: bool,
     ca_file: Path | None,
     internal_listen: str,
-) -> MqttServerOptions | None:
-    """The MQTT side runs when not disabled and a JWT key is set (agents need one too)."""
+) -> MqttServerOptions:
+    """The broker connection runs when not disabled and a JWT key is set (agents need one too);
+    the internal HTTP API runs either way (api.md §10.3: ``--no-mqtt`` skips the broker only)."""
     from ntpmon.api.mqserver.wiring import MqttServerOptions
 
-    if not enabled or not jwt_key:
-        return None
     options = MqttServerOptions(
+        enabled=enabled and bool(jwt_key),
         host=host,
         port=port,
         jwt_key=jwt_key,

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine
@@ -87,7 +88,8 @@ class ServerOptions:
     cert_lifetime: timedelta = timedelta(days=30)
     public_url: str = ""
     mqtt: MqttSettings = field(default_factory=MqttSettings)
-    mqtt_server: MqttServerOptions | None = None  # the MQTT side + internal API (off: None)
+    # the internal API and (when enabled) the broker connection; None: neither (embedded uses)
+    mqtt_server: MqttServerOptions | None = None
     grace: float = 10.0
     max_workers: int = DEFAULT_WORKERS  # RPC handler threads (RPCs running at once)
     clock: Clock = field(default_factory=SystemClock)
@@ -151,6 +153,19 @@ def online_by_name(states: Iterable[ClientState]) -> dict[str, bool]:
     return online
 
 
+def certificate_names(env: DeployEnv, public_url: str, extra: list[str]) -> list[str]:
+    """The names of the server certificate the embedded CA issues at start.
+
+    Agents check the management and RPC certificates against the host they were told
+    (``API_HOST``), so that host is always among the names: an operator who sets
+    ``API_HOST=https://api.example.net:8443`` needs no ``--server-name`` for it. The first name
+    stays ``api.<env>.mon.ntppool.dev``: it is the broker identity (api.md §10.3).
+    """
+    names = [f"api.{env}.mon.ntppool.dev", "localhost", "127.0.0.1", "::1"]
+    host = urlsplit(public_url).hostname if public_url else None
+    return list(dict.fromkeys([*names, *([host] if host else []), *extra]))
+
+
 class MonitorApiServer:
     """A running monitor-api; ``ports`` holds the bound port of every listener."""
 
@@ -179,8 +194,8 @@ class MonitorApiServer:
             mqtt=options.mqtt,
             tracer=self.tracer,
         )
-        names = [f"api.{options.env}.mon.ntppool.dev", "localhost", "127.0.0.1", "::1"]
-        self.server_cert = self._server_certificate(names + options.server_names)
+        names = certificate_names(options.env, options.public_url, options.server_names)
+        self.server_cert = self._server_certificate(names)
         sockets = {
             "management": _bind(options.management_listen),
             "health": _bind(options.health_listen),
@@ -233,7 +248,7 @@ class MonitorApiServer:
         pages = create_pages_app(
             options.engine,
             clock=options.clock,
-            online=self._online if options.mqtt_server is not None else None,
+            online=self._online if options.mqtt_server and options.mqtt_server.enabled else None,
         )
         health, metrics_app = ops_app(self.metrics, pages)
         cert_file, key_file = data_dir / "server" / "tls.crt", data_dir / "server" / "tls.key"
@@ -321,7 +336,7 @@ class MonitorApiServer:
         return WorkerPool(spec, options.processes - 1)
 
     def _start_mqtt(self, issued_names: list[str]) -> InternalApi | None:
-        """The broker connection and the internal HTTP API (api.md §10-11), when configured.
+        """The internal HTTP API and the broker connection (api.md §10-11), when configured.
 
         The server presents its own certificate to a TLS broker; its first DNS name is the
         broker identity (username, JWT subject, client id).

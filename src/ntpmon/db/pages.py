@@ -52,6 +52,20 @@ class Assignment:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class ServerAssignment:
+    """One server a monitor is assigned to (a ``server_scores`` row with the server's names)."""
+
+    server_id: int
+    ip: str
+    hostname: str | None
+    status: str
+    score_raw: float
+    score_ts: datetime | None
+    constraint_violation_type: str | None
+    pause_reason: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class HistoryPoint:
     """One ``log_scores`` row of a server, tagged with who wrote it."""
 
@@ -237,12 +251,18 @@ def monitor_names(conn: Connection, ids: set[int]) -> dict[int, str]:
     return {int(r.id): (r.tls_name or r.hostname or f"monitor {r.id}") for r in rows}
 
 
-def list_monitor_overviews(conn: Connection) -> list[MonitorOverview]:
-    """Every agent monitor (not scorers, not the per-IP-version settings rows).
+def list_monitor_overviews(
+    conn: Connection, *, monitor_id: int | None = None
+) -> list[MonitorOverview]:
+    """Every agent monitor (not scorers, not the per-IP-version settings rows), or only
+    ``monitor_id``.
 
     The settings rows have no IP; deleted monitors are listed too, with their status.
     """
-    counts = _counts(conn, server_scores.c.monitor_id, monitors.c.type == str(MonitorType.MONITOR))
+    agents = monitors.c.type == str(MonitorType.MONITOR)
+    if monitor_id is not None:
+        agents = and_(agents, monitors.c.id == monitor_id)
+    counts = _counts(conn, server_scores.c.monitor_id, agents)
     rows = conn.execute(
         select(
             monitors.c.id,
@@ -258,7 +278,7 @@ def list_monitor_overviews(conn: Connection) -> list[MonitorOverview]:
             accounts.c.name.label("account_name"),
         )
         .select_from(monitors.outerjoin(accounts, accounts.c.id == monitors.c.account_id))
-        .where(and_(monitors.c.type == str(MonitorType.MONITOR), monitors.c.ip.is_not(None)))
+        .where(and_(agents, monitors.c.ip.is_not(None)))
         .order_by(monitors.c.tls_name, monitors.c.ip_version, monitors.c.id)
     )
     return [
@@ -278,6 +298,46 @@ def list_monitor_overviews(conn: Connection) -> list[MonitorOverview]:
         )
         for r in rows
     ]
+
+
+def get_monitor_overview(conn: Connection, *, monitor_id: int) -> MonitorOverview | None:
+    """One agent monitor as in the list, or None (no such monitor, or a scorer/settings row)."""
+    found = list_monitor_overviews(conn, monitor_id=monitor_id)
+    return found[0] if found else None
+
+
+def list_monitor_assignments(conn: Connection, *, monitor_id: int) -> list[ServerAssignment]:
+    """The servers a monitor is assigned to, by status (active first), then address."""
+    status_rank = {"active": 0, "testing": 1, "candidate": 2, "paused": 3}
+    rows = conn.execute(
+        select(
+            server_scores.c.server_id,
+            servers.c.ip,
+            servers.c.hostname,
+            server_scores.c.status,
+            server_scores.c.score_raw,
+            server_scores.c.score_ts,
+            server_scores.c.constraint_violation_type,
+            server_scores.c.pause_reason,
+        )
+        .select_from(server_scores.join(servers, servers.c.id == server_scores.c.server_id))
+        .where(server_scores.c.monitor_id == monitor_id)
+    )
+    items = [
+        ServerAssignment(
+            server_id=int(r.server_id),
+            ip=r.ip,
+            hostname=r.hostname,
+            status=str(r.status),
+            score_raw=float(r.score_raw),
+            score_ts=r.score_ts,
+            constraint_violation_type=r.constraint_violation_type,
+            pause_reason=r.pause_reason,
+        )
+        for r in rows
+    ]
+    items.sort(key=lambda a: (status_rank.get(a.status, 9), a.ip, a.server_id))
+    return items
 
 
 def measurement_counts(conn: Connection) -> dict[tuple[int, int], int]:

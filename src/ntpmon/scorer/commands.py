@@ -15,6 +15,12 @@ from prometheus_client import disable_created_metrics
 from ntpmon.common.clock import SystemClock
 from ntpmon.common.dbcli import DsnOption, WaitOption
 from ntpmon.common.logsetup import setup_logging
+from ntpmon.common.metricsopts import (
+    ALL_ADDRESSES,
+    DEFAULT_PORT,
+    MetricsAddrOption,
+    MetricsPortOption,
+)
 from ntpmon.db.engine import open_database
 from ntpmon.scorer.metrics import ScorerMetrics, serve_metrics
 from ntpmon.scorer.runner import Runner
@@ -23,14 +29,6 @@ from ntpmon.scorer.setup import scorer_status_lines, setup_scorers
 
 log = logging.getLogger(__name__)
 
-MetricsPort = Annotated[
-    int,
-    typer.Option("--metrics-port", help="Serve Prometheus /metrics here (0 picks a free port)."),
-]
-MetricsAddr = Annotated[
-    str,
-    typer.Option("--metrics-addr", help="Address the metrics server binds to."),
-]
 LogLevel = Annotated[
     str, typer.Option("--log-level", envvar="LOG_LEVEL", help="debug, info, warn or error.")
 ]
@@ -81,8 +79,8 @@ def _loop_command(name: str, *, once: bool, summary: str) -> None:
 
     def command(
         dsn: DsnOption = None,
-        metrics_port: MetricsPort = 9000,
-        metrics_addr: MetricsAddr = "127.0.0.1",
+        metrics_port: MetricsPortOption = DEFAULT_PORT,
+        metrics_addr: MetricsAddrOption = ALL_ADDRESSES,
         log_level: LogLevel = "info",
         wait: WaitOption = 45.0,
     ) -> None:
@@ -118,21 +116,23 @@ def print_scorer_status(dsn: str | None) -> None:
 
 
 def add_scorer_status(db_app: typer.Typer) -> None:
-    """``db status`` and ``db --scorer-status``: the scorer cursors (§10.4)."""
+    """``db``, ``db --scorer-status`` and ``db status``: the scorer cursors (§10.4).
+
+    Upstream's ``monitor-scorer db`` prints the cursors with or without the flag (the flag is
+    accepted and ignored), so the group must not stop at "missing command" when called bare.
+    """
+    db_app.info.no_args_is_help = False
 
     @db_app.callback(invoke_without_command=True)
     def _db(
         ctx: typer.Context,
-        scorer_status: Annotated[
-            bool, typer.Option("--scorer-status", help="Print the scorer cursors.")
+        scorer_status: Annotated[  # upstream's flag: accepted, changes nothing
+            bool, typer.Option("--scorer-status", help="Print the scorer cursors (the default).")
         ] = False,
         dsn: DsnOption = None,
     ) -> None:
-        """Database commands; ``--scorer-status`` prints the scorer cursors."""
+        """Database commands; without one, print the scorer cursors."""
         if ctx.invoked_subcommand is None:
-            if not scorer_status:
-                typer.echo(ctx.get_help())
-                raise typer.Exit(0)
             print_scorer_status(dsn)
 
     @db_app.command("status")

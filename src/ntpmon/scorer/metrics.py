@@ -113,9 +113,7 @@ class ScorerMetrics:
             self.sql_updates.labels(operation=operation).inc(count)
 
 
-def serve_metrics(
-    metrics: ScorerMetrics, port: int, addr: str = "127.0.0.1"
-) -> tuple[WSGIServer, int]:
+def serve_metrics(metrics: ScorerMetrics, port: int, addr: str) -> tuple[WSGIServer, int]:
     """Serve ``/metrics`` in a daemon thread; returns the server and the bound port."""
     server, _thread = start_http_server(port, addr=addr, registry=metrics.registry)
     return server, int(server.server_address[1])

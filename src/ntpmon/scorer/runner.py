@@ -261,13 +261,21 @@ class Runner:
         self.sleep = sleep
         self._histories: dict[str, ScoreHistory] = {}
         self._rows = RowCache(row_cache_capacity)
+        self._last_warning: str | None = None
 
     def batch_size(self) -> int:
+        """The ``scorer`` setting's batch size, read every run so a change applies at once.
+
+        A warning about the setting is logged when it first appears or changes, not on every
+        run: ``scorer server`` runs every few seconds, and a database without the (optional)
+        setting would otherwise log the same line forever.
+        """
         with self.engine.begin() as conn:
             value = get_system_setting(conn, key="scorer")
         size, warning = batch_size_from_setting(value)
-        if warning:
+        if warning and warning != self._last_warning:
             log.warning(warning, extra={"batch_size": size})
+        self._last_warning = warning
         return size
 
     def scorers(self) -> list[ConfiguredScorer]:

@@ -20,6 +20,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from ntpmon.common.clock import SystemClock
 from ntpmon.common.dbcli import DsnOption
 from ntpmon.common.logsetup import setup_logging
+from ntpmon.common.metricsopts import (
+    ALL_ADDRESSES,
+    DEFAULT_PORT,
+    MetricsAddrOption,
+    MetricsPortOption,
+)
 from ntpmon.db.engine import open_database
 from ntpmon.selector.errors import SelectorError
 from ntpmon.selector.metrics import SelectorMetrics
@@ -58,12 +64,8 @@ def _selector() -> None:
 @selector_app.command("server")
 def server_cmd(
     dsn: DsnOption = None,
-    metrics_port: Annotated[
-        int, typer.Option("--metrics-port", help="Prometheus /metrics port (0: any free port)")
-    ] = 9000,
-    metrics_addr: Annotated[
-        str, typer.Option("--metrics-addr", help="Address of the metrics listener")
-    ] = "127.0.0.1",
+    metrics_port: MetricsPortOption = DEFAULT_PORT,
+    metrics_addr: MetricsAddrOption = ALL_ADDRESSES,
     log_level: LogLevelOption = "info",
 ) -> None:
     """Review due servers forever (batches of 10; idle back-off 3 s to 60 s)."""

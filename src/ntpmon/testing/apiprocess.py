@@ -14,7 +14,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-LISTENERS = ("--listen", "--management-listen", "--health-listen", "--metrics-listen")
+LISTENERS = (
+    "--listen",
+    "--management-listen",
+    "--health-listen",
+    "--metrics-listen",
+    "--internal-listen",
+)
 
 
 @dataclass

@@ -6,10 +6,11 @@ is to the URL given (the tests pass loopback URLs).
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from ntpmon.testing.debian import ensure_command
 
 QUIET_FLAGS = (
     "--headless",
@@ -31,11 +32,8 @@ class BrowserError(RuntimeError):
 
 
 def chromium_binary() -> str:
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    raise BrowserError("chromium not found; install the Debian package `chromium`")
+    """Debian's chromium, installed on first use where tests run as root (fresh machines)."""
+    return ensure_command("chromium", "chromium-browser", package="chromium")
 
 
 def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess[str]:

@@ -4,8 +4,9 @@
 listener speaks Connect, gRPC and gRPC-Web the way connect-go expects, not just the way our own
 clients do. ``make test`` has to work on a fresh machine, so :func:`buf_binary` finds ``buf``
 on ``PATH`` or installs the npm package ``@bufbuild/buf`` into a cache directory once (Node and
-npm from Debian when they are missing too). pytest-xdist runs several workers at once, so the
-install happens under an exclusive file lock and the second worker finds it done.
+npm from Debian when they are missing too, :mod:`ntpmon.testing.debian`). pytest-xdist runs
+several workers at once, so the install happens under an exclusive file lock and the second
+worker finds it done.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ntpmon.common.errors import NtpmonError
+from ntpmon.testing.debian import MissingToolError, ensure_command
 
 PACKAGE = "@bufbuild/buf"
-DEBIAN_PACKAGES = ("nodejs", "npm")
 INSTALL_TIMEOUT_S = 600.0
 
 
@@ -60,23 +61,11 @@ def _run(command: list[str], what: str) -> None:
 
 
 def _ensure_npm() -> str:
-    """``npm``, installed from Debian (``nodejs``, ``npm``) when it is missing."""
-    npm = shutil.which("npm")
-    if npm:
-        return npm
-    apt = shutil.which("apt-get")
-    if apt is None:
-        raise BufError("buf needs npm: install Node.js and npm (Debian: nodejs, npm)")
-    env_note = "apt-get install nodejs npm (needs root)"
-    _run([apt, "update", "-qq"], f"apt-get update for {env_note}")
-    _run(
-        [apt, "install", "-y", "-qq", "--no-install-recommends", *DEBIAN_PACKAGES],
-        env_note,
-    )
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BufError(f"{env_note} ran but npm is still not on PATH")
-    return npm
+    """``npm``, installed from Debian (``npm``, which brings ``nodejs``) when it is missing."""
+    try:
+        return ensure_command("npm", package="npm")
+    except MissingToolError as exc:
+        raise BufError(f"buf needs npm: {exc}") from None
 
 
 @contextmanager

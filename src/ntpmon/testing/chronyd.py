@@ -8,7 +8,6 @@ directory, has no command port, and serves as a local stratum-1 reference.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 from ntpmon.common.errors import NtpmonError
 from ntpmon.ntp import sntp
+from ntpmon.testing.debian import ensure_command
 
 READY_TIMEOUT_S = 10.0
 
@@ -86,9 +86,7 @@ def private_chronyd(
     answer precisely on a busy host is run; benchmarks use it to keep the reference's own
     scheduling delays out of the client's figures.
     """
-    binary = shutil.which("chronyd") or "/usr/sbin/chronyd"
-    if not Path(binary).exists():
-        raise ChronydError("chronyd not found (apt-get install chrony)")
+    binary = ensure_command("chronyd", package="chrony")
     with tempfile.TemporaryDirectory(prefix="ntpmon-chronyd-") as tmp:
         workdir = Path(tmp)
         port = free_udp_port(host)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import socket
 import subprocess
 import time
@@ -17,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ntpmon.common.errors import NtpmonError
 from ntpmon.mqttcm.connection import BrokerEndpoint
+from ntpmon.testing.debian import ensure_command
 
 READY_TIMEOUT_S = 10.0
 
@@ -65,9 +65,7 @@ class PrivateBroker:
 
     def start(self) -> None:
         """Start (again, on the same port) and return once it accepts connections."""
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
-            raise MosquittoError("mosquitto not found (apt-get install mosquitto)")
+        binary = ensure_command("mosquitto", package="mosquitto")
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(  # noqa: S603 (fixed argv, our own config)
                 [binary, "-c", str(self.config)], stdout=log, stderr=subprocess.STDOUT

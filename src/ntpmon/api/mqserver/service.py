@@ -88,9 +88,11 @@ class InternalApi:
     mq: MqServer
     http: RunningHttp | None = None
 
-    def start(self, listen: str = DEFAULT_INTERNAL_LISTEN) -> RunningHttp:
-        """Connect to the broker (in the background) and serve the HTTP API on ``listen``."""
-        self.mq.start()
+    def start(self, listen: str = DEFAULT_INTERNAL_LISTEN, *, connect: bool = True) -> RunningHttp:
+        """Serve the HTTP API on ``listen`` and, with ``connect``, connect to the broker (in the
+        background); without it the client map stays empty and every answer says so."""
+        if connect:
+            self.mq.start()
         host, port = parse_listen(listen)
         self.http = serve_http(self.app, host, port)
         log.info("internal API listening", extra={"host": host, "port": self.http.port})

@@ -3,7 +3,9 @@
 :func:`start_internal_api` is the one call the server needs: it derives the broker identity from
 the server certificate's first DNS name, connects (TLS with the server certificate as client
 certificate, or plain TCP for a loopback broker in devel), and serves the internal HTTP API on
-loopback unless told otherwise. With MQTT disabled it returns None and nothing else changes.
+loopback unless told otherwise. With MQTT disabled (``--no-mqtt``, or no JWT key) the internal
+API still answers, from an empty client map: api.md §10.3 makes ``--no-mqtt`` skip the broker
+only, so ``/monitors/online`` is ``[]`` and ``/check/ntp/<ip>`` finds no agent to ask.
 """
 
 from __future__ import annotations
@@ -58,13 +60,13 @@ class MqttServerOptions:
 
     def check(self, env: DeployEnv) -> None:
         """Refuse options that cannot work, before anything is started."""
+        parse_listen(self.internal_listen)
         if not self.enabled:
             return
         if not self.jwt_key:
             raise MqttConfigError("MQTT needs a JWT key (JWT_KEY / --jwtkey) or --no-mqtt")
         if self.plain and env is not DeployEnv.DEVEL:
             raise MqttConfigError("a plain-TCP MQTT connection is only allowed in devel")
-        parse_listen(self.internal_listen)
 
 
 def broker_endpoint(options: MqttServerOptions) -> BrokerEndpoint:
@@ -85,20 +87,25 @@ def start_internal_api(
     server_name: str,
     registry: CollectorRegistry,
     clock: Clock,
-) -> InternalApi | None:
-    """Connect to the broker (in the background) and serve the internal API; None if disabled.
+) -> InternalApi:
+    """Serve the internal API and, unless MQTT is disabled, connect to the broker (in the
+    background).
 
     A broker that is down at start is retried, never fatal (api.md §10.3). Configuration
     errors (no JWT key, plain TCP outside devel) are raised before anything starts.
     """
-    if not options.enabled:
-        log.info("MQTT disabled; no internal API")
-        return None
     options.check(env)
+    if not options.enabled:
+        log.info("MQTT disabled: the internal API answers without agents")
     settings = MqServerSettings(
         env=env,
         server_name=server_name,
-        endpoint=broker_endpoint(options),
+        # never connected while disabled: no TLS context to build from absent files
+        endpoint=(
+            broker_endpoint(options)
+            if options.enabled
+            else BrokerEndpoint(options.host, options.port)
+        ),
         jwt_key=options.jwt_key,
         topic_prefix=options.topic_prefix,
         allow_private_targets=False,
@@ -106,5 +113,5 @@ def start_internal_api(
     api = build_internal_api(
         settings, load_monitors=monitor_loader(engine), registry=registry, clock=clock
     )
-    api.start(options.internal_listen)
+    api.start(options.internal_listen, connect=options.enabled)
     return api

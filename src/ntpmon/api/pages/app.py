@@ -47,7 +47,8 @@ def history_hours(raw: str | None) -> int:
 def create_pages_app(
     engine: Engine, *, clock: Clock | None = None, online: OnlineSource | None = None
 ) -> Starlette:
-    """Build the status pages: ``/`` servers, ``/servers/{id}`` one server, ``/monitors``.
+    """Build the status pages: ``/`` servers, ``/servers/{id}`` one server, ``/monitors``,
+    ``/monitors/{id}`` one monitor.
 
     ``online`` is optional: without an MQTT tracker the monitors page leaves the online
     column out instead of guessing.
@@ -59,6 +60,9 @@ def create_pages_app(
             "Servers": str(request.url_for("servers")),
             "Monitors": str(request.url_for("monitors")),
         }
+
+    def monitor_url(request: Request) -> Callable[[int], str]:
+        return lambda i: str(request.url_for("monitor", monitor_id=i))
 
     def servers(request: Request) -> Response:
         now = time.now()
@@ -94,7 +98,14 @@ def create_pages_app(
             start = views.view_start(start, history, now)
         return HTMLResponse(
             views.server_page(
-                overview, assignments, history, names, start=start, now=now, nav=nav(request)
+                overview,
+                assignments,
+                history,
+                names,
+                start=start,
+                now=now,
+                nav=nav(request),
+                monitor_url=monitor_url(request),
             )
         )
 
@@ -104,7 +115,30 @@ def create_pages_app(
             rows = queries.list_monitor_overviews(conn)
         return HTMLResponse(
             views.monitors_page(
-                rows, online=online() if online else None, nav=nav(request), now=now
+                rows,
+                online=online() if online else None,
+                nav=nav(request),
+                now=now,
+                monitor_url=monitor_url(request),
+            )
+        )
+
+    def monitor(request: Request) -> Response:
+        monitor_id: int = request.path_params["monitor_id"]
+        now = time.now()
+        with engine.connect() as conn:
+            overview = queries.get_monitor_overview(conn, monitor_id=monitor_id)
+            if overview is None:
+                return PlainTextResponse(f"no monitor with id {monitor_id}", status_code=404)
+            assignments = queries.list_monitor_assignments(conn, monitor_id=monitor_id)
+        return HTMLResponse(
+            views.monitor_page(
+                overview,
+                assignments,
+                online=online() if online else None,
+                nav=nav(request),
+                now=now,
+                server_url=lambda i: str(request.url_for("server", server_id=i)),
             )
         )
 
@@ -113,5 +147,6 @@ def create_pages_app(
             Route("/", servers, name="servers"),
             Route("/servers/{server_id:int}", server, name="server"),
             Route("/monitors", monitors, name="monitors"),
+            Route("/monitors/{monitor_id:int}", monitor, name="monitor"),
         ]
     )

@@ -1,4 +1,4 @@
-"""The three status pages as pure functions from query results to HTML.
+"""The status pages as pure functions from query results to HTML.
 
 No I/O here: the Starlette adapter (``app.py``) runs the queries and passes the rows, the
 clock's ``now`` and URL builders in, which keeps every page testable without a server.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
+from html import escape
 
 from ntpmon.api.pages import html as h
 from ntpmon.api.pages.svg import (
@@ -19,11 +20,21 @@ from ntpmon.api.pages.svg import (
 )
 from ntpmon.common.clock import as_utc
 from ntpmon.db.models import MonitorType
-from ntpmon.db.pages import Assignment, HistoryPoint, MonitorOverview, ServerOverview
+from ntpmon.db.pages import (
+    Assignment,
+    HistoryPoint,
+    MonitorOverview,
+    ServerAssignment,
+    ServerOverview,
+)
 
 STATUS_ORDER = ("active", "testing", "candidate", "paused")
 SCORER_STYLE = {"recentmedian": ("#000000", 2.5), "every": ("#9a9a9a", 1.5)}
 """How the scorers' own series look in the score graph: the overall score stands out."""
+OVERALL_SCORER = "recentmedian"
+"""The scorer whose score is the server's own (``servers.score_raw``)."""
+Standing = Mapping[int, tuple[datetime, float]]
+"""Per monitor id: the time and value of its current score for the server."""
 
 
 def window_label(start: datetime, now: datetime) -> str:
@@ -96,15 +107,37 @@ def _grouped(history: Sequence[HistoryPoint]) -> dict[int | None, list[HistoryPo
     return grouped
 
 
+def current_standing(server: ServerOverview, assignments: Sequence[Assignment]) -> dict:
+    """Each monitor's current score for the server (``server_scores``), the overall scorer's
+    being the server's own score.
+
+    The scorer skips a ``log_scores`` row identical to the previous one, so the history alone
+    ends a point early: the graph's lines are extended to these values.
+    """
+    standing = {a.monitor_id: (a.score_ts, a.score_raw) for a in assignments if a.score_ts}
+    for a in assignments:
+        is_overall = (a.tls_name or "").split(".")[0] == OVERALL_SCORER
+        if a.monitor_type == MonitorType.SCORE and is_overall and server.score_ts:
+            standing[a.monitor_id] = (server.score_ts, server.score_raw)
+    return standing
+
+
 def score_series(
-    history: Sequence[HistoryPoint], names: Mapping[int, str], colours: Mapping[int, str]
+    history: Sequence[HistoryPoint],
+    names: Mapping[int, str],
+    colours: Mapping[int, str],
+    standing: Standing | None = None,
 ) -> list[Series]:
-    """Each monitor's running score for the server, then the scorers' scores (bold, on top)."""
+    """Each monitor's running score for the server, then the scorers' scores (bold, on top);
+    each line runs to the monitor's current score (``standing``) when that is newer."""
     scorers: list[Series] = []
     agents: list[Series] = []
     for monitor_id, points in sorted(_grouped(history).items(), key=lambda kv: kv[0] or 0):
         name = names.get(monitor_id, "unknown") if monitor_id is not None else "unknown"
         values = [(as_utc(p.ts), p.score) for p in points]
+        current = (standing or {}).get(monitor_id) if monitor_id is not None else None
+        if current is not None and as_utc(current[0]) > values[-1][0]:
+            values.append((as_utc(current[0]), current[1]))
         if points[0].monitor_type == MonitorType.SCORE:
             algorithm = name.split(".")[0]  # recentmedian.scores.ntp.dev -> recentmedian
             colour, width = SCORER_STYLE.get(algorithm, ("#444444", 2.0))
@@ -114,7 +147,7 @@ def score_series(
         else:
             colour = colours.get(monitor_id, "#444444") if monitor_id is not None else "#444444"
             agents.append(Series(name=name, points=values, colour=colour, width=1.2))
-    scorers.sort(key=lambda s: s.name == "score (recentmedian)")  # the overall score on top
+    scorers.sort(key=lambda s: s.name == f"score ({OVERALL_SCORER})")  # the overall one on top
     return agents + scorers
 
 
@@ -140,28 +173,57 @@ def offset_series(
     return out
 
 
+def _last_check(last: HistoryPoint | None) -> tuple[str, str]:
+    """The offset and RTT columns: a check without an answer has neither (its RTT is stored
+    as 0, which is no round trip time)."""
+    if last is None:
+        return "—", "—"
+    if last.offset is None:
+        return "no answer", "—"
+    rtt = f"{last.rtt / 1000:.2f} ms" if last.rtt else "—"
+    return h.milliseconds(last.offset), rtt
+
+
+def _notes(constraint: str | None, pause_reason: str | None) -> str:
+    note = constraint or ""
+    return f"{note} paused: {pause_reason}".strip() if pause_reason else note
+
+
 def _assignment_rows(
-    assignments: Sequence[Assignment], latest: Mapping[int, HistoryPoint], now: datetime
+    assignments: Sequence[Assignment],
+    latest: Mapping[int, HistoryPoint],
+    now: datetime,
+    monitor_url: Callable[[int], str],
 ) -> list[list[str]]:
     rows = []
     for a in assignments:
-        last = latest.get(a.monitor_id)
-        note = a.constraint_violation_type or ""
-        if a.pause_reason:
-            note = f"{note} paused: {a.pause_reason}".strip()
+        offset, rtt = _last_check(latest.get(a.monitor_id))
+        name = a.tls_name or f"monitor {a.monitor_id}"
+        is_agent = a.monitor_type == MonitorType.MONITOR
         rows.append(
             [
-                h.text(a.tls_name or f"monitor {a.monitor_id}"),
+                h.cell(h.link(monitor_url(a.monitor_id), name)) if is_agent else h.text(name),
                 h.text(a.monitor_type),
                 h.cell(h.badge(a.status)),
                 h.score_cell(a.score_raw),
                 h.text(h.age(a.score_ts, now) if a.score_ts else "never"),
-                h.text(h.milliseconds(last.offset) if last else "—", css="num"),
-                h.text(f"{last.rtt / 1000:.2f} ms" if last and last.rtt is not None else "—"),
-                h.text(note),
+                h.text(offset, css="num"),
+                h.text(rtt),
+                h.text(_notes(a.constraint_violation_type, a.pause_reason)),
             ]
         )
     return rows
+
+
+def _no_offsets_note(history: Sequence[HistoryPoint], offsets: Sequence[Series]) -> str:
+    """Why the offset graph is empty, when monitors did check the server."""
+    checks = [p for p in history if p.monitor_type == MonitorType.MONITOR]
+    if offsets or not checks:
+        return ""
+    return (
+        f'<p class="muted">No offsets to draw: none of the {len(checks)} checks in this window '
+        "got a usable answer (no response, or a kiss code such as DENY or RATE).</p>"
+    )
 
 
 def server_page(
@@ -173,11 +235,12 @@ def server_page(
     start: datetime,
     now: datetime,
     nav: Mapping[str, str],
+    monitor_url: Callable[[int], str],
 ) -> str:
     """One server: its score, the monitors assigned to it and two graphs over [start, now]."""
     colours = monitor_colours(assignments, history)
     latest = {p.monitor_id: p for p in history if p.monitor_id is not None}
-    scores = score_series(history, names, colours)
+    scores = score_series(history, names, colours, current_standing(server, assignments))
     offsets = offset_series(history, names, colours)
     window = window_label(start, now)
     summary = (
@@ -205,15 +268,21 @@ def server_page(
         summary
         + f'<figure id="score-graph">{score_chart}</figure><br>'
         + f'<figure id="offset-graph">{offset_chart}</figure>'
+        + _no_offsets_note(history, offsets)
         + "<h2>Monitors</h2>"
         + h.table(
             ["Monitor", "Type", "Status", "Score", "Scored", "Last offset", "RTT", "Notes"],
-            _assignment_rows(assignments, latest, now),
+            _assignment_rows(assignments, latest, now, monitor_url),
             empty="No monitors are assigned to this server yet.",
         )
     )
     title = f"Server {server.ip}" + (f" ({server.hostname})" if server.hostname else "")
     return h.page(title, body, nav=nav, generated=now)
+
+
+def _online_label(online: Mapping[str, bool], monitor: MonitorOverview) -> str:
+    state = online.get(monitor.tls_name or "")
+    return "unknown" if state is None else ("online" if state else "offline")
 
 
 def monitors_page(
@@ -222,6 +291,7 @@ def monitors_page(
     online: Mapping[str, bool] | None,
     nav: Mapping[str, str],
     now: datetime,
+    monitor_url: Callable[[int], str],
 ) -> str:
     """Every agent monitor; the online column appears only when MQTT tracking is available."""
     headers = ["Monitor", "IP", "Status", "Account", "Version", "Last seen", "Last submit"]
@@ -231,7 +301,7 @@ def monitors_page(
     rows = []
     for m in monitors:
         row = [
-            h.text(m.tls_name or m.hostname),
+            h.cell(h.link(monitor_url(m.id), m.tls_name or m.hostname)),
             h.text(m.ip),
             h.cell(h.badge(m.status)),
             h.text(m.account_name or (f"#{m.account_id}" if m.account_id else "")),
@@ -240,12 +310,56 @@ def monitors_page(
             h.text(h.age(m.last_submit, now)),
         ]
         if online is not None:
-            state = online.get(m.tls_name or "")
-            label = "unknown" if state is None else ("online" if state else "offline")
-            row.append(h.cell(h.badge(label)))
+            row.append(h.cell(h.badge(_online_label(online, m))))
         row.append(h.cell(_counts_markup(m.server_counts)))
         rows.append(row)
     body = h.table(
         headers, rows, empty="No monitors yet. Agents appear here once registered and approved."
     )
     return h.page("Monitors", body, nav=nav, generated=now)
+
+
+def monitor_page(
+    monitor: MonitorOverview,
+    assignments: Sequence[ServerAssignment],
+    *,
+    online: Mapping[str, bool] | None,
+    nav: Mapping[str, str],
+    now: datetime,
+    server_url: Callable[[int], str],
+) -> str:
+    """One agent monitor: who and where it is, and its standing on every server it checks."""
+    facts = [
+        ("Status", h.badge(monitor.status)),
+        ("IP", escape(monitor.ip or "")),
+        (
+            "Account",
+            escape(
+                monitor.account_name or (f"#{monitor.account_id}" if monitor.account_id else "—")
+            ),
+        ),
+        ("Version", escape(monitor.client_version or "—")),
+        ("Last seen", escape(h.age(monitor.last_seen, now))),
+        ("Last submit", escape(h.age(monitor.last_submit, now))),
+        ("Servers", _counts_markup(monitor.server_counts)),
+    ]
+    if online is not None:
+        facts.insert(1, ("Online", h.badge(_online_label(online, monitor))))
+    summary = "<p>" + " · ".join(f"{label} {value}" for label, value in facts) + "</p>"
+    rows = [
+        [
+            h.cell(h.link(server_url(a.server_id), a.ip)),
+            h.text(a.hostname or ""),
+            h.cell(h.badge(a.status)),
+            h.score_cell(a.score_raw),
+            h.text(h.age(a.score_ts, now) if a.score_ts else "never"),
+            h.text(_notes(a.constraint_violation_type, a.pause_reason)),
+        ]
+        for a in assignments
+    ]
+    body = summary + h.table(
+        ["Server", "Hostname", "Status", "Score", "Scored", "Notes"],
+        rows,
+        empty="This monitor is not assigned to any server yet.",
+    )
+    return h.page(f"Monitor {monitor.tls_name or monitor.hostname}", body, nav=nav, generated=now)

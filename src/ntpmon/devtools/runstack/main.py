@@ -30,6 +30,8 @@ from ntpmon.devtools.runstack.preflight import missing_pieces
 from ntpmon.devtools.runstack.processes import StackError, StackInterruptedError, Supervisor, tail
 from ntpmon.devtools.runstack.summary import render, server_states
 
+PIPED_EVERY_S = 60.0
+"""How often, at most, the summary is appended when the output is not a terminal."""
 READY_LINE = re.compile(r"monitor-api ready: (.*)")
 REGISTRATION_URL = re.compile(r"/monitor/registration/([0-9A-HJKMNP-TV-Z]{26})")
 APPROVED = re.compile(r"registration approved: monitor (\S+)")
@@ -50,7 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--run-dir", type=Path, default=Path("var/run-stack"))
     parser.add_argument("--ntp-port", type=int, default=12300, help="UDP port (0: any free)")
     parser.add_argument(
-        "--base-port", type=int, default=18000, help="first of six TCP ports (0: any free)"
+        "--base-port",
+        type=int,
+        default=18000,
+        help="first of seven consecutive TCP ports (0: any free)",
     )
     parser.add_argument(
         "--duration",
@@ -306,6 +311,34 @@ def wait_for_measurements(stack: Stack, agents: int, timeout: float) -> None:
         stack.stop_requested.wait(2)
 
 
+class SummaryPrinter:
+    """Shows the summary: redrawn in place on a terminal; appended to a pipe or a log only when
+    it changed and at most every :data:`PIPED_EVERY_S` seconds (and once at the end), so a piped
+    ``make run`` writes a few kilobytes a minute instead of the whole block every refresh."""
+
+    def __init__(
+        self,
+        out: Callable[[str], None],
+        *,
+        interactive: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.out = out
+        self.interactive = interactive
+        self.clock = clock
+        self.last_text: str | None = None
+        self.last_at = float("-inf")
+
+    def show(self, text: str, *, final: bool = False) -> None:
+        if self.interactive:
+            self.out("\x1b[H\x1b[J" + text)
+            return
+        due = self.clock() - self.last_at >= PIPED_EVERY_S
+        if text != self.last_text and (due or final):
+            self.out("\n" + text)
+            self.last_text, self.last_at = text, self.clock()
+
+
 def _print(text: str) -> None:
     print(text, flush=True)
 
@@ -355,12 +388,12 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = _print) -> int:
             stack.start_scoring()
             out("scorer and selector running")
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
-        interactive = sys.stdout.isatty()
+        printer = SummaryPrinter(out, interactive=sys.stdout.isatty())
         while not stack.stop_requested.is_set():
             stack.check_children()
-            text = stack.summary()
-            out(("\x1b[H\x1b[J" if interactive else "\n") + text)
-            if deadline is not None and time.monotonic() >= deadline:
+            finished = deadline is not None and time.monotonic() >= deadline
+            printer.show(stack.summary(), final=finished)
+            if finished:
                 break
             stack.stop_requested.wait(args.refresh)
         return 0

@@ -43,7 +43,9 @@ RESPONDERS: tuple[ResponderSpec, ...] = (
         "silent", "127.100.0.5", {"behaviour": "no-answer"}, Direction.DOWN, "step -5 (timeout)"
     ),
     ResponderSpec("kiss-RATE", "127.100.0.6", {"kiss": "RATE"}, Direction.DOWN, "step -3.5"),
-    ResponderSpec("kiss-DENY", "127.100.0.7", {"kiss": "DENY"}, Direction.DOWN, "step -10"),
+    ResponderSpec(
+        "kiss-DENY", "127.100.0.7", {"kiss": "DENY"}, Direction.DOWN, "step -10, max -50"
+    ),
     ResponderSpec("stratum-16", "127.100.0.8", {"stratum": 16}, Direction.DOWN, "step -4"),
     # Leap 3 is reported in the result's attributes, not scored (agent.md §11.2).
     ResponderSpec("leap-3", "127.100.0.9", {"leap": 3}, Direction.UP, "step +1, leap noted"),
@@ -91,7 +93,7 @@ class Ports:
     scorer_metrics: int = 0
     selector_metrics: int = 0
     internal: int = 0
-    """monitor-api's internal HTTP API (ad-hoc checks over MQTT); used only with a broker."""
+    """monitor-api's internal HTTP API (ad-hoc checks over MQTT); answers without a broker too."""
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
@@ -167,10 +169,12 @@ def api_command(layout: Layout) -> list[str]:
         "127.0.0.1",
         "--mqtt-port",
         "1883",
+        # served with or without a broker (api.md §10.3: --no-mqtt skips the broker only)
+        "--internal-listen",
+        f"127.0.0.1:{p.internal}",
     ]
     if layout.mqtt and layout.jwt_key:
         command += ["--jwtkey", layout.jwt_key, "--mqtt-plain"]
-        command += ["--internal-listen", f"127.0.0.1:{p.internal}"]
     else:
         command.append("--no-mqtt")
     return command
@@ -186,7 +190,10 @@ def selector_command(layout: Layout) -> list[str]:
 
 def _scorer_service(layout: Layout, group: str, metrics_port: int) -> list[str]:
     """``monitor-scorer scorer|selector server`` with its own metrics port."""
-    return [program("monitor-scorer"), group, "server", "--metrics-port", str(metrics_port)]
+    return [
+        *(program("monitor-scorer"), group, "server"),
+        *("--metrics-addr", "127.0.0.1", "--metrics-port", str(metrics_port)),
+    ]
 
 
 def admin_command(*args: str) -> list[str]:
