@@ -36,7 +36,7 @@ from sqlalchemy import (
 from ntpmon.common.clock import db_micros, db_seconds
 from ntpmon.db.driversql import HotStatement
 from ntpmon.db.models import Monitor, from_row
-from ntpmon.db.tables import accounts, monitors, server_scores, servers
+from ntpmon.db.tables import accounts, monitors, server_scores, servers, traceroute_state
 
 SYSTEM_MONITOR_TEMPLATE = "settings-{ip_version}.system"
 REQUEUE_ALWAYS_AFTER = timedelta(minutes=120)
@@ -84,10 +84,16 @@ class Assignment:
 
 @dataclass(frozen=True, slots=True)
 class DueServer:
-    """A server handed out by GetServers: only what the response needs."""
+    """A server handed out by GetServers: only what the response needs.
+
+    ``trace_due``/``last_trace`` come from ``traceroute_state`` (issue 17), read in the same
+    query so asking for traces costs GetServers no extra round trip.
+    """
 
     id: int
     ip: str
+    trace_due: datetime | None = None
+    last_trace: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +199,11 @@ def _due_servers_query() -> Select[Any]:
         ),
         ss.c.queue_ts < bindparam("requeue_before"),
     )
+    tr = traceroute_state
+    traced = and_(tr.c.monitor_id == ss.c.monitor_id, tr.c.server_id == s.c.id)
     return (
-        select(s.c.id, s.c.ip)
-        .select_from(s.join(ss, ss.c.server_id == s.c.id))
+        select(s.c.id, s.c.ip, tr.c.trace_due, tr.c.last_trace)
+        .select_from(s.join(ss, ss.c.server_id == s.c.id).outerjoin(tr, traced))
         .where(
             ss.c.monitor_id == bindparam("monitor_id"),
             s.c.ip_version == bindparam("ip_version"),
@@ -236,7 +244,7 @@ def select_servers_for_monitor(
         "today": _today(now),
         "limit": limit,
     }
-    return [DueServer(id, ip) for id, ip in _DUE_SERVERS.rows(conn, params)]
+    return [DueServer(*row) for row in _DUE_SERVERS.rows(conn, params)]
 
 
 def _today(now: datetime) -> date:
