@@ -21,9 +21,6 @@ from ntpmon.db.tables import monitors, servers, traceroute_state, traceroutes
 from ntpmon.traceroute.plan import Health, TraceState
 from ntpmon.traceroute.result import TraceResult, to_json
 
-REASON_HEALTH = "health"
-REASON_REQUEST = "request"
-
 
 def _state(row: object) -> TraceState:
     health, health_ts, trace_due, last_trace = row  # type: ignore[misc]

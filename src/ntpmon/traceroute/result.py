@@ -9,6 +9,7 @@ status page compares consecutive paths with :func:`path_changes`.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -299,3 +300,49 @@ def path_changes(before: Sequence[str | None], after: Sequence[str | None]) -> l
         if old != new and (beyond_end or (old is not None and new is not None)):
             changes.append(HopChange(index + 1, old, new))
     return changes
+
+
+# -- the MQTT message around a result ----------------------------------------------------------
+REASON_HEALTH = "health"
+"""Run because GetServers set ``trace`` (monitor-api saw a health change)."""
+REASON_REQUEST = "request"
+"""Run because of a traceroute request (``POST /check/traceroute/<ip>``)."""
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TraceMessage:
+    """``{"Traceroute": {...}, "Error": "...", "Reason": "..."}`` as agents publish it."""
+
+    result: TraceResult | None
+    error: str = ""
+    reason: str = REASON_HEALTH
+
+    def to_payload(self) -> bytes:
+        doc: dict[str, Any] = {"Reason": self.reason}
+        if self.result is not None:
+            doc["Traceroute"] = to_json(self.result)
+        if self.error:
+            doc["Error"] = self.error
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def decode_message(payload: bytes) -> TraceMessage:
+    """An agent's message, validated (TraceFormatError otherwise); unknown reasons → health."""
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise TraceFormatError("traceroute message too large")
+    try:
+        doc = json.loads(payload)
+    except (UnicodeDecodeError, ValueError):
+        raise TraceFormatError("traceroute message is not JSON") from None
+    if not isinstance(doc, dict):
+        raise TraceFormatError("traceroute message is not an object")
+    error = doc.get("Error") or ""
+    if not isinstance(error, str):
+        raise TraceFormatError("Error is not a string")
+    raw = doc.get("Traceroute")
+    result = None if raw is None else from_json(raw)
+    if result is None and not error:
+        raise TraceFormatError("traceroute message has neither a result nor an error")
+    reason = REASON_REQUEST if doc.get("Reason") == REASON_REQUEST else REASON_HEALTH
+    return TraceMessage(result, error[:500], reason)
