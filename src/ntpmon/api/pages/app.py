@@ -19,6 +19,7 @@ from starlette.routing import Route
 from ntpmon.api.pages import views
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.db import pages as queries
+from ntpmon.db.traceroutes import recent_traceroutes
 
 OnlineSource = Callable[[], Mapping[str, bool]]
 """Returns ``{tls_name: online}`` (e.g. from the MQTT status tracker); absent = unknown."""
@@ -90,11 +91,19 @@ def create_pages_app(
             history = queries.server_history(conn, server_id=server_id, since=start)
             ids = {p.monitor_id for p in history if p.monitor_id is not None}
             names = queries.monitor_names(conn, ids | {a.monitor_id for a in assignments})
+            traces = recent_traceroutes(conn, server_id=server_id)
         if not raw_hours:  # default window: zoom in on a young server's history
             start = views.view_start(start, history, now)
         return HTMLResponse(
             views.server_page(
-                overview, assignments, history, names, start=start, now=now, nav=nav(request)
+                overview,
+                assignments,
+                history,
+                names,
+                start=start,
+                now=now,
+                nav=nav(request),
+                traces=traces,
             )
         )
 
