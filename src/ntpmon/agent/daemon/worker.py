@@ -331,17 +331,18 @@ class Worker:
 
     def _start_traces(self, servers: list[pb.Server], cfg: CheckConfig) -> None:
         """Hand the servers marked ``trace`` to the hook (logged and skipped without one)."""
-        for server in servers:
-            if not server.trace:
-                continue
-            ip = ip_from_bytes(server.ip_bytes)
-            if ip is None:
-                continue
+        for ip in traced_servers(servers):
             if self.hooks.on_trace is None:
                 self.log.info("traceroute requested; no traceroute support", extra={"ip": str(ip)})
                 continue
             self.log.info("traceroute requested", extra={"ip": str(ip)})
             self.hooks.on_trace(ip, cfg)
+
+
+def traced_servers(servers: list[pb.Server]) -> list[IPAddress]:
+    """The addresses of the servers GetServers marked ``trace`` (unparsable ones skipped)."""
+    found = (ip_from_bytes(s.ip_bytes) for s in servers if s.trace)
+    return [ip for ip in found if ip is not None]
 
 
 def _result_label(status: pb.ServerStatus) -> str:
