@@ -7,7 +7,7 @@ Handlers take the authenticated monitor name from :mod:`ntpmon.api.rpcwrap` and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -288,12 +288,18 @@ class MonitorService:
 
     @staticmethod
     def _remember_health(
-        conn: Connection, monitor_id: int, writes: BatchWrites, now: datetime
+        conn: Connection,
+        monitor_id: int,
+        assignments: Iterable[q.Assignment],
+        writes: BatchWrites,
+        now: datetime,
     ) -> None:
-        """Record path-relevant health changes (issue 17): one read, writes only on a change."""
-        if not any(h is not None for hs in writes.healths.values() for h in hs):
-            return
-        states = tr.get_states(conn, monitor_id=monitor_id, server_ids=writes.healths)
+        """Record path-relevant health changes (issue 17); one write, and only on a change.
+
+        The states come with the assignments (one read for both), so this adds no round trip
+        to a batch whose servers' health did not change.
+        """
+        states = {a.server_id: a.trace_state for a in assignments if a.trace_state is not None}
         changed = batch_states(states, writes.healths, now)
         tr.save_states(conn, monitor_id=monitor_id, states=changed)
 
@@ -383,7 +389,7 @@ class MonitorService:
             q.update_server_scores(conn, writes.score_updates)
             q.update_servers_stratum(conn, writes.server_strata)
             insert_log_scores(conn, writes.log_rows)
-            self._remember_health(conn, monitor.id, writes, now)
+            self._remember_health(conn, monitor.id, found.values(), writes, now)
             log.debug(
                 "batch recorded",
                 extra={"monitor": monitor.tls_name, "batch": batch.text, "results": len(results)},

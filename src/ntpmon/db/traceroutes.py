@@ -1,9 +1,10 @@
 """Traceroute state and results (tables ``traceroute_state``, ``traceroutes``; issue 17).
 
 The rules are in :mod:`ntpmon.traceroute.plan` and :mod:`ntpmon.traceroute.result`; this module
-only reads and writes rows. SubmitResults reads the states of a batch's servers in one query and
-writes only those that changed (rare: a health change); GetServers reads the due traces of the
-servers it hands out in one query and stamps the ones it asks for.
+only reads and writes rows. The states are read with the queries SubmitResults and GetServers
+run anyway (``ntpmon.db.api``: the assignments read, the due-servers query); here SubmitResults
+writes the changed ones (one statement, only when something changed) and GetServers stamps the
+traces it asks for.
 """
 
 from __future__ import annotations
@@ -15,35 +16,11 @@ from datetime import datetime
 
 from sqlalchemy import Connection, insert, select, update
 
-from ntpmon.common.clock import as_utc, db_seconds
+from ntpmon.common.clock import db_seconds
 from ntpmon.db.dialect import upsert_rows
 from ntpmon.db.tables import monitors, servers, traceroute_state, traceroutes
-from ntpmon.traceroute.plan import Health, TraceState
+from ntpmon.traceroute.plan import TraceState
 from ntpmon.traceroute.result import TraceResult, to_json
-
-
-def _state(row: object) -> TraceState:
-    health, health_ts, trace_due, last_trace = row  # type: ignore[misc]
-    return TraceState(
-        Health(health),
-        as_utc(health_ts),
-        as_utc(trace_due) if trace_due else None,
-        as_utc(last_trace) if last_trace else None,
-    )
-
-
-def get_states(
-    conn: Connection, *, monitor_id: int, server_ids: Iterable[int]
-) -> dict[int, TraceState]:
-    """server id → state for this monitor."""
-    ids = sorted(set(server_ids))
-    if not ids:
-        return {}
-    c = traceroute_state.c
-    query = select(c.server_id, c.health, c.health_ts, c.trace_due, c.last_trace).where(
-        c.monitor_id == monitor_id, c.server_id.in_(ids)
-    )
-    return {row[0]: _state(row[1:]) for row in conn.execute(query)}
 
 
 def save_states(conn: Connection, *, monitor_id: int, states: Mapping[int, TraceState]) -> int:
