@@ -174,6 +174,37 @@ CREATE TABLE IF NOT EXISTS servers_monitor_review (
   KEY next_review (next_review)
 )ENGINE=InnoDB CHARSET=utf8mb3;
 
+CREATE TABLE IF NOT EXISTS traceroute_state (
+  monitor_id INTEGER UNSIGNED NOT NULL,
+  server_id INTEGER UNSIGNED NOT NULL,
+  health VARCHAR(16) NOT NULL,
+  health_ts DATETIME NOT NULL,
+  trace_due DATETIME,
+  last_trace DATETIME,
+  PRIMARY KEY (monitor_id, server_id),
+  CONSTRAINT traceroute_state_monitor_fk FOREIGN KEY(monitor_id) REFERENCES monitors (id),
+  CONSTRAINT traceroute_state_server_fk FOREIGN KEY(server_id) REFERENCES servers (id) ON DELETE CASCADE,
+  KEY traceroute_state_server (server_id)
+)ENGINE=InnoDB CHARSET=utf8mb3;
+
+CREATE TABLE IF NOT EXISTS traceroutes (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+  monitor_id INTEGER UNSIGNED NOT NULL,
+  server_id INTEGER UNSIGNED NOT NULL,
+  ts DATETIME NOT NULL,
+  reason VARCHAR(16) NOT NULL DEFAULT '',
+  reached TINYINT(1) NOT NULL DEFAULT '0',
+  stop VARCHAR(16) NOT NULL DEFAULT '',
+  hops TINYINT UNSIGNED NOT NULL DEFAULT '0',
+  result TEXT NOT NULL,
+  created_on DATETIME NOT NULL,
+  PRIMARY KEY (id),
+  CONSTRAINT traceroutes_monitor_fk FOREIGN KEY(monitor_id) REFERENCES monitors (id),
+  CONSTRAINT traceroutes_server_fk FOREIGN KEY(server_id) REFERENCES servers (id) ON DELETE CASCADE,
+  KEY traceroutes_monitor (monitor_id),
+  KEY traceroutes_server_ts (server_id, ts)
+)ENGINE=InnoDB CHARSET=utf8mb3;
+
 CREATE TABLE IF NOT EXISTS scorer_status (
   id INTEGER UNSIGNED NOT NULL AUTO_INCREMENT,
   scorer_id INTEGER UNSIGNED NOT NULL,

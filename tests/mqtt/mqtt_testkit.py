@@ -10,15 +10,16 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
 
 from ntpmon.agent.mqtt.client import AgentMqtt, AgentMqttOptions
-from ntpmon.agent.mqtt.probe import AdhocProbe, adhoc_probe
+from ntpmon.agent.mqtt.probe import AdhocProbe, TraceFn, adhoc_probe
 from ntpmon.api.mqserver.broker import MqServerSettings
 from ntpmon.api.mqserver.service import InternalApi, build_internal_api
 from ntpmon.common.clock import SystemClock
@@ -68,6 +69,12 @@ def monitor_row(name: str, ip: str, *, row_id: int = 1, account_id: int | None =
     )
 
 
+class MonitorSource(Protocol):
+    """Anything that loads the monitor rows of a name (a table here, or the real database)."""
+
+    def load(self, name: str) -> Sequence[Monitor]: ...
+
+
 @dataclass
 class MonitorTable:
     """The rows monitor-api would load for each name (the DB loader is tested on its own)."""
@@ -93,7 +100,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "c
 
 @contextlib.contextmanager
 def running_server(
-    endpoint: BrokerEndpoint, prefix: str, monitors: MonitorTable, **overrides: Any
+    endpoint: BrokerEndpoint,
+    prefix: str,
+    monitors: MonitorTable | MonitorSource,
+    *,
+    engine: Engine | None = None,
+    **overrides: Any,
 ) -> Iterator[InternalApi]:
     settings = MqServerSettings(
         env=DeployEnv.DEVEL,
@@ -107,7 +119,11 @@ def running_server(
     )
     settings = replace(settings, **overrides)
     api = build_internal_api(
-        settings, load_monitors=monitors.load, registry=CollectorRegistry(), clock=SystemClock()
+        settings,
+        load_monitors=monitors.load,
+        registry=CollectorRegistry(),
+        clock=SystemClock(),
+        engine=engine,
     )
     api.start("127.0.0.1:0")
     try:
@@ -133,6 +149,7 @@ def running_agent(
     takeover: TakeoverState | None = None,
     wait: bool = True,
     status_interval_s: float = 300.0,
+    traceroute: TraceFn | None = None,
 ) -> Iterator[AgentMqtt]:
     options = AgentMqttOptions(
         env=DeployEnv.DEVEL,
@@ -148,6 +165,7 @@ def running_agent(
         lambda: b"unused-by-an-anonymous-broker",
         probe,
         takeover=takeover or TakeoverState(1.0, delays=FAST_DELAYS),
+        traceroute=traceroute,
     )
     agent.start()
     try:

@@ -167,7 +167,7 @@ def test_bad_requests_are_dropped_and_good_ones_answered(prefix: str) -> None:
             wait_for(lambda: answers, what="the good request's answer")
             time.sleep(0.2)
             assert [json.loads(a) for a in answers] == [{"Error": "probed 192.0.2.7"}]
-            assert agent.handled == {"ntp": 1, "metrics": 0}
+            assert agent.handled == {"ntp": 1, "metrics": 0, "traceroute": 0}
     finally:
         client.loop_stop()
         client.disconnect()

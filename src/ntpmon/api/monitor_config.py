@@ -22,6 +22,7 @@ DEFAULT_INTERVAL_ACTIVE = 9 * 60
 DEFAULT_INTERVAL_TESTING = 45 * 60
 DEFAULT_INTERVAL_ALL = 60
 DEFAULT_BATCH_SIZE = 10
+DEFAULT_TRACEROUTE_INTERVAL = 3600
 REQUEUE_ALWAYS_AFTER = 120 * 60
 
 
@@ -47,6 +48,8 @@ class Schedule:
     interval_testing: int = DEFAULT_INTERVAL_TESTING
     interval_all: int = DEFAULT_INTERVAL_ALL
     batch_size: int = DEFAULT_BATCH_SIZE
+    traceroute_interval: int = DEFAULT_TRACEROUTE_INTERVAL
+    """At most one health-change traceroute per server and monitor this often (issue 17)."""
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -164,4 +167,5 @@ def parse_schedule(value: str | None) -> Schedule:
         interval_testing=_interval(doc, "interval_testing", 60, DEFAULT_INTERVAL_TESTING),
         interval_all=_interval(doc, "interval_all", 10, DEFAULT_INTERVAL_ALL),
         batch_size=batch_size,
+        traceroute_interval=_interval(doc, "traceroute_interval", 60, DEFAULT_TRACEROUTE_INTERVAL),
     )

@@ -7,7 +7,7 @@ Handlers take the authenticated monitor name from :mod:`ntpmon.api.rpcwrap` and 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -29,6 +29,7 @@ from ntpmon.api.mqtt_jwt import standard_token, topic_prefix
 from ntpmon.api.rpcerrors import RpcError, internal, invalid, not_found, not_live
 from ntpmon.api.settings_cache import TtlCache
 from ntpmon.api.submit import (
+    BatchWrites,
     TicketError,
     check_request_shape,
     prepare_batch,
@@ -40,10 +41,12 @@ from ntpmon.common.clock import Clock, as_utc
 from ntpmon.common.environments import DeployEnv, DeployEnvError
 from ntpmon.common.ulid import InvalidUlidError, Ulid, new_ulid, parse_ulid
 from ntpmon.db import api as q
+from ntpmon.db import traceroutes as tr
 from ntpmon.db.common import get_system_setting, insert_log_scores
 from ntpmon.db.models import MonitorStatus
 from ntpmon.db.tx import RetryPolicy, run_in_tx
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
+from ntpmon.traceroute.plan import batch_states, trace_wanted
 
 T = TypeVar("T")
 
@@ -229,17 +232,17 @@ class MonitorService:
 
         def work(
             conn: Connection,
-        ) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None, list[q.DueServer]]:
+        ) -> tuple[q.MonitorIdentity, MonitorConfig | RpcError | None, list[q.DueServer], set[int]]:
             ident = self._seen(conn, call, request.mon_id, now)
             monitor = ident.monitor
             if not _is_live(monitor.status):
-                return ident, None, []
+                return ident, None, [], set()
             schedule = parse_schedule(
                 self._settings.get(SETTINGS_KEY, lambda: get_system_setting(conn, key=SETTINGS_KEY))
             )
             config = self._config_or_error(conn, ident)
             if isinstance(config, RpcError):
-                return ident, config, []
+                return ident, config, [], set()
             interval = (
                 schedule.interval_active
                 if monitor.status == MonitorStatus.ACTIVE
@@ -258,10 +261,12 @@ class MonitorService:
             q.update_server_score_queue(
                 conn, monitor_id=monitor.id, server_ids=[s.id for s in rows], now=now
             )
-            return ident, config, rows
+            traces = self._traces_to_ask(conn, monitor.id, rows, now, schedule.traceroute_interval)
+            return ident, config, rows, traces
 
-        # One transaction for the bookkeeping, the selection and the queue update (one commit).
-        ident, config, rows = self._tx("get_servers", work)
+        # One transaction for the bookkeeping, the selection, the queue update and the traces
+        # asked for (one commit).
+        ident, config, rows, traces = self._tx("get_servers", work)
         if config is None:
             raise not_live()
         if isinstance(config, RpcError):
@@ -277,9 +282,52 @@ class MonitorService:
             except ValueError:
                 raise internal(f"server {server.id} has an invalid IP") from None
             response.servers.append(
-                pb.Server(ip_bytes=ip, ticket=self.signer.sign(monitor.id, batch.text, ip))
+                pb.Server(
+                    ip_bytes=ip,
+                    ticket=self.signer.sign(monitor.id, batch.text, ip),
+                    trace=server.id in traces,
+                )
             )
         return response
+
+    @staticmethod
+    def _remember_health(
+        conn: Connection,
+        monitor_id: int,
+        assignments: Iterable[q.Assignment],
+        writes: BatchWrites,
+        now: datetime,
+    ) -> None:
+        """Record path-relevant health changes (issue 17); one write, and only on a change.
+
+        The states come with the assignments (one read for both), so this adds no round trip
+        to a batch whose servers' health did not change.
+        """
+        states = {a.server_id: a.trace_state for a in assignments if a.trace_state is not None}
+        changed = batch_states(states, writes.healths, now)
+        tr.save_states(conn, monitor_id=monitor_id, states=changed)
+
+    @staticmethod
+    def _traces_to_ask(
+        conn: Connection, monitor_id: int, rows: list[q.DueServer], now: datetime, interval: int
+    ) -> set[int]:
+        """The handed-out servers whose health changed and whose last trace is old enough.
+
+        Marked as asked in the same transaction, so a second GetServers does not ask again.
+        """
+        every = timedelta(seconds=interval)
+        wanted = {
+            s.id
+            for s in rows
+            if trace_wanted(
+                as_utc(s.trace_due) if s.trace_due else None,
+                as_utc(s.last_trace) if s.last_trace else None,
+                now,
+                every,
+            )
+        }
+        tr.mark_traced(conn, monitor_id=monitor_id, server_ids=wanted, now=now)
+        return wanted
 
     # -- SubmitResults ------------------------------------------------------------------------
 
@@ -345,6 +393,7 @@ class MonitorService:
             q.update_server_scores(conn, writes.score_updates)
             q.update_servers_stratum(conn, writes.server_strata)
             insert_log_scores(conn, writes.log_rows)
+            self._remember_health(conn, monitor.id, found.values(), writes, now)
             log.debug(
                 "batch recorded",
                 extra={"monitor": monitor.tls_name, "batch": batch.text, "results": len(results)},

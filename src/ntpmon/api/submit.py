@@ -18,6 +18,7 @@ from ntpmon.db.api import Assignment, ScoreUpdate
 from ntpmon.db.common import log_score_values
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
 from ntpmon.scorer.statusscore import Measurement, legacy_zero_offset, score
+from ntpmon.traceroute.plan import Health, health_of
 
 SUPPORTED_VERSIONS = (3, 4)
 MAX_RESULTS = 500
@@ -42,6 +43,8 @@ class BatchWrites:
     server_strata: dict[int, int] = field(default_factory=dict)
     log_rows: list[dict[str, object]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    healths: dict[int, list[Health | None]] = field(default_factory=dict)
+    """server id → the path-relevant health of each of its results, in batch order."""
 
 
 class TicketError(Exception):
@@ -148,6 +151,13 @@ def score_batch(
                 offset=status.offset_s,
                 rtt=status.rtt_us,
                 attributes=status.attributes,
+            )
+        )
+        writes.healths.setdefault(assignment.server_id, []).append(
+            health_of(
+                no_response=result.measurement.no_response,
+                error=result.measurement.error,
+                step=status.step,
             )
         )
         label = _result_label(status.step)

@@ -33,10 +33,11 @@ from sqlalchemy import (
     update,
 )
 
-from ntpmon.common.clock import db_micros, db_seconds
+from ntpmon.common.clock import as_utc, db_micros, db_seconds
 from ntpmon.db.driversql import HotStatement
 from ntpmon.db.models import Monitor, from_row
-from ntpmon.db.tables import accounts, monitors, server_scores, servers
+from ntpmon.db.tables import accounts, monitors, server_scores, servers, traceroute_state
+from ntpmon.traceroute.plan import Health, TraceState
 
 SYSTEM_MONITOR_TEMPLATE = "settings-{ip_version}.system"
 REQUEUE_ALWAYS_AFTER = timedelta(minutes=120)
@@ -80,14 +81,22 @@ class Assignment:
     score_id: int | None
     score_raw: float
     score_stratum: int | None
+    trace_state: TraceState | None = None
+    """This monitor's ``traceroute_state`` row of the server (issue 17), read in the same query."""
 
 
 @dataclass(frozen=True, slots=True)
 class DueServer:
-    """A server handed out by GetServers: only what the response needs."""
+    """A server handed out by GetServers: only what the response needs.
+
+    ``trace_due``/``last_trace`` come from ``traceroute_state`` (issue 17), read in the same
+    query so asking for traces costs GetServers no extra round trip.
+    """
 
     id: int
     ip: str
+    trace_due: datetime | None = None
+    last_trace: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +202,11 @@ def _due_servers_query() -> Select[Any]:
         ),
         ss.c.queue_ts < bindparam("requeue_before"),
     )
+    tr = traceroute_state
+    traced = and_(tr.c.monitor_id == ss.c.monitor_id, tr.c.server_id == s.c.id)
     return (
-        select(s.c.id, s.c.ip)
-        .select_from(s.join(ss, ss.c.server_id == s.c.id))
+        select(s.c.id, s.c.ip, tr.c.trace_due, tr.c.last_trace)
+        .select_from(s.join(ss, ss.c.server_id == s.c.id).outerjoin(tr, traced))
         .where(
             ss.c.monitor_id == bindparam("monitor_id"),
             s.c.ip_version == bindparam("ip_version"),
@@ -236,7 +247,7 @@ def select_servers_for_monitor(
         "today": _today(now),
         "limit": limit,
     }
-    return [DueServer(id, ip) for id, ip in _DUE_SERVERS.rows(conn, params)]
+    return [DueServer(*row) for row in _DUE_SERVERS.rows(conn, params)]
 
 
 def _today(now: datetime) -> date:
@@ -303,8 +314,9 @@ def get_last_submit(conn: Connection, *, monitor_id: int) -> datetime | None:
 
 
 def _assignments_query() -> Select[Any]:
-    s, ss = servers, server_scores
+    s, ss, tr = servers, server_scores, traceroute_state
     on = and_(ss.c.server_id == s.c.id, ss.c.monitor_id == bindparam("monitor_id"))
+    traced = and_(tr.c.server_id == s.c.id, tr.c.monitor_id == bindparam("monitor_id"))
     return (
         select(
             s.c.id,
@@ -313,8 +325,12 @@ def _assignments_query() -> Select[Any]:
             ss.c.id.label("score_id"),
             ss.c.score_raw,
             ss.c.stratum.label("score_stratum"),
+            tr.c.health,
+            tr.c.health_ts,
+            tr.c.trace_due,
+            tr.c.last_trace,
         )
-        .select_from(s.outerjoin(ss, on))
+        .select_from(s.outerjoin(ss, on).outerjoin(tr, traced))
         .where(s.c.ip.in_(bindparam("ips", expanding=True)))
     )
 
@@ -344,9 +360,22 @@ def get_assignments_by_ip(
             score_id=score_id,
             score_raw=score_raw if score_raw is not None else 0.0,
             score_stratum=score_stratum,
+            trace_state=trace_state_of(*traced) if traced[0] is not None else None,
         )
-        for server_id, ip, stratum, score_id, score_raw, score_stratum in rows
+        for server_id, ip, stratum, score_id, score_raw, score_stratum, *traced in rows
     }
+
+
+def trace_state_of(
+    health: str, health_ts: datetime, trace_due: datetime | None, last_trace: datetime | None
+) -> TraceState:
+    """A ``traceroute_state`` row's columns as the rule's value (times as UTC)."""
+    return TraceState(
+        Health(health),
+        as_utc(health_ts),
+        as_utc(trace_due) if trace_due else None,
+        as_utc(last_trace) if last_trace else None,
+    )
 
 
 @lru_cache(maxsize=128)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Engine, Index, Table, inspect
 from sqlalchemy.dialects import mysql
 from sqlalchemy.schema import CreateTable
 
 from ntpmon.common.errors import NtpmonError
 from ntpmon.db.tables import metadata
+
+if TYPE_CHECKING:
+    from ntpmon.db.migrate import SchemaRevision
 
 
 class SchemaMismatchError(NtpmonError):
@@ -54,6 +59,12 @@ def check_schema(engine: Engine) -> None:
     so a wrong or outdated database fails at start instead of on its first query."""
     from ntpmon.db.migrate import raise_unknown, schema_revision
 
+    with engine.connect() as conn:
+        state = schema_revision(conn)
+    if state.current is not None and state.known and not state.at_head:
+        # A versioned database behind head lacks what the newer revisions add (whole tables,
+        # too): that is an upgrade to run, not a database to re-create.
+        raise _upgrade_due(state)
     inspector = inspect(engine)
     present = set(inspector.get_table_names())
     problems: list[str] = []
@@ -71,12 +82,14 @@ def check_schema(engine: Engine) -> None:
             + "; ".join(problems)
             + " (run `monitor-api db init` to create the tables)"
         )
-    with engine.connect() as conn:
-        state = schema_revision(conn)
     if not state.known:
         raise_unknown(state)
     if not state.at_head:
-        raise SchemaMismatchError(
-            f"database schema upgrade due ({state.describe()}): stop ntpmon's programs, "
-            "run `monitor-api db upgrade`, start them again"
-        )
+        raise _upgrade_due(state)
+
+
+def _upgrade_due(state: SchemaRevision) -> SchemaMismatchError:
+    return SchemaMismatchError(
+        f"database schema upgrade due ({state.describe()}): stop ntpmon's programs, "
+        "run `monitor-api db upgrade`, start them again"
+    )

@@ -34,6 +34,27 @@ def upsert(
     return conn.execute(stmt).rowcount
 
 
+def upsert_rows(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    conflict: Sequence[str],
+    update: Sequence[str],
+) -> int:
+    """:func:`upsert` for many rows in one statement (all rows with the same keys)."""
+    if not rows:
+        return 0
+    if is_mysql(conn):
+        stmt = mysql.insert(table).values(rows)
+        stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
+    else:
+        stmt = sqlite.insert(table).values(rows)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
+        )
+    return conn.execute(stmt).rowcount
+
+
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]] | Any) -> int:
     """Insert rows (or an INSERT ... SELECT built by the caller), skipping duplicate keys."""
     if is_mysql(conn):

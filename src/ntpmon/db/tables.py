@@ -290,6 +290,51 @@ api_keys = Table(
     **_MYSQL_OPTS,
 )
 
+# Traceroutes (issue 17): agents trace the path to a server when a monitor's view of its health
+# changes, or on request. ``traceroute_state`` remembers per assignment the last path-relevant
+# health and when a trace was asked for (the rule in ntpmon.api.traceplan); ``traceroutes``
+# keeps the results, ids in insertion order for an exporter.
+traceroute_state = Table(
+    "traceroute_state",
+    metadata,
+    Column("monitor_id", t.uint(), nullable=False, autoincrement=False),
+    Column("server_id", t.uint(), nullable=False, autoincrement=False),
+    Column("health", String(16), nullable=False),
+    Column("health_ts", t.datetime0(), nullable=False),
+    Column("trace_due", t.datetime0()),
+    Column("last_trace", t.datetime0()),
+    PrimaryKeyConstraint("monitor_id", "server_id"),
+    Index("traceroute_state_server", "server_id"),
+    ForeignKeyConstraint(["monitor_id"], ["monitors.id"], name="traceroute_state_monitor_fk"),
+    ForeignKeyConstraint(
+        ["server_id"], ["servers.id"], name="traceroute_state_server_fk", ondelete="CASCADE"
+    ),
+    **_NO_AUTOINC,
+)
+
+traceroutes = Table(
+    "traceroutes",
+    metadata,
+    Column("id", t.ubigint(), nullable=False, autoincrement=True),
+    Column("monitor_id", t.uint(), nullable=False),
+    Column("server_id", t.uint(), nullable=False),
+    Column("ts", t.datetime0(), nullable=False),
+    Column("reason", String(16), nullable=False, server_default=""),
+    Column("reached", t.tinyint1(), nullable=False, server_default="0"),
+    Column("stop", String(16), nullable=False, server_default=""),
+    Column("hops", t.utinyint(), nullable=False, server_default="0"),
+    Column("result", t.text(), nullable=False),
+    Column("created_on", t.datetime0(), nullable=False),
+    PrimaryKeyConstraint("id"),
+    Index("traceroutes_server_ts", "server_id", "ts"),
+    Index("traceroutes_monitor", "monitor_id"),
+    ForeignKeyConstraint(["monitor_id"], ["monitors.id"], name="traceroutes_monitor_fk"),
+    ForeignKeyConstraint(
+        ["server_id"], ["servers.id"], name="traceroutes_server_fk", ondelete="CASCADE"
+    ),
+    **_MYSQL_OPTS,
+)
+
 ALL_TABLES = (
     accounts,
     monitors,

@@ -8,6 +8,9 @@ from __future__ import annotations
 from ntpmon.common.environments import MONITOR_NAME_SUFFIX, DeployEnv, parse_env
 from ntpmon.common.errors import NtpmonError
 
+TRACEROUTE = "traceroute"
+"""The request type and data-topic segment of traceroutes."""
+
 
 class TopicError(NtpmonError, ValueError):
     """A topic that does not have the expected shape."""
@@ -52,6 +55,26 @@ class Topics:
 
     def data_response(self, name: str, request_id: str) -> str:
         return f"{self.prefix}/data/{name}/{request_id}"
+
+    def traceroute_result(self, name: str, result_id: str) -> str:
+        """``P/data/NAME/traceroute/ID``: a traceroute result (issue 17).
+
+        Agents publish results they ran on their own (GetServers' ``trace``) here with an id of
+        their own, and monitor-api names it as the response topic of a traceroute request with
+        the request id, so one subscription ingests both. It is inside the agents' publish
+        rights (``P/data/NAME/+/+``, api.md §10.2).
+        """
+        return f"{self.prefix}/data/{name}/{TRACEROUTE}/{result_id}"
+
+    def parse_traceroute_topic(self, topic: str) -> tuple[str, str] | None:
+        """``P/data/NAME/traceroute/ID`` → ``(NAME, ID)``; None for any other topic."""
+        head = self.prefix + "/data/"
+        if not topic.startswith(head):
+            return None
+        parts = topic[len(head) :].split("/")
+        if len(parts) != 3 or parts[1] != TRACEROUTE or not parts[0] or not parts[2]:
+            return None
+        return parts[0], parts[2]
 
     def all_status(self) -> str:
         return f"{self.prefix}/status/#"

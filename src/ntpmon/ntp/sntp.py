@@ -186,7 +186,7 @@ def _reason(op: str, exc: OSError) -> NTPNetworkError:
     return NTPNetworkError(f"{op}: {text[:1].lower()}{text[1:]}")
 
 
-def _bind(sock: socket.socket, family: socket.AddressFamily, local_address: str) -> None:
+def bind_source(sock: socket.socket, family: socket.AddressFamily, local_address: str) -> None:
     """Bind to an address literal of the socket's family (never a name: no resolver traffic)."""
     try:
         source = ipaddress.ip_address(local_address.strip().removeprefix("[").removesuffix("]"))
@@ -239,7 +239,7 @@ def query(
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         granted = enable_stamping(sock, stamping)
         if local_address:
-            _bind(sock, family, local_address)
+            bind_source(sock, family, local_address)
         try:
             sock.connect(sockaddr)
         except OSError as exc:

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from ntpmon.agent.config.appconfig import AppConfig
 from ntpmon.agent.config.checkconfig import CheckConfig, SharedCheckConfig, ip_from_bytes
+from ntpmon.agent.config.statefile import IPAddress
 from ntpmon.agent.daemon.backoff import Backoff
 from ntpmon.agent.daemon.scope import Cancelled, Scope
 from ntpmon.agent.daemon.telemetry import Telemetry
@@ -67,12 +68,15 @@ class WorkerHooks:
 
     ``on_config`` sees every GetConfig answer (the MQTT config rides on it); ``wait_if_paused``
     blocks while another agent has taken over this identity (§13.6) and returns at once
-    otherwise; ``on_otlp_level`` applies the server's preferred exported log level.
+    otherwise; ``on_otlp_level`` applies the server's preferred exported log level;
+    ``on_trace`` gets every server GetServers marked ``trace`` (issue 17) with the worker's
+    config, and must return at once (the trace runs in the background, not in the batch).
     """
 
     on_config: Callable[[int, pb.GetConfigResponse], None] | None = None
     wait_if_paused: Callable[[Scope], None] | None = None
     on_otlp_level: Callable[[str], None] | None = None
+    on_trace: Callable[[IPAddress, CheckConfig], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +90,13 @@ class WorkerOptions:
 def default_probe(
     server: pb.Server, cfg: CheckConfig, instruments: ProbeInstruments
 ) -> pb.ServerStatus | None:
-    """Probe with the NTP engine; ``trace`` requests are legacy and get no status."""
+    """Probe with the NTP engine.
+
+    A server marked ``trace`` is probed as usual too: upstream's agent skipped the check (and
+    the server lost a data point); the trace itself runs beside the batch (``on_trace``).
+    """
     from ntpmon.ntp import check
 
-    if server.trace:
-        log.info("trace requested; not supported", extra={"server": server.ip_bytes.hex()})
-        return None
     ip = ip_from_bytes(server.ip_bytes)
     return check.status_for_submission(server, check.check_host(ip, cfg, instruments=instruments))
 
@@ -306,6 +311,7 @@ class Worker:
         joins the batch's ``monitor-run`` trace (pool threads do not inherit it by themselves).
         """
         cfg = self.mon_cfg.get()
+        self._start_traces(servers, cfg)
         out: list[pb.ServerStatus] = []
         with ThreadPoolExecutor(max_workers=len(servers), thread_name_prefix="probe") as pool:
             instruments = self.telemetry.probe_instruments
@@ -322,6 +328,21 @@ class Worker:
                 if status is not None:
                     out.append(status)
         return out
+
+    def _start_traces(self, servers: list[pb.Server], cfg: CheckConfig) -> None:
+        """Hand the servers marked ``trace`` to the hook (logged and skipped without one)."""
+        for ip in traced_servers(servers):
+            if self.hooks.on_trace is None:
+                self.log.info("traceroute requested; no traceroute support", extra={"ip": str(ip)})
+                continue
+            self.log.info("traceroute requested", extra={"ip": str(ip)})
+            self.hooks.on_trace(ip, cfg)
+
+
+def traced_servers(servers: list[pb.Server]) -> list[IPAddress]:
+    """The addresses of the servers GetServers marked ``trace`` (unparsable ones skipped)."""
+    found = (ip_from_bytes(s.ip_bytes) for s in servers if s.trace)
+    return [ip for ip in found if ip is not None]
 
 
 def _result_label(status: pb.ServerStatus) -> str:

@@ -12,17 +12,26 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ntpmon.agent.config.checkconfig import CheckConfig, MQTTSettings, apply_response
 from ntpmon.agent.daemon.scope import Scope
 from ntpmon.agent.daemon.worker import WorkerHooks
-from ntpmon.agent.mqtt.probe import CheckFn, adhoc_probe
+from ntpmon.agent.mqtt.probe import (
+    CheckFn,
+    IPAddress,
+    TraceOutcome,
+    adhoc_probe,
+    run_traceroute,
+    traceroute_fn,
+)
 from ntpmon.common.environments import DeployEnv, parse_env
 from ntpmon.mqttcm.takeover import TakeoverState
 from ntpmon.ntp.instruments import ProbeInstruments
 from ntpmon.pb.monitor.v2 import monitor_manager_pb2 as pb
+from ntpmon.traceroute.result import REASON_HEALTH, TraceMessage
 
 if TYPE_CHECKING:
     from ntpmon.agent.mqtt.client import AgentMqtt
@@ -38,7 +47,11 @@ class AgentMqttBridge:
     * ``wait_if_paused`` is the takeover gate of the workers (§13.6);
     * ``run`` is the background task: once an MQTT config is known it starts the client (host
       and port read once), and stops it when the scope is cancelled. Its request spans and
-      ad-hoc probes record on the telemetry instruments ``run`` is given, as the workers' do.
+      ad-hoc probes record on the telemetry instruments ``run`` is given, as the workers' do;
+    * ``on_trace`` runs the traceroutes GetServers asks for (issue 17) on a thread of its own,
+      one at a time, and publishes each on the MQTT data topic. Without a broker connection the
+      result goes to the agent's log instead: one ``traceroute`` record with the whole JSON
+      document, which the OTLP log export (when configured) delivers to the pool's collector.
 
     ``tls`` builds the broker TLS context; None means plain TCP (devel only, the caller decides).
     """
@@ -55,6 +68,7 @@ class AgentMqttBridge:
         takeover: TakeoverState | None = None,
         topic_prefix: str = "",
         version: str | None = None,
+        run_trace: Callable[[IPAddress, CheckConfig], TraceOutcome] = run_traceroute,
     ) -> None:
         self.env = env
         self.takeover = takeover or TakeoverState()
@@ -69,9 +83,42 @@ class AgentMqttBridge:
         self._mqtt: MQTTSettings | None = None
         self._mqtt_known = threading.Event()
         self.client: AgentMqtt | None = None
+        self._run_trace = run_trace
+        self._tracing: set[IPAddress] = set()
+        self._trace_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="traceroute")
 
     def hooks(self) -> WorkerHooks:
-        return WorkerHooks(on_config=self.on_config, wait_if_paused=self.wait_if_paused)
+        return WorkerHooks(
+            on_config=self.on_config, wait_if_paused=self.wait_if_paused, on_trace=self.on_trace
+        )
+
+    def on_trace(self, ip: IPAddress, cfg: CheckConfig) -> None:
+        """Queue one trace (never blocks the batch); a trace already queued for ``ip`` wins."""
+        with self._lock:
+            if ip in self._tracing:
+                return
+            self._tracing.add(ip)
+        self._trace_pool.submit(self._trace_and_publish, ip, cfg)
+
+    def _trace_and_publish(self, ip: IPAddress, cfg: CheckConfig) -> None:
+        try:
+            result, error = self._run_trace(ip, cfg)
+            message = TraceMessage(result, error, REASON_HEALTH)
+            client = self.client
+            if client is not None and client.publish_traceroute(message):
+                log.info("traceroute published", extra={"ip": str(ip), "error": error})
+                return
+            log.info(
+                "traceroute",
+                extra={"ip": str(ip), "traceroute": message.to_payload().decode()},
+            )
+        finally:
+            with self._lock:
+                self._tracing.discard(ip)
+
+    def close(self) -> None:
+        """Finish the trace running now and drop the queued ones."""
+        self._trace_pool.shutdown(wait=True, cancel_futures=True)
 
     def on_config(self, family: int, resp: pb.GetConfigResponse) -> None:
         with self._lock:
@@ -132,12 +179,14 @@ class AgentMqttBridge:
             adhoc_probe(self.configs, recorded_check),
             takeover=self.takeover,
             tracer=instruments.tracer,
+            traceroute=traceroute_fn(self.configs),
         )
         self.client.start()
         try:
             scope.wait()
         finally:
             self.client.stop()
+            self.close()
 
 
 def monitor_bridge(

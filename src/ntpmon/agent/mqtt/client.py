@@ -6,6 +6,10 @@
   request's ``TraceID``/``SpanID``) run on a small thread pool, never on paho's network thread,
   each within a 5 s budget. The ``ntp`` probe is an injected callable so the runner can hand
   in ``check_host`` with the config of the family that matches the target.
+* ``traceroute`` requests (issue 17) run the injected tracer with a budget of their own
+  (a trace takes longer than an NTP probe) and answer on the response topic monitor-api
+  names (``P/data/NAME/traceroute/<request id>``); :meth:`AgentMqtt.publish_traceroute`
+  publishes the traces a worker ran because GetServers set ``trace``.
 * The shared :class:`TakeoverState`: workers call :meth:`AgentMqtt.wait_ntp_allowed` before
   each retry cycle; while another process holds our MQTT session, NTP work pauses.
 
@@ -31,9 +35,10 @@ from typing import Any
 import paho.mqtt.client as paho
 from opentelemetry import trace
 
-from ntpmon.agent.mqtt.probe import AdhocProbe, CheckOutcome, IPAddress
+from ntpmon.agent.mqtt.probe import AdhocProbe, CheckOutcome, IPAddress, TraceFn
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.common.environments import DeployEnv
+from ntpmon.common.ulid import new_ulid
 from ntpmon.mqttcm.connection import (
     BrokerEndpoint,
     ConnectionManager,
@@ -48,12 +53,14 @@ from ntpmon.mqttcm.connection import (
 from ntpmon.mqttcm.status import encode_status, make_status
 from ntpmon.mqttcm.takeover import TakeoverState
 from ntpmon.mqttcm.tlsconfig import broker_tls_context
-from ntpmon.mqttcm.topics import TopicError, Topics, client_id_from_name
+from ntpmon.mqttcm.topics import TRACEROUTE, TopicError, Topics, client_id_from_name
+from ntpmon.traceroute.result import REASON_REQUEST, TraceMessage
 
 log = logging.getLogger(__name__)
 
 STATUS_EXPIRY_S = 86400
 REQUEST_BUDGET_S = 5.0
+TRACEROUTE_BUDGET_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +79,7 @@ class AgentMqttOptions:
     will_delay_s: int = 30
     status_interval_s: float = 300.0
     request_budget_s: float = REQUEST_BUDGET_S
+    traceroute_budget_s: float = TRACEROUTE_BUDGET_S
     request_workers: int = 4
 
 
@@ -137,12 +145,18 @@ class AgentMqtt:
         takeover: TakeoverState | None = None,
         clock: Clock | None = None,
         tracer: trace.Tracer | None = None,
+        traceroute: TraceFn | None = None,
     ) -> None:
-        """``tracer`` records the request spans (the agent's telemetry); None records nothing."""
+        """``tracer`` records the request spans (the agent's telemetry); None records nothing.
+
+        ``traceroute`` runs one trace (:func:`ntpmon.agent.mqtt.probe.traceroute_fn`); without
+        it, traceroute requests are dropped like unknown ones.
+        """
         self.options = options
         self.topics = Topics(options.env, options.topic_prefix)
         self.takeover = takeover or TakeoverState()
         self._probe = probe
+        self._traceroute = traceroute
         self._clock = clock or SystemClock()
         self._tracer = tracer or trace.NoOpTracer()
         self._stop = threading.Event()
@@ -150,7 +164,7 @@ class AgentMqtt:
             max_workers=options.request_workers, thread_name_prefix="mqtt-request"
         )
         self._status_thread: threading.Thread | None = None
-        self.handled: dict[str, int] = {"ntp": 0, "metrics": 0}
+        self.handled: dict[str, int] = {"ntp": 0, "metrics": 0, TRACEROUTE: 0}
         self._handled_lock = threading.Lock()
         will = WillMessage(
             topic=self.topics.status(options.name),
@@ -249,10 +263,15 @@ class AgentMqtt:
         except TopicError as exc:
             log.warning("bad request topic", extra={"error": str(exc)})
             return
+        budget = (
+            self.options.traceroute_budget_s
+            if request_type == TRACEROUTE
+            else self.options.request_budget_s
+        )
         with self._tracer.start_as_current_span(
             f"mqtt-{request_type}", context=parent_context(message)
         ):
-            self._answer(request_type, message, received + self.options.request_budget_s)
+            self._answer(request_type, message, received + budget)
 
     def _answer(self, request_type: str, message: paho.MQTTMessage, deadline: float) -> None:
         reply_to = response_topic(message)
@@ -263,6 +282,10 @@ class AgentMqtt:
             reply = b""
         elif request_type == "ntp":
             reply = self._ntp_reply(message.payload)
+            if reply is None:
+                return
+        elif request_type == TRACEROUTE and self._traceroute is not None:
+            reply = self._traceroute_reply(message.payload, self._traceroute)
             if reply is None:
                 return
         else:
@@ -286,6 +309,23 @@ class AgentMqtt:
             log.warning("ntp request before any config; dropped", extra={"ip": str(ip)})
             return None
         return ntp_reply(outcome)
+
+    def _traceroute_reply(self, payload: bytes, run: TraceFn) -> bytes | None:
+        try:
+            ip = parse_ntp_request(payload)
+        except ValueError as exc:
+            log.warning("invalid traceroute request dropped", extra={"error": str(exc)})
+            return None
+        result, error = run(ip)
+        return TraceMessage(result, error, REASON_REQUEST).to_payload()
+
+    def publish_traceroute(self, message: TraceMessage) -> bool:
+        """Publish a trace this agent ran on its own (QoS 1); False when not connected."""
+        if not self.connection.is_connected():
+            return False
+        topic = self.topics.traceroute_result(self.options.name, new_ulid(self._clock.now()).text)
+        info = self.connection.publish(topic, message.to_payload(), qos=1, retain=False)
+        return info.rc == paho.MQTT_ERR_SUCCESS
 
     def _reply(
         self, topic: str, payload: bytes, request: paho.MQTTMessage, deadline: float

@@ -18,6 +18,9 @@ CheckOutcome = tuple[Any, Any, str | None]
 AdhocProbe = Callable[[IPAddress], CheckOutcome | None]
 CheckFn = Callable[..., CheckOutcome]
 """``check_host``: called as ``check(ip, cfg, instruments=...)`` by the bridge."""
+TraceOutcome = tuple[Any, str]
+"""(``TraceResult`` or None, error text) of one traceroute."""
+TraceFn = Callable[[IPAddress], TraceOutcome]
 
 
 class ProbeConfig(Protocol):
@@ -25,6 +28,41 @@ class ProbeConfig(Protocol):
 
     samples: int
     ip: IPAddress | None
+    port: int
+
+    def source_address(self) -> str | None: ...
+
+
+def _matching(configs: Sequence[ProbeConfig], ip: IPAddress) -> ProbeConfig:
+    """The config of the worker whose family matches ``ip``, else any (the list is not empty)."""
+    same_family = [c for c in configs if c.ip is not None and c.ip.version == ip.version]
+    return (same_family or list(configs))[0]
+
+
+def run_traceroute(ip: IPAddress, cfg: ProbeConfig | None) -> TraceOutcome:
+    """One trace to ``ip`` on the NTP port, from the monitor's source address when known."""
+    from ntpmon.traceroute.engine import TraceError, TraceOptions, trace
+
+    options = TraceOptions(
+        port=cfg.port if cfg else 123,
+        local_address=cfg.source_address() if cfg else None,
+    )
+    if cfg is not None and cfg.ip is not None and cfg.ip.version != ip.version:
+        options = TraceOptions(port=options.port)  # no source of the target's family
+    try:
+        return trace(str(ip), options), ""
+    except TraceError as exc:
+        return None, str(exc)
+
+
+def traceroute_fn(configs: Callable[[], Sequence[ProbeConfig]]) -> TraceFn:
+    """The tracer the runner hands to :class:`AgentMqtt`, with the matching family's config."""
+
+    def run(ip: IPAddress) -> TraceOutcome:
+        available = list(configs())
+        return run_traceroute(ip, _matching(available, ip) if available else None)
+
+    return run
 
 
 def adhoc_probe(
@@ -42,8 +80,6 @@ def adhoc_probe(
         available = list(configs())
         if not available:
             return None
-        same_family = [c for c in available if c.ip is not None and c.ip.version == ip.version]
-        cfg = (same_family or available)[0]
-        return check(ip, replace(cfg, samples=1))  # type: ignore[type-var]
+        return check(ip, replace(_matching(available, ip), samples=1))  # type: ignore[type-var]
 
     return probe

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import paho.mqtt.client as paho
 
 from ntpmon.api.mqserver.broker_tokens import server_token
-from ntpmon.api.mqserver.clients import ClientRegistry
+from ntpmon.api.mqserver.clients import ClientRegistry, ClientState
 from ntpmon.api.mqserver.router import ResponseRouter
 from ntpmon.common.clock import Clock
 from ntpmon.common.environments import DeployEnv
@@ -33,6 +34,9 @@ from ntpmon.mqttcm.takeover import DEFAULT_DELAYS, DEFAULT_STABILITY_WINDOW, Tak
 from ntpmon.mqttcm.topics import Topics, client_id_from_name
 
 log = logging.getLogger(__name__)
+
+TracerouteSink = Callable[[ClientState | None, str, bytes], object]
+"""Stores one published traceroute: (the agent's client state, its name, the raw payload)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,7 @@ class MqServerSettings:
     topic_prefix: str = ""
     allow_private_targets: bool = False
     check_deadline_s: float = 8.0
+    traceroute_deadline_s: float = 40.0
     send_pause_s: float = 0.4
     reconnect_delays: tuple[float, ...] = DEFAULT_DELAYS
     stability_window_s: float = DEFAULT_STABILITY_WINDOW
@@ -78,8 +83,12 @@ class MqServer:
         clients: ClientRegistry,
         router: ResponseRouter,
         clock: Clock,
+        *,
+        traceroutes: TracerouteSink | None = None,
     ) -> None:
+        """``traceroutes`` stores every traceroute an agent publishes (None: not stored)."""
         self.settings = settings
+        self._traceroutes = traceroutes
         self.topics = Topics(settings.env, settings.topic_prefix)
         self.clients = clients
         self.router = router
@@ -120,6 +129,20 @@ class MqServer:
         self._status_worker.submit(self._apply_status, key, bytes(message.payload))
 
     def _on_data(self, message: paho.MQTTMessage) -> None:
+        traced = self.topics.parse_traceroute_topic(message.topic)
+        if traced is not None:
+            name, result_id = traced
+            payload = bytes(message.payload)
+            if self._traceroutes is not None:
+                self._status_worker.submit(self._store_traceroute, name, payload)
+            self.router.offer(
+                name,
+                result_id,
+                payload,
+                trace_id=user_property(message, "TraceID"),
+                span_id=user_property(message, "SpanID"),
+            )
+            return
         self.router.deliver(
             message.topic,
             message.payload,
@@ -139,13 +162,26 @@ class MqServer:
             "agent status", extra={"client": key, "online": state.online, "version": state.version}
         )
 
+    def _store_traceroute(self, name: str, payload: bytes) -> None:
+        """On the status worker: the client map is current there (statuses are in order)."""
+        if self._traceroutes is not None:
+            self._traceroutes(self.clients.get(name), name, payload)
+
     # -- requests ---------------------------------------------------------------------------
     def publish_request(
-        self, name: str, request_type: str, payload: bytes, request_id: str, trace: TraceIds
+        self,
+        name: str,
+        request_type: str,
+        payload: bytes,
+        request_id: str,
+        trace: TraceIds,
+        *,
+        response_topic: str = "",
     ) -> bool:
-        """Send one request to agent ``name``, answers to ``P/data/NAME/<request_id>``."""
+        """Send one request to agent ``name``, answers to ``P/data/NAME/<request_id>``
+        unless ``response_topic`` names another."""
         props = publish_properties(
-            response_topic=self.topics.data_response(name, request_id),
+            response_topic=response_topic or self.topics.data_response(name, request_id),
             user_properties=[
                 ("ID", request_id),
                 ("TraceID", trace.trace_id),

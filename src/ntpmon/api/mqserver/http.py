@@ -21,6 +21,7 @@ from ntpmon.api.bodylimit import INTERNAL_BODY_LIMIT, BodyLimit
 from ntpmon.api.mqserver.adhoc import TargetError, parse_go_bool, parse_target
 from ntpmon.api.mqserver.broker import MqServer, TraceIds
 from ntpmon.api.mqserver.checks import MetricsRequestError, fetch_agent_metrics, run_adhoc_check
+from ntpmon.api.mqserver.traceroutes import run_traceroute_check
 from ntpmon.common.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,17 @@ def build_http_app(server: MqServer, clock: Clock) -> Starlette:
         )
         return _json([a.to_json() for a in result.answers], result.trace.trace_id)
 
+    async def check_traceroute(request: Request) -> Response:
+        trace = TraceIds.new()
+        try:
+            ip = parse_target(
+                request.path_params["ip"], allow_private=server.settings.allow_private_targets
+            )
+        except TargetError as exc:
+            return _json({"error": str(exc)}, trace.trace_id, 400)
+        answers = await run_in_threadpool(run_traceroute_check, server, ip, clock=clock)
+        return _json([a.to_json() for a in answers], trace.trace_id)
+
     async def monitors_online(_request: Request) -> Response:
         clients = server.clients.with_monitor_data()
         return _json([c.online_json() for c in clients], TraceIds.new().trace_id)
@@ -91,6 +103,7 @@ def build_http_app(server: MqServer, clock: Clock) -> Starlette:
     return Starlette(
         routes=[
             Route("/check/ntp/{ip}", check_ntp, methods=["POST"]),
+            Route("/check/traceroute/{ip}", check_traceroute, methods=["POST"]),
             Route("/monitors/online", monitors_online, methods=["GET"]),
             Route("/monitors/metrics/discovery", metrics_discovery, methods=["GET"]),
             Route("/monitors/metrics", monitor_metrics, methods=["GET"]),

@@ -100,13 +100,19 @@ class ResponseRouter:
             name, request_id = self.topics.parse_data_topic(topic)
         except TopicError as exc:
             return self._drop("unparsable response topic", topic, str(exc))
+        return self.offer(name, request_id, payload, trace_id=trace_id, span_id=span_id)
+
+    def offer(
+        self, name: str, request_id: str, payload: bytes, *, trace_id: str = "", span_id: str = ""
+    ) -> bool:
+        """Hand a response already parsed from its topic to its requester; never blocks."""
         with self._lock:
             inbox = self._inboxes.get(request_id)
         if inbox is None:
-            return self._drop("response for an unknown or finished request", topic)
+            return self._drop("response for an unknown or finished request", request_id)
         response = AgentResponse(name, request_id, bytes(payload), trace_id, span_id)
         if not inbox.offer(response):
-            return self._drop("response after the requester finished", topic)
+            return self._drop("response after the requester finished", request_id)
         with self._lock:
             self.delivered += 1
         return True

@@ -17,6 +17,7 @@ from ntpmon.api.mqserver.broker import MqServer, MqServerSettings
 from ntpmon.api.mqserver.clients import ClientRegistry, MonitorLoader, MonitorsConnectedGauge
 from ntpmon.api.mqserver.http import build_http_app
 from ntpmon.api.mqserver.router import ResponseRouter
+from ntpmon.api.mqserver.traceroutes import TracerouteStore
 from ntpmon.common.clock import Clock
 from ntpmon.common.errors import NtpmonError
 from ntpmon.db.api import get_monitors_by_tls_name
@@ -110,10 +111,15 @@ def build_internal_api(
     load_monitors: MonitorLoader,
     registry: CollectorRegistry,
     clock: Clock,
+    engine: Engine | None = None,
 ) -> InternalApi:
-    """Wire everything; ``registry`` receives the ``monitors_connected`` gauge."""
+    """Wire everything; ``registry`` receives the ``monitors_connected`` gauge.
+
+    With an ``engine``, traceroutes agents publish are stored (issue 17).
+    """
     gauge = MonitorsConnectedGauge(registry, settings.env.value)
     clients = ClientRegistry(load_monitors, clock, gauge)
     router = ResponseRouter(Topics(settings.env, settings.topic_prefix))
-    mq = MqServer(settings, clients, router, clock)
+    store = TracerouteStore(engine, clock) if engine is not None else None
+    mq = MqServer(settings, clients, router, clock, traceroutes=store)
     return InternalApi(build_http_app(mq, clock), mq)

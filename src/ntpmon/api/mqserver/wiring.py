@@ -111,7 +111,11 @@ def start_internal_api(
         allow_private_targets=False,
     )
     api = build_internal_api(
-        settings, load_monitors=monitor_loader(engine), registry=registry, clock=clock
+        settings,
+        load_monitors=monitor_loader(engine),
+        registry=registry,
+        clock=clock,
+        engine=engine,
     )
     api.start(options.internal_listen, connect=options.enabled)
     return api

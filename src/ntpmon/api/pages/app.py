@@ -19,6 +19,7 @@ from starlette.routing import Route
 from ntpmon.api.pages import views
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.db import pages as queries
+from ntpmon.db.traceroutes import recent_traceroutes
 
 OnlineSource = Callable[[], Mapping[str, bool]]
 """Returns ``{tls_name: online}`` (e.g. from the MQTT status tracker); absent = unknown."""
@@ -94,6 +95,7 @@ def create_pages_app(
             history = queries.server_history(conn, server_id=server_id, since=start)
             ids = {p.monitor_id for p in history if p.monitor_id is not None}
             names = queries.monitor_names(conn, ids | {a.monitor_id for a in assignments})
+            traces = recent_traceroutes(conn, server_id=server_id)
         if not raw_hours:  # default window: zoom in on a young server's history
             start = views.view_start(start, history, now)
         return HTMLResponse(
@@ -106,6 +108,7 @@ def create_pages_app(
                 now=now,
                 nav=nav(request),
                 monitor_url=monitor_url(request),
+                traces=traces,
             )
         )
 

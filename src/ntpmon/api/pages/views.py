@@ -27,6 +27,8 @@ from ntpmon.db.pages import (
     ServerAssignment,
     ServerOverview,
 )
+from ntpmon.db.traceroutes import StoredTrace
+from ntpmon.traceroute.result import Hop, TraceResult, path_changes
 
 STATUS_ORDER = ("active", "testing", "candidate", "paused")
 SCORER_STYLE = {"recentmedian": ("#000000", 2.5), "every": ("#9a9a9a", 1.5)}
@@ -236,8 +238,10 @@ def server_page(
     now: datetime,
     nav: Mapping[str, str],
     monitor_url: Callable[[int], str],
+    traces: Sequence[StoredTrace] = (),
 ) -> str:
-    """One server: its score, the monitors assigned to it and two graphs over [start, now]."""
+    """One server: its score, the monitors assigned to it, two graphs over [start, now] and
+    the latest traceroute of each monitor with how its path changed."""
     colours = monitor_colours(assignments, history)
     latest = {p.monitor_id: p for p in history if p.monitor_id is not None}
     scores = score_series(history, names, colours, current_standing(server, assignments))
@@ -275,6 +279,7 @@ def server_page(
             _assignment_rows(assignments, latest, now, monitor_url),
             empty="No monitors are assigned to this server yet.",
         )
+        + traceroute_section(traces, now)
     )
     title = f"Server {server.ip}" + (f" ({server.hostname})" if server.hostname else "")
     return h.page(title, body, nav=nav, generated=now)
@@ -283,6 +288,62 @@ def server_page(
 def _online_label(online: Mapping[str, bool], monitor: MonitorOverview) -> str:
     state = online.get(monitor.tls_name or "")
     return "unknown" if state is None else ("online" if state else "offline")
+
+
+def _hop_markup(hop: Hop) -> str:
+    """``3 192.0.2.1 0.42 ms`` (the best RTT), ``3 *`` for a gap; the destination in bold."""
+    if hop.address is None:
+        return f'<span class="muted">{hop.ttl} *</span>'
+    rtts = [r for r in hop.rtts_us if r is not None]
+    best = f" {min(rtts) / 1000:.2f} ms" if rtts else ""
+    label = escape(hop.address) + (" (+" + str(len(hop.others)) + ")" if hop.others else "")
+    shown = f"<b>{label}</b>" if hop.reached else label
+    return f"{hop.ttl} {shown}{escape(best)}"
+
+
+def path_markup(result: TraceResult) -> str:
+    """The hops of one trace, one per line, and how it ended."""
+    hops = "<br>".join(_hop_markup(hop) for hop in result.hops)
+    end = "reached" if result.reached else f"not reached ({result.stop})"
+    css = "good" if result.reached else "bad"
+    return f'{hops}<br><span class="{css}">{escape(end)}</span>'
+
+
+def change_markup(latest: TraceResult, previous: TraceResult | None) -> str:
+    """How the path differs from the monitor's trace before (gaps alone are no change)."""
+    if previous is None:
+        return '<span class="muted">first trace</span>'
+    changes = path_changes(previous.path(), latest.path())
+    notes = [f"hop {c.ttl}: {escape(c.before or '*')} → {escape(c.after or '*')}" for c in changes]
+    if latest.reached != previous.reached:
+        notes.append("now reached" if latest.reached else "no longer reached")
+    return "<br>".join(notes) if notes else '<span class="muted">same path</span>'
+
+
+def traceroute_section(traces: Sequence[StoredTrace], now: datetime) -> str:
+    """The latest trace per monitor (``traces`` newest first) and its change from the one before."""
+    by_monitor: dict[int, list[StoredTrace]] = {}
+    for stored in traces:
+        by_monitor.setdefault(stored.monitor_id, []).append(stored)
+    rows = []
+    for runs in sorted(by_monitor.values(), key=lambda r: r[0].monitor_name):
+        latest = runs[0]
+        previous = runs[1].result if len(runs) > 1 else None
+        rows.append(
+            [
+                h.text(latest.monitor_name),
+                h.text(h.age(latest.ts, now)),
+                h.text(latest.reason),
+                h.cell(path_markup(latest.result)),
+                h.cell(change_markup(latest.result, previous)),
+                h.text(len(runs), css="num"),
+            ]
+        )
+    return "<h2>Traceroutes</h2>" + h.table(
+        ["Monitor", "When", "Why", "Latest path", "Change from the trace before", "Traces"],
+        rows,
+        empty="No traceroutes yet: monitors trace a server when its health changes.",
+    )
 
 
 def monitors_page(
