@@ -51,7 +51,7 @@ from ntpmon.api.service import MonitorService, MqttSettings
 from ntpmon.api.ticketkeys import CHECK_EVERY, RotatingKeyStore, TicketKeyError, keyring_for
 from ntpmon.api.tickets import TicketSigner
 from ntpmon.api.tracing import tracer_from_environment
-from ntpmon.api.vault import VaultSession, VaultSettings
+from ntpmon.api.vault import VaultSession, VaultSettings, vault_keyring
 from ntpmon.common.clock import Clock, SystemClock
 from ntpmon.common.environments import DeployEnv
 from ntpmon.common.privatefile import write_private
@@ -180,8 +180,11 @@ class MonitorApiServer:
         self.keyring = keyring_for(
             data_dir,
             options.clock,
-            vault=self.vault if options.ticket_keys == "vault" else None,
-            env=str(options.env),
+            remote=(
+                vault_keyring(self.vault, str(options.env), options.clock)
+                if self.vault is not None and options.ticket_keys == "vault"
+                else None
+            ),
         )
         self.signer = TicketSigner(self.keyring)
         self._stopping = threading.Event()

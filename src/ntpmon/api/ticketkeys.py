@@ -14,19 +14,16 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from ntpmon.api.tickets import KeyStore, StaticKeyring
 from ntpmon.common.clock import Clock
 from ntpmon.common.errors import NtpmonError
 from ntpmon.common.privatefile import write_private
-
-if TYPE_CHECKING:
-    from ntpmon.api.vault import VaultSession
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +168,12 @@ def keyring_for(
     environ: Mapping[str, str] | None = None,
     *,
     follower: bool = False,
-    vault: VaultSession | None = None,
-    env: str = "devel",
+    remote: Callable[[], KeyStore] | None = None,
 ) -> KeyStore:
     """``MONITOR_TICKET_KEYS`` when set (tests, several replicas; Vault is then not contacted),
-    else Vault KV when a ``vault`` session is given, else the data-dir key file. A ``follower``
-    (a worker process of a server) never creates or rotates keys."""
+    else ``remote()`` when given (Vault KV, :func:`ntpmon.api.vault.vault_keyring`), else the
+    data-dir key file. A ``follower`` (a worker process of a server) never creates or rotates
+    keys."""
     environ = os.environ if environ is None else environ
     spec = environ.get(ENV_KEYS, "")
     if spec:
@@ -184,9 +181,7 @@ def keyring_for(
             return StaticKeyring.parse(spec)
         except ValueError as exc:
             raise TicketKeyError(f"{ENV_KEYS}: {exc}") from None
-    if vault is not None:
-        from ntpmon.api.vault import VaultKeyring
-
-        return VaultKeyring(vault, env, clock, follower=follower)
+    if remote is not None:
+        return remote()
     path = data_dir / "ticket-keys.json"
     return FileKeyring.follower_of(path, clock) if follower else FileKeyring(path, clock)

@@ -389,3 +389,11 @@ class VaultPKI:
 
     def issue_server(self, names: list[str], lifetime: timedelta) -> IssuedCertificate:
         return self._issue(names[0], names, lifetime)
+
+
+def vault_keyring(
+    session: VaultSession, env: str, clock: Clock, *, follower: bool = False
+) -> Callable[[], VaultKeyring]:
+    """What :func:`ntpmon.api.ticketkeys.keyring_for` calls when ``MONITOR_TICKET_KEYS`` is
+    unset: the keys in Vault KV (only contacted then)."""
+    return lambda: VaultKeyring(session, env, clock, follower=follower)

@@ -8,15 +8,13 @@ from sqlalchemy import Engine, Index, Table, inspect
 from sqlalchemy.dialects import mysql
 from sqlalchemy.schema import CreateTable
 
-from ntpmon.common.errors import NtpmonError
+from ntpmon.db.migrate import SchemaMismatchError
 from ntpmon.db.tables import metadata
 
 if TYPE_CHECKING:
     from ntpmon.db.migrate import SchemaRevision
 
-
-class SchemaMismatchError(NtpmonError):
-    """The database's tables do not match what this version of ntpmon expects."""
+__all__ = ["SchemaMismatchError", "check_schema", "create_schema", "mysql_ddl"]
 
 
 def _index_line(index: Index, quote: object) -> str:

@@ -16,10 +16,15 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Engine, inspect
 
+from ntpmon.common.errors import NtpmonError
 from ntpmon.db.tables import metadata
 
 if TYPE_CHECKING:
     from alembic.config import Config
+
+
+class SchemaMismatchError(NtpmonError):
+    """The database's tables do not match what this version of ntpmon expects."""
 
 
 class _QuietContext(logging.Filter):
@@ -144,8 +149,6 @@ def upgrade_schema(engine: Engine) -> tuple[SchemaRevision, SchemaRevision]:
 
 def raise_unknown(state: SchemaRevision) -> None:
     """A database a newer ntpmon upgraded must not be run (or migrated) by an older one."""
-    from ntpmon.db.ddl import SchemaMismatchError
-
     raise SchemaMismatchError(
         f"database schema is at revision {state.current}, which this ntpmon does not know "
         f"(its newest is {state.head}): it was upgraded by a newer ntpmon; run that version"

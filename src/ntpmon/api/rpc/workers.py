@@ -167,7 +167,7 @@ def serve(spec: WorkerSpec) -> None:
     from ntpmon.api.ticketkeys import keyring_for
     from ntpmon.api.tickets import TicketSigner
     from ntpmon.api.tracing import tracer_from_environment
-    from ntpmon.api.vault import VaultSession, VaultSettings
+    from ntpmon.api.vault import VaultSession, VaultSettings, vault_keyring
     from ntpmon.common.clock import SystemClock
     from ntpmon.common.environments import parse_env
     from ntpmon.common.logsetup import setup_logging
@@ -198,12 +198,13 @@ def serve(spec: WorkerSpec) -> None:
                 data_dir,
                 clock,
                 follower=True,
-                vault=(
-                    VaultSession(VaultSettings.from_environ())
+                remote=(
+                    vault_keyring(
+                        VaultSession(VaultSettings.from_environ()), spec.env, clock, follower=True
+                    )
                     if spec.ticket_keys == "vault"
                     else None
                 ),
-                env=spec.env,
             )
         ),
         clock,
