@@ -21,6 +21,9 @@ HISTORY_ROW_LIMIT = 20_000
 """The newest rows a server page draws; enough for days of one-per-minute checks."""
 
 
+# The order assignments are listed in: working roles first.
+STATUS_RANK = {"active": 0, "testing": 1, "candidate": 2, "paused": 3}
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class ServerOverview:
     """One line of the servers list."""
@@ -159,7 +162,6 @@ def get_server_overview(conn: Connection, *, server_id: int) -> ServerOverview |
 
 def list_server_assignments(conn: Connection, *, server_id: int) -> list[Assignment]:
     """Every monitor and scorer assigned to a server, agents first, by status then name."""
-    status_rank = {"active": 0, "testing": 1, "candidate": 2, "paused": 3}
     rows = conn.execute(
         select(
             server_scores.c.monitor_id,
@@ -192,7 +194,7 @@ def list_server_assignments(conn: Connection, *, server_id: int) -> list[Assignm
     items.sort(
         key=lambda a: (
             a.monitor_type != str(MonitorType.MONITOR),
-            status_rank.get(a.status, 9),
+            STATUS_RANK.get(a.status, 9),
             a.tls_name or "",
             a.monitor_id,
         )
@@ -308,7 +310,6 @@ def get_monitor_overview(conn: Connection, *, monitor_id: int) -> MonitorOvervie
 
 def list_monitor_assignments(conn: Connection, *, monitor_id: int) -> list[ServerAssignment]:
     """The servers a monitor is assigned to, by status (active first), then address."""
-    status_rank = {"active": 0, "testing": 1, "candidate": 2, "paused": 3}
     rows = conn.execute(
         select(
             server_scores.c.server_id,
@@ -336,7 +337,7 @@ def list_monitor_assignments(conn: Connection, *, monitor_id: int) -> list[Serve
         )
         for r in rows
     ]
-    items.sort(key=lambda a: (status_rank.get(a.status, 9), a.ip, a.server_id))
+    items.sort(key=lambda a: (STATUS_RANK.get(a.status, 9), a.ip, a.server_id))
     return items
 
 

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from ntpmon.api.bodylimit import INTERNAL_BODY_LIMIT, BodyLimit
-from ntpmon.api.mqserver.adhoc import TargetError, parse_go_bool, parse_target
+from ntpmon.api.mqserver.adhoc import IPAddress, TargetError, parse_go_bool, parse_target
 from ntpmon.api.mqserver.broker import MqServer, TraceIds
 from ntpmon.api.mqserver.checks import MetricsRequestError, fetch_agent_metrics, run_adhoc_check
 from ntpmon.api.mqserver.traceroutes import run_traceroute_check
@@ -51,14 +51,19 @@ async def _flag(request: Request, name: str) -> bool:
 def build_http_app(server: MqServer, clock: Clock) -> Starlette:
     """The Starlette app of the internal API around a (started or not) :class:`MqServer`."""
 
-    async def check_ntp(request: Request) -> Response:
-        trace = TraceIds.new()
+    def target(request: Request) -> IPAddress | Response:
+        """The path's address, or the 400 to answer (with a fresh trace id)."""
         try:
-            ip = parse_target(
+            return parse_target(
                 request.path_params["ip"], allow_private=server.settings.allow_private_targets
             )
         except TargetError as exc:
-            return _json({"error": str(exc)}, trace.trace_id, 400)
+            return _json({"error": str(exc)}, TraceIds.new().trace_id, 400)
+
+    async def check_ntp(request: Request) -> Response:
+        ip = target(request)
+        if isinstance(ip, Response):
+            return ip
         check_all = await _flag(request, "all")
         result = await run_in_threadpool(
             run_adhoc_check, server, ip, check_all=check_all, clock=clock
@@ -66,15 +71,11 @@ def build_http_app(server: MqServer, clock: Clock) -> Starlette:
         return _json([a.to_json() for a in result.answers], result.trace.trace_id)
 
     async def check_traceroute(request: Request) -> Response:
-        trace = TraceIds.new()
-        try:
-            ip = parse_target(
-                request.path_params["ip"], allow_private=server.settings.allow_private_targets
-            )
-        except TargetError as exc:
-            return _json({"error": str(exc)}, trace.trace_id, 400)
+        ip = target(request)
+        if isinstance(ip, Response):
+            return ip
         answers = await run_in_threadpool(run_traceroute_check, server, ip, clock=clock)
-        return _json([a.to_json() for a in answers], trace.trace_id)
+        return _json([a.to_json() for a in answers], TraceIds.new().trace_id)
 
     async def monitors_online(_request: Request) -> Response:
         clients = server.clients.with_monitor_data()
