@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -157,3 +158,15 @@ def receiver(test_ca: TestCA, tmp_path: Path) -> Iterator[OtlpReceiver]:
     key.write_bytes(issued.key_pem)
     with OtlpReceiver(cert, key, test_ca.write(tmp_path)) as running:
         yield running
+
+
+@pytest.fixture
+def restore_root_logger() -> Iterator[None]:
+    """Puts the root logger's level and its handlers' levels back after a test that lets
+    telemetry change them (the agent lowers them for log export; tests share a process)."""
+    root = logging.getLogger()
+    level, handlers = root.level, {h: h.level for h in root.handlers}
+    yield
+    root.setLevel(level)
+    for handler, handler_level in handlers.items():
+        handler.setLevel(handler_level)

@@ -8,7 +8,7 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -38,14 +38,8 @@ FAILING = "telemetry export failing; not logged again until it recovers"
 
 
 @pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
-    """Log export lowers the root logger's level, as the agent wants; tests share a process."""
-    root = logging.getLogger()
-    level, handlers = root.level, {h: h.level for h in root.handlers}
-    yield
-    root.setLevel(level)
-    for handler, handler_level in handlers.items():
-        handler.setLevel(handler_level)
+def _restore_root_logger(restore_root_logger: None) -> None:
+    """Telemetry adjusts the process's root logger, as the agent wants; tests share a process."""
 
 
 def closed_port() -> int:

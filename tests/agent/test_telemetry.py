@@ -6,7 +6,6 @@ What is exported, where, and with which certificate: test_otlp_export.py.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,8 @@ from ntpmon.testing.otel import RecordingTelemetry
 
 
 @pytest.fixture(autouse=True)
-def _restore_root_logger() -> Iterator[None]:
+def _restore_root_logger(restore_root_logger: None) -> None:
     """Telemetry adjusts the process's root logger, as the agent wants; tests share a process."""
-    root = logging.getLogger()
-    level, handlers = root.level, {h: h.level for h in root.handlers}
-    yield
-    root.setLevel(level)
-    for handler, handler_level in handlers.items():
-        handler.setLevel(handler_level)
 
 
 def test_no_exporters_without_settings() -> None:
