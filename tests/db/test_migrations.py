@@ -32,7 +32,7 @@ from ntpmon.testing.databases import temporary_mysql_database, temporary_sqlite_
 
 pytestmark = pytest.mark.db
 
-HEAD = "0003"
+HEAD = "0004_analytics"
 WIDE = "KEY log_scores_server_ts_idx (server_id, ts, monitor_id, step, rtt)"
 NARROW = "KEY log_scores_server_ts_idx (server_id, ts)"
 QUEUE = ",\n  KEY monitor_queue (monitor_id, queue_ts)"
@@ -262,7 +262,10 @@ def test_a_missing_revision_is_detected(empty_db: Engine) -> None:
         command.upgrade(alembic_config(conn), "0002")
         conn.commit()
     diff = _diff(empty_db)
-    assert [(d[0], d[1].name) for d in diff] == [("add_index", "monitor_queue")]
+    assert sorted((d[0], d[1].name) for d in diff) == [
+        ("add_index", "monitor_queue"),
+        ("add_table", "export_cursors"),
+    ]
 
 
 def test_unknown_revision_is_refused(fresh_db: Engine, capsys: Any) -> None:

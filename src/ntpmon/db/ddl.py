@@ -54,6 +54,16 @@ def check_schema(engine: Engine) -> None:
     so a wrong or outdated database fails at start instead of on its first query."""
     from ntpmon.db.migrate import raise_unknown, schema_revision
 
+    with engine.connect() as conn:
+        state = schema_revision(conn)
+    if not state.known:
+        raise_unknown(state)
+    upgrade_due = SchemaMismatchError(
+        f"database schema upgrade due ({state.describe()}): stop ntpmon's programs, "
+        "run `monitor-api db upgrade`, start them again"
+    )
+    if state.current is not None and not state.at_head:
+        raise upgrade_due  # before the table check: the missing revision may add a table
     inspector = inspect(engine)
     present = set(inspector.get_table_names())
     problems: list[str] = []
@@ -71,12 +81,5 @@ def check_schema(engine: Engine) -> None:
             + "; ".join(problems)
             + " (run `monitor-api db init` to create the tables)"
         )
-    with engine.connect() as conn:
-        state = schema_revision(conn)
-    if not state.known:
-        raise_unknown(state)
     if not state.at_head:
-        raise SchemaMismatchError(
-            f"database schema upgrade due ({state.describe()}): stop ntpmon's programs, "
-            "run `monitor-api db upgrade`, start them again"
-        )
+        raise upgrade_due
