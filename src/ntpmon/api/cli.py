@@ -293,6 +293,15 @@ def server(  # noqa: PLR0917 - typer options
     log_level: Annotated[str, typer.Option(envvar="MONITOR_LOG_LEVEL")] = "info",
     ticket_keys: TicketKeysOption = "file",
     ca: CaOption = "embedded",
+    clickhouse_dsn: Annotated[
+        str,
+        typer.Option(
+            "--clickhouse-dsn",
+            envvar="CLICKHOUSE_DSN",
+            help="ClickHouse with the exported history (http://…:8123/db or chdb:///dir): "
+            "server pages then reach back beyond the database's retention",
+        ),
+    ] = "",
 ) -> None:
     """Run the RPC service (Connect, gRPC, gRPC-Web), the management API, health, metrics
     and (with a JWT key) the MQTT side with its internal HTTP API until SIGTERM/SIGINT."""
@@ -357,6 +366,7 @@ def server(  # noqa: PLR0917 - typer options
         ticket_keys=ticket_keys,
         ca=ca,
         vault=vault,
+        clickhouse_dsn=clickhouse_dsn,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
