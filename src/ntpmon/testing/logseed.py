@@ -69,7 +69,10 @@ def seed_log_scores(
     count: int,
     spacing: timedelta = timedelta(seconds=1),
 ) -> tuple[int, int]:
-    """Insert ``count`` agent rows from ``start`` on, ``spacing`` apart; the table's (lowest id, highest id)."""
+    """Insert ``count`` agent rows from ``start`` on, ``spacing`` apart.
+
+    Returns the table's lowest and highest id.
+    """
     rows = _rows(server_ids, start, count, spacing)
     while True:
         chunk = [row for _, row in zip(range(CHUNK), rows, strict=False)]
