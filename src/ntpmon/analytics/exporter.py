@@ -25,7 +25,7 @@ from ntpmon.analytics.archive import Archive
 from ntpmon.analytics.metrics import AnalyticsMetrics
 from ntpmon.common.clock import Clock, SystemClock, as_utc
 from ntpmon.db import analytics as q
-from ntpmon.db.clickhouse import LOG_SCORES, ClickHouseClient, ExportStream, insert_rows
+from ntpmon.db.clickhouse import LOG_SCORES, ClickHouseClient, ExportStream, insert_columns
 
 log = logging.getLogger(__name__)
 
@@ -68,18 +68,15 @@ class Exporter:
             i for i, (_, kind) in enumerate(stream.columns) if kind.startswith("DateTime")
         )
 
-    def _as_block(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-        if not self._datetime_columns:
-            return rows
-        out = []
-        for row in rows:
-            values = list(row)
-            for i in self._datetime_columns:
-                value = values[i]
-                if isinstance(value, datetime) and value.tzinfo is None:
-                    values[i] = value.replace(tzinfo=UTC)
-            out.append(tuple(values))
-        return out
+    def _as_columns(self, rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+        """The rows transposed to columns, DateTime values made aware (UTC)."""
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        for i in self._datetime_columns:
+            columns[i] = [
+                v.replace(tzinfo=UTC) if isinstance(v, datetime) and v.tzinfo is None else v
+                for v in columns[i]
+            ]
+        return columns
 
     def cursor(self) -> int:
         """The stream's cursor, created at 0 on first use (so retention starts honouring it)."""
@@ -100,7 +97,7 @@ class Exporter:
             )
         if not rows:
             return 0
-        insert_rows(client, self.stream, self._as_block(rows))
+        insert_columns(client, self.stream, self._as_columns(rows))
         last = int(rows[-1][0])
         with self.engine.begin() as conn:
             moved = q.advance_export_cursor(conn, self.stream.name, old=cursor, new=last)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.sql import Select
 
 from ntpmon.db.dialect import MYSQL_FAMILY
+from ntpmon.db.driversql import HotStatement
 from ntpmon.db.tables import export_cursors, log_scores, scorer_status
 
 
@@ -56,18 +58,29 @@ def advance_export_cursor(conn: Connection, stream: str, *, old: int, new: int) 
     return result.rowcount == 1
 
 
+@lru_cache(maxsize=16)
+def _rows_after(table: Table, columns: tuple[str, ...]) -> HotStatement:
+    return HotStatement(
+        _by_primary_key(
+            select(*(table.c[name] for name in columns))
+            .where(table.c.id > bindparam("after_id"))
+            .order_by(table.c.id)
+            .limit(bindparam("limit")),
+            table,
+        )
+    )
+
+
 def rows_after(
     conn: Connection, table: Table, columns: Sequence[str], *, after_id: int, limit: int
 ) -> list[tuple[Any, ...]]:
-    """The next ``limit`` rows of ``table`` with ``id > after_id``, in id order."""
-    query = _by_primary_key(
-        select(*(table.c[name] for name in columns))
-        .where(table.c.id > after_id)
-        .order_by(table.c.id)
-        .limit(int(limit)),
-        table,
-    )
-    return [tuple(row) for row in conn.execute(query)]
+    """The next ``limit`` rows of ``table`` with ``id > after_id``, in id order.
+
+    Driver SQL on PyMySQL (``db.driversql``): SQLAlchemy's result rows cost a quarter of the
+    exporter's time per row, and the exporter reads tens of thousands of rows a second.
+    """
+    statement = _rows_after(table, tuple(columns))
+    return list(statement.rows(conn, {"after_id": after_id, "limit": int(limit)}))
 
 
 def backlog(conn: Connection, table: Table, *, after_id: int) -> tuple[int, datetime | None]:
