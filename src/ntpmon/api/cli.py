@@ -312,6 +312,15 @@ def server(  # noqa: PLR0917 - typer options
         float,
         typer.Option(min=1, help="management, health, metrics: seconds an idle connection is kept"),
     ] = 30.0,
+    clickhouse_dsn: Annotated[
+        str,
+        typer.Option(
+            "--clickhouse-dsn",
+            envvar="CLICKHOUSE_DSN",
+            help="ClickHouse with the exported history (http://…:8123/db or chdb:///dir): "
+            "server pages then reach back beyond the database's retention",
+        ),
+    ] = "",
 ) -> None:
     """Run the RPC service (Connect, gRPC, gRPC-Web), the management API, health, metrics
     and (with a JWT key) the MQTT side with its internal HTTP API until SIGTERM/SIGINT."""
@@ -387,6 +396,7 @@ def server(  # noqa: PLR0917 - typer options
             management_max_connections, tls_handshake_timeout, idle_timeout
         ),
         http_limits=ConnectionLimits(http_max_connections, tls_handshake_timeout, idle_timeout),
+        clickhouse_dsn=clickhouse_dsn,
     )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

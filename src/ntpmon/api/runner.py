@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
+from ntpmon.analytics.archive import Archive
 from ntpmon.api.admission import PriorityScheduler
 from ntpmon.api.bodylimit import READ_ONLY_BODY_LIMIT, BodyLimit
 from ntpmon.api.ca import CertificateAuthority, EmbeddedCA, IssuedCertificate
@@ -102,6 +103,7 @@ class ServerOptions:
     ticket_keys: str = "file"  # "file" (data dir or MONITOR_TICKET_KEYS) or "vault" (KV v2)
     ca: str = "embedded"  # "embedded" (data dir) or "vault" (PKI)
     vault: VaultSettings | None = None  # needed when either of the two is "vault"
+    clickhouse_dsn: str = ""  # exported history for the status pages (off: "")
 
 
 KEY_SOURCES = ("file", "vault")
@@ -252,6 +254,7 @@ class MonitorApiServer:
             options.engine,
             clock=options.clock,
             online=self._online if options.mqtt_server and options.mqtt_server.enabled else None,
+            archive=Archive(options.clickhouse_dsn) if options.clickhouse_dsn else None,
         )
         health, metrics_app = ops_app(self.metrics, pages)
         cert_file, key_file = data_dir / "server" / "tls.crt", data_dir / "server" / "tls.key"

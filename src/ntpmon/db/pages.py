@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections import Counter
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, select
@@ -17,12 +17,17 @@ from ntpmon.common.clock import db_seconds
 from ntpmon.db.models import MonitorType
 from ntpmon.db.tables import accounts, log_scores, monitors, server_scores, servers
 
+DATABASE_HISTORY = timedelta(days=14)
+"""How far back the pages read ``log_scores`` from the database, and so retention's default
+age: the longest page window without ClickHouse (older history is read from ClickHouse)."""
+
 HISTORY_ROW_LIMIT = 20_000
 """The newest rows a server page draws; enough for days of one-per-minute checks."""
 
 
 # The order assignments are listed in: working roles first.
 STATUS_RANK = {"active": 0, "testing": 1, "candidate": 2, "paused": 3}
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ServerOverview:
@@ -203,12 +208,22 @@ def list_server_assignments(conn: Connection, *, server_id: int) -> list[Assignm
 
 
 def server_history(
-    conn: Connection, *, server_id: int, since: datetime, limit: int = HISTORY_ROW_LIMIT
+    conn: Connection,
+    *,
+    server_id: int,
+    since: datetime,
+    limit: int = HISTORY_ROW_LIMIT,
+    after_id: int | None = None,
 ) -> list[HistoryPoint]:
     """A server's ``log_scores`` rows at or after ``since``, oldest first.
 
     At most ``limit`` rows: the newest ones, so a busy server still shows its recent past.
+    ``after_id`` keeps only rows above it (those not yet in ClickHouse, when the page reads the
+    rest there).
     """
+    where = and_(log_scores.c.server_id == server_id, log_scores.c.ts >= db_seconds(since))
+    if after_id is not None:
+        where = and_(where, log_scores.c.id > after_id)
     newest = (
         select(
             log_scores.c.id,
@@ -221,7 +236,7 @@ def server_history(
             log_scores.c.rtt,
         )
         .select_from(log_scores.outerjoin(monitors, monitors.c.id == log_scores.c.monitor_id))
-        .where(and_(log_scores.c.server_id == server_id, log_scores.c.ts >= db_seconds(since)))
+        .where(where)
         .order_by(log_scores.c.ts.desc(), log_scores.c.id.desc())
         .limit(limit)
     )
@@ -239,6 +254,16 @@ def server_history(
         )
         for r in rows
     ]
+
+
+def monitor_types(conn: Connection, ids: set[int]) -> dict[int, str]:
+    """``monitors.type`` of monitor ids (for history rows read from ClickHouse)."""
+    if not ids:
+        return {}
+    rows = conn.execute(
+        select(monitors.c.id, monitors.c.type).where(monitors.c.id.in_(sorted(ids)))
+    )
+    return {int(r.id): str(r.type) for r in rows}
 
 
 def monitor_names(conn: Connection, ids: set[int]) -> dict[int, str]:

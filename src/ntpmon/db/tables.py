@@ -335,6 +335,19 @@ traceroutes = Table(
     **_MYSQL_OPTS,
 )
 
+# ntpmon's analytics exporter (docs/operations.md "Analytics and retention"): one cursor per
+# exported table, the highest source id known to be in ClickHouse. Retention reads it so it never
+# deletes a row the exporter has not copied yet.
+export_cursors = Table(
+    "export_cursors",
+    metadata,
+    Column("stream", String(64), nullable=False),
+    Column("last_id", t.ubigint(), nullable=False, server_default="0"),
+    _modified_on(),
+    PrimaryKeyConstraint("stream"),
+    **_NO_AUTOINC,
+)
+
 ALL_TABLES = (
     accounts,
     monitors,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from ntpmon.analytics.cli import export_app, retention_app
 from ntpmon.common.cli import entry_point
 from ntpmon.common.dbcli import build_db_app
 from ntpmon.common.version import version_line
@@ -20,6 +21,8 @@ add_scorer_status(db_app)
 app.add_typer(db_app, name="db")
 app.add_typer(scorer_app, name="scorer")
 app.add_typer(selector_app, name="selector")
+app.add_typer(export_app, name="export")
+app.add_typer(retention_app, name="retention")
 
 
 @app.command("version")
