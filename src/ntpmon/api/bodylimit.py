@@ -14,7 +14,7 @@ The RPC port bounds its bodies in :mod:`ntpmon.api.rpc.app` (RESOURCE_EXHAUSTED)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 Scope = MutableMapping[str, Any]
@@ -85,28 +85,41 @@ async def too_large(send: Send, limit: int) -> None:
 
 
 class BodyLimit:
-    """Wraps an ASGI application: bodies over ``limit`` bytes are answered 413 before it runs."""
+    """Wraps an ASGI application: bodies over ``limit`` bytes are answered 413 before it runs.
 
-    def __init__(self, app: AsgiApp, limit: int, drain_limit: int = DRAIN_LIMIT) -> None:
+    ``paths`` raises the limit for single exact paths (the management API's traceroute upload
+    carries up to 64 KiB while its other bodies are tiny), so one endpoint's need does not widen
+    what every other endpoint of the application must read.
+    """
+
+    def __init__(
+        self,
+        app: AsgiApp,
+        limit: int,
+        drain_limit: int = DRAIN_LIMIT,
+        paths: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.drain_limit = drain_limit
+        self.paths = dict(paths or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.paths.get(scope.get("path", ""), self.limit)
         declared = declared_length(scope)
         try:
-            if declared is not None and declared > self.limit:
+            if declared is not None and declared > limit:
                 if declared <= self.drain_limit:
                     await _drain(receive, self.drain_limit)
-                await too_large(send, self.limit)
+                await too_large(send, limit)
                 return
-            body, complete = await _read_up_to(receive, self.limit)
+            body, complete = await _read_up_to(receive, limit)
             if not complete:
                 await _drain(receive, self.drain_limit)
-                await too_large(send, self.limit)
+                await too_large(send, limit)
                 return
         except _ClientGoneError:
             return

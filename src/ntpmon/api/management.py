@@ -21,7 +21,12 @@ from starlette.routing import Route
 
 from ntpmon.api.bodylimit import MANAGEMENT_BODY_LIMIT, BodyLimit
 from ntpmon.api.ca import CAError, CertificateAuthority
-from ntpmon.api.mgmtinput import BadRequestError, parse_registration_form, parse_token_request
+from ntpmon.api.mgmtinput import (
+    BadRequestError,
+    parse_registration_form,
+    parse_token_request,
+    parse_traceroute_upload,
+)
 from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.registration import (
     address_family,
@@ -29,16 +34,19 @@ from ntpmon.api.registration import (
     new_api_key,
     usable_monitor_address,
 )
+from ntpmon.api.tracestore import Stored, StoreOutcome, store_message
 from ntpmon.common.clock import Clock
 from ntpmon.common.environments import DeployEnv
 from ntpmon.common.ulid import InvalidUlidError, parse_ulid
 from ntpmon.db import registrations as reg
 from ntpmon.db.api import get_monitors_by_tls_name
 from ntpmon.db.models import Monitor
+from ntpmon.traceroute.result import MAX_MESSAGE_BYTES, TraceMessage
 
 log = logging.getLogger(__name__)
 
 LIVE = ("testing", "active")
+TRACEROUTE_PATH = "/monitor/api/traceroute"
 
 
 @dataclass(frozen=True)
@@ -129,9 +137,49 @@ def _authenticate(ctx: ManagementContext, request: Request) -> reg.ApiKey | None
     return found
 
 
+def _store_upload(ctx: ManagementContext, tls_name: str, message: TraceMessage) -> Stored:
+    """Store an uploaded trace as the MQTT ingest would, but only of the monitor's own servers."""
+    with ctx.engine.begin() as conn:
+        return store_message(
+            conn,
+            monitors=get_monitors_by_tls_name(conn, tls_name=tls_name),
+            message=message,
+            now=ctx.clock.now(),
+            assigned_only=True,
+        )
+
+
+async def _upload_traceroute(ctx: ManagementContext, request: Request) -> Response:
+    """An agent without an MQTT connection delivers the trace GetServers asked for here.
+
+    201 ``{"ID": n}`` when stored; 200 ``{"Stored": false, "Reason": ...}`` for a trace that
+    failed on the agent (nothing to keep, nothing for the agent to retry); 403 when the trace
+    is claimed for another monitor than the key's, or is of a server that monitor does not
+    check (an agent has no business tracing it on this path).
+    """
+    key = await run_in_threadpool(_authenticate, ctx, request)
+    if key is None:
+        return _text(401, "api key unauthorized")
+    try:
+        message = parse_traceroute_upload(await request.body())
+    except BadRequestError as exc:
+        return _text(400, str(exc))
+    if message.monitor != key.tls_name:
+        return _text(403, "Monitor does not belong to this api key")
+    stored = await run_in_threadpool(_store_upload, ctx, key.tls_name, message)
+    extra = {"monitor": key.tls_name, "outcome": stored.outcome.name}
+    log.info("traceroute upload", extra=extra)
+    if stored.outcome is StoreOutcome.STORED:
+        return JSONResponse({"ID": stored.row_id}, status_code=201)
+    if stored.outcome is StoreOutcome.AGENT_ERROR:
+        return JSONResponse({"Stored": False, "Reason": stored.outcome.value})
+    return _text(403, stored.outcome.value)
+
+
 def build_management_app(ctx: ManagementContext) -> Starlette:
     """The Starlette application; TLS is terminated by the server that runs it. Every body is
-    read, up to :data:`MANAGEMENT_BODY_LIMIT` bytes, before a handler runs (:class:`BodyLimit`)."""
+    read, up to :data:`MANAGEMENT_BODY_LIMIT` bytes (a traceroute upload: up to
+    :data:`MAX_MESSAGE_BYTES`), before a handler runs (:class:`BodyLimit`)."""
 
     async def registration(request: Request) -> Response:
         try:
@@ -232,6 +280,9 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
             {"access_token": access, "token_type": "Bearer", "expires_in": lifetime}
         )
 
+    async def traceroute(request: Request) -> Response:
+        return await _upload_traceroute(ctx, request)
+
     async def jwks(request: Request) -> Response:
         return JSONResponse(ctx.tokens.jwks())
 
@@ -240,9 +291,16 @@ def build_management_app(ctx: ManagementContext) -> Starlette:
             Route("/monitor/api/registration", registration, methods=["POST"]),
             Route("/monitor/registration/{reg_id}", registration_page, methods=["GET"]),
             Route("/monitor/api/config", config, methods=["GET"]),
+            Route(TRACEROUTE_PATH, traceroute, methods=["POST"]),
             Route("/api/oidc/token", token, methods=["POST"]),
             Route("/api/oidc/jwks.json", jwks, methods=["GET"]),
             Route("/.well-known/jwks.json", jwks, methods=["GET"]),
         ],
-        middleware=[Middleware(BodyLimit, limit=MANAGEMENT_BODY_LIMIT)],
+        middleware=[
+            Middleware(
+                BodyLimit,
+                limit=MANAGEMENT_BODY_LIMIT,
+                paths={TRACEROUTE_PATH: MAX_MESSAGE_BYTES},
+            )
+        ],
     )

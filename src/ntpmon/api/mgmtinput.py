@@ -1,4 +1,5 @@
-"""Parsing what agents send the management API: the registration form and the token request.
+"""Parsing what agents send the management API: the registration form, the token request and
+the traceroute upload.
 
 Anyone can reach these endpoints, so every way a body can be wrong ends here as
 :class:`BadRequestError` with a one-line reason the handler answers 400 with. A parser that let
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs
 
 from ntpmon.common.errors import NtpmonError
+from ntpmon.traceroute.result import TraceFormatError, TraceMessage, decode_message
 
 MAX_FORM_FIELDS = 16
 MAX_FIELD_CHARS = 255  # registrations.hostname and .account_ref are VARCHAR(255)
@@ -88,3 +90,15 @@ def parse_token_request(body: bytes) -> int:
     if value < 0:
         raise BadRequestError("expires_in must not be negative")
     return value
+
+
+def parse_traceroute_upload(body: bytes) -> TraceMessage:
+    """An agent's traceroute upload: the MQTT message (validated by the very decoder the MQTT
+    ingest uses) plus the ``Monitor`` it claims, which the handler compares with the API key's."""
+    try:
+        message = decode_message(body)
+    except TraceFormatError as exc:
+        raise BadRequestError(str(exc)) from None
+    if not message.monitor:
+        raise BadRequestError("Monitor is missing")
+    return message

@@ -308,15 +308,22 @@ REASON_HEALTH = "health"
 REASON_REQUEST = "request"
 """Run because of a traceroute request (``POST /check/traceroute/<ip>``)."""
 MAX_MESSAGE_BYTES = 64 * 1024
+MAX_MONITOR_CHARS = 255  # monitors.tls_name is VARCHAR(255)
 
 
 @dataclass(frozen=True, slots=True)
 class TraceMessage:
-    """``{"Traceroute": {...}, "Error": "...", "Reason": "..."}`` as agents publish it."""
+    """``{"Traceroute": {...}, "Error": "...", "Reason": "..."}`` as agents publish it.
+
+    ``monitor`` (``"Monitor"``, the agent's TLS name) travels only in management-API uploads:
+    on MQTT the topic names the agent, over HTTP the body must, so that monitor-api can refuse a
+    trace claimed for another monitor than the API key's.
+    """
 
     result: TraceResult | None
     error: str = ""
     reason: str = REASON_HEALTH
+    monitor: str = ""
 
     def to_payload(self) -> bytes:
         doc: dict[str, Any] = {"Reason": self.reason}
@@ -324,6 +331,8 @@ class TraceMessage:
             doc["Traceroute"] = to_json(self.result)
         if self.error:
             doc["Error"] = self.error
+        if self.monitor:
+            doc["Monitor"] = self.monitor
         return json.dumps(doc, separators=(",", ":")).encode()
 
 
@@ -335,6 +344,8 @@ def decode_message(payload: bytes) -> TraceMessage:
         doc = json.loads(payload)
     except (UnicodeDecodeError, ValueError):
         raise TraceFormatError("traceroute message is not JSON") from None
+    except RecursionError:
+        raise TraceFormatError("traceroute message is nested too deeply") from None
     if not isinstance(doc, dict):
         raise TraceFormatError("traceroute message is not an object")
     error = doc.get("Error") or ""
@@ -344,5 +355,8 @@ def decode_message(payload: bytes) -> TraceMessage:
     result = None if raw is None else from_json(raw)
     if result is None and not error:
         raise TraceFormatError("traceroute message has neither a result nor an error")
+    monitor = doc.get("Monitor") or ""
+    if not isinstance(monitor, str) or len(monitor) > MAX_MONITOR_CHARS:
+        raise TraceFormatError(f"Monitor is not a string of at most {MAX_MONITOR_CHARS} characters")
     reason = REASON_REQUEST if doc.get("Reason") == REASON_REQUEST else REASON_HEALTH
-    return TraceMessage(result, error[:500], reason)
+    return TraceMessage(result, error[:500], reason, monitor)

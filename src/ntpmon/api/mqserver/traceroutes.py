@@ -1,8 +1,9 @@
 """Traceroutes on monitor-api's MQTT side (issue 17, items 1 and 3).
 
 * :class:`TracerouteStore` ingests every message on ``P/data/NAME/traceroute/ID``: validated
-  (:func:`ntpmon.traceroute.result.decode_message`), matched to the agent's monitor row of the
-  target's family and to the server by its IP, stored in ``traceroutes``. A trace of an address
+  (:func:`ntpmon.traceroute.result.decode_message`), then matched and stored by
+  :func:`ntpmon.api.tracestore.store_message` (the agent's monitor row of the target's family,
+  the server by its IP), as the management API's upload is. A trace of an address
   that is not a pool server (possible through the internal API) is answered but not stored.
 * :func:`run_traceroute_check` is ``POST /check/traceroute/<ip>``: every online agent with a
   monitor of the target's family is asked at once; answers are collected until all came or the
@@ -19,28 +20,16 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from ntpmon.api import ipbytes
 from ntpmon.api.mqserver.adhoc import IPAddress, server_label, target_ip_version
 from ntpmon.api.mqserver.broker import MqServer, TraceIds
 from ntpmon.api.mqserver.clients import ClientState
+from ntpmon.api.tracestore import StoreOutcome, store_message
 from ntpmon.common.clock import Clock
 from ntpmon.common.ulid import new_ulid
-from ntpmon.db import traceroutes as tr
 from ntpmon.mqttcm.topics import TRACEROUTE
 from ntpmon.traceroute.result import TraceFormatError, TraceMessage, decode_message, to_json
 
 log = logging.getLogger(__name__)
-
-
-def monitor_for(client: ClientState | None, target: str) -> int | None:
-    """The id of the agent's monitor row whose family matches ``target``."""
-    if client is None:
-        return None
-    wanted = target_ip_version(ipbytes.from_bytes(ipbytes.text_to_bytes(target)))
-    for monitor in client.monitors:
-        if monitor.ip_version == wanted:
-            return monitor.id
-    return None
 
 
 class TracerouteStore:
@@ -60,35 +49,27 @@ class TracerouteStore:
             self.refused += 1
             log.warning("traceroute refused", extra={"client": name, "error": str(exc)})
             return None
-        result = message.result
-        if result is None:
+        if message.result is None:
             log.info(
                 "traceroute failed on the agent", extra={"client": name, "error": message.error}
             )
             return None
-        monitor_id = monitor_for(client, result.target)
-        if monitor_id is None:
-            log.info("traceroute from an agent without a matching monitor", extra={"client": name})
-            return None
         try:
             with self._engine.begin() as conn:
-                server_id = tr.server_id_by_ip(conn, result.target)
-                if server_id is None:
-                    log.debug("traceroute of a non-pool address", extra={"ip": result.target})
-                    return None
-                row_id = tr.insert_traceroute(
+                stored = store_message(
                     conn,
-                    monitor_id=monitor_id,
-                    server_id=server_id,
-                    result=result,
-                    reason=message.reason,
+                    monitors=client.monitors if client is not None else (),
+                    message=message,
                     now=self._clock.now(),
                 )
         except Exception as exc:  # the ingest thread must survive a database outage
             log.error("storing a traceroute failed", extra={"client": name, "error": repr(exc)})
             return None
+        if stored.outcome is not StoreOutcome.STORED:
+            log.info("traceroute not stored", extra={"client": name, "why": stored.outcome.value})
+            return None
         self.stored += 1
-        return row_id
+        return stored.row_id
 
 
 @dataclass(frozen=True, slots=True)
