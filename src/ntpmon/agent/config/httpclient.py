@@ -85,6 +85,7 @@ class HttpClient:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         json_body: Any = None,
+        json_bytes: bytes | None = None,
         form: dict[str, str] | None = None,
     ) -> HttpResponse:
         if params:
@@ -92,8 +93,10 @@ class HttpClient:
         conn, target = self._connection(url)
         all_headers = {"User-Agent": self.user_agent, **(headers or {})}
         body: bytes | None = None
-        if json_body is not None:
-            body = json.dumps(json_body, separators=(",", ":")).encode()
+        if json_body is not None:  # ``json_bytes``: a document already encoded
+            json_bytes = json.dumps(json_body, separators=(",", ":")).encode()
+        if json_bytes is not None:
+            body = json_bytes
             all_headers["Content-Type"] = "application/json"
         elif form:
             body = urlencode(form).encode()

@@ -1,4 +1,5 @@
-"""HTTP client of the management API: config + certificate, OIDC tokens (agent.md §6.1, §6.3).
+"""HTTP client of the management API: config + certificate, OIDC tokens (agent.md §6.1, §6.3),
+and the traceroute upload of agents without an MQTT connection (docs/traceroute.md).
 
 TLS uses the system roots, or only the CA named by ``--ca-file`` (devel and tests); nothing ever
 turns verification off.
@@ -141,6 +142,17 @@ class ManagementClient:
             params=params,
         )
         return parse_config(doc, otlp_log_level)
+
+    def upload_traceroute(self, api_key: str, payload: bytes) -> None:
+        """POST one traceroute message (with its ``Monitor``); ManagementError when refused."""
+        self._authorized_json(
+            "POST",
+            "monitor/api/traceroute",
+            api_key,
+            "traceroute upload refused",
+            range(200, 300),
+            json_bytes=payload,
+        )
 
     def get_token(self, api_key: str, expires_in: int = 3600) -> tuple[str, int]:
         """Exchange the API key for a JWT; returns (token, lifetime in seconds)."""

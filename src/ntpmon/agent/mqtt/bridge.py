@@ -13,6 +13,7 @@ import ssl
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +50,12 @@ class AgentMqttBridge:
       and port read once), and stops it when the scope is cancelled. Its request spans and
       ad-hoc probes record on the telemetry instruments ``run`` is given, as the workers' do;
     * ``on_trace`` runs the traceroutes GetServers asks for (issue 17) on a thread of its own,
-      one at a time, and publishes each on the MQTT data topic. Without a broker connection the
-      result goes to the agent's log instead: one ``traceroute`` record with the whole JSON
-      document, which the OTLP log export (when configured) delivers to the pool's collector.
+      one at a time, and publishes each on the MQTT data topic. Without a broker connection
+      ``upload`` delivers it (the management API's ``POST /monitor/api/traceroute`` with the
+      agent's API key, :func:`management_upload`), so the trace still reaches the database;
+      when that fails too, or there is no ``upload``, the result goes to the agent's log: one
+      ``traceroute`` record with the whole JSON document, which the OTLP log export (when
+      configured) delivers to the pool's collector.
 
     ``tls`` builds the broker TLS context; None means plain TCP (devel only, the caller decides).
     """
@@ -69,6 +73,7 @@ class AgentMqttBridge:
         topic_prefix: str = "",
         version: str | None = None,
         run_trace: Callable[[IPAddress, CheckConfig], TraceOutcome] = run_traceroute,
+        upload: Callable[[TraceMessage], bool] | None = None,
     ) -> None:
         self.env = env
         self.takeover = takeover or TakeoverState()
@@ -84,6 +89,7 @@ class AgentMqttBridge:
         self._mqtt_known = threading.Event()
         self.client: AgentMqtt | None = None
         self._run_trace = run_trace
+        self._upload = upload
         self._tracing: set[IPAddress] = set()
         self._trace_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="traceroute")
 
@@ -107,6 +113,9 @@ class AgentMqttBridge:
             client = self.client
             if client is not None and client.publish_traceroute(message):
                 log.info("traceroute published", extra={"ip": str(ip), "error": error})
+                return
+            if self._upload is not None and self._upload(message):
+                log.info("traceroute uploaded", extra={"ip": str(ip), "error": error})
                 return
             log.info(
                 "traceroute",
@@ -189,6 +198,27 @@ class AgentMqttBridge:
             self.close()
 
 
+def management_upload(cfg: Any) -> Callable[[TraceMessage], bool]:
+    """The bridge's ``upload`` for ``cfg`` (an ``AppConfig``): the message, naming the agent's
+    monitor, POSTed with the API key; False (logged) when there is no key or it is refused, so
+    the bridge falls back to the log record and the trace is not lost silently."""
+    from ntpmon.agent.config.mgmt import ManagementError
+
+    def upload(message: TraceMessage) -> bool:
+        management, key = cfg.management, cfg.api_key()
+        if management is None or not key:
+            return False
+        claimed = replace(message, monitor=cfg.tls_name())
+        try:
+            management.upload_traceroute(key, claimed.to_payload())
+        except ManagementError as exc:
+            log.warning("traceroute upload failed", extra={"error": str(exc)})
+            return False
+        return True
+
+    return upload
+
+
 def monitor_bridge(
     cfg: Any, env: str, *, port: int, allow_loopback: bool, environ: Mapping[str, str]
 ) -> AgentMqttBridge:
@@ -218,4 +248,5 @@ def monitor_bridge(
         check=check_host,
         port=port,
         allow_loopback=allow_loopback,
+        upload=management_upload(cfg),
     )
