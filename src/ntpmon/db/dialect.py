@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Executable, Table
 from sqlalchemy.dialects import mysql, sqlite
 
 MYSQL_FAMILY = ("mysql", "mariadb")
@@ -34,25 +35,34 @@ def upsert(
     return conn.execute(stmt).rowcount
 
 
-def upsert_rows(
-    conn: Connection,
-    table: Table,
-    rows: list[dict[str, Any]],
-    conflict: Sequence[str],
-    update: Sequence[str],
-) -> int:
-    """:func:`upsert` for many rows in one statement (all rows with the same keys)."""
-    if not rows:
-        return 0
-    if is_mysql(conn):
-        stmt = mysql.insert(table).values(rows)
-        stmt = stmt.on_duplicate_key_update({c: stmt.inserted[c] for c in update})
-    else:
-        stmt = sqlite.insert(table).values(rows)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(conflict), set_={c: stmt.excluded[c] for c in update}
+@dataclass(frozen=True, slots=True)
+class RowsUpsert:
+    """A multi-row upsert built once per table, for each dialect.
+
+    Executed with the rows as parameters, so SQLAlchemy reuses its compiled form and sends the
+    rows as one multi-row INSERT ("insertmanyvalues"). Building the statement per call (or
+    putting the rows in its VALUES) cost about a millisecond of CPU per batch.
+    """
+
+    mysql_stmt: Executable
+    sqlite_stmt: Executable
+
+    @classmethod
+    def of(cls, table: Table, conflict: Sequence[str], update: Sequence[str]) -> RowsUpsert:
+        on_mysql = mysql.insert(table)
+        on_mysql = on_mysql.on_duplicate_key_update({c: on_mysql.inserted[c] for c in update})
+        on_sqlite = sqlite.insert(table)
+        on_sqlite = on_sqlite.on_conflict_do_update(
+            index_elements=list(conflict), set_={c: on_sqlite.excluded[c] for c in update}
         )
-    return conn.execute(stmt).rowcount
+        return cls(on_mysql, on_sqlite)
+
+    def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> int:
+        """Insert ``rows`` (all with the same keys), updating those whose key exists."""
+        if not rows:
+            return 0
+        stmt = self.mysql_stmt if is_mysql(conn) else self.sqlite_stmt
+        return conn.execute(stmt, rows).rowcount
 
 
 def insert_ignore(conn: Connection, table: Table, rows: list[dict[str, Any]] | Any) -> int:

@@ -17,10 +17,16 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 
 from ntpmon.common.clock import db_seconds
-from ntpmon.db.dialect import upsert_rows
+from ntpmon.db.dialect import RowsUpsert
 from ntpmon.db.tables import monitors, servers, traceroute_state, traceroutes
 from ntpmon.traceroute.plan import TraceState
 from ntpmon.traceroute.result import TraceResult, to_json
+
+_SAVE_STATES = RowsUpsert.of(
+    traceroute_state,
+    conflict=("monitor_id", "server_id"),
+    update=("health", "health_ts", "trace_due", "last_trace"),
+)
 
 
 def save_states(conn: Connection, *, monitor_id: int, states: Mapping[int, TraceState]) -> int:
@@ -38,13 +44,7 @@ def save_states(conn: Connection, *, monitor_id: int, states: Mapping[int, Trace
         }
         for server_id, state in sorted(states.items())
     ]
-    return upsert_rows(
-        conn,
-        traceroute_state,
-        rows,
-        conflict=("monitor_id", "server_id"),
-        update=("health", "health_ts", "trace_due", "last_trace"),
-    )
+    return _SAVE_STATES.execute(conn, rows)
 
 
 def mark_traced(
