@@ -20,7 +20,7 @@ from sqlalchemy import Engine, text
 from ntpmon.analytics.archive import Archive
 from ntpmon.common.clock import FixedClock
 from ntpmon.db import analytics as q
-from ntpmon.db.clickhouse import LOG_SCORES, exported_ids, server_history
+from ntpmon.db.clickhouse import LOG_SCORES, STREAMS, exported_ids, server_history
 from ntpmon.testing.databases import temporary_mysql_database
 from ntpmon.testing.logseed import seed_log_scores, seed_world
 
@@ -69,8 +69,9 @@ def test_kill_9_between_insert_and_cursor_update_loses_and_duplicates_nothing(
         first, last = seed_log_scores(
             engine, servers, start=clock.now() - timedelta(hours=3), count=ROWS
         )
-        with engine.begin() as conn:
-            q.create_export_cursor(conn, LOG_SCORES.name)
+        with engine.begin() as conn:  # every cursor row exists: the lock below covers them all
+            for stream in STREAMS:
+                q.create_export_cursor(conn, stream.name)
         with engine.connect() as lock:
             lock.execute(text("SELECT last_id FROM export_cursors FOR UPDATE"))
             process = _export(engine, dsn)
@@ -93,7 +94,7 @@ def test_kill_9_between_insert_and_cursor_update_loses_and_duplicates_nothing(
         rerun = _export(engine, dsn)
         out, err = rerun.communicate(timeout=120)
         assert rerun.returncode == 0, err
-        assert f"exported {ROWS} rows; cursor {last}, behind 0 rows" in out
+        assert f"exported {ROWS} rows\nlog_scores: cursor {last}, behind 0 rows" in out
 
         with archive.session() as client:
             folded, stored, highest = exported_ids(client, LOG_SCORES)

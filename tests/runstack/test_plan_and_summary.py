@@ -73,7 +73,7 @@ def test_expected_direction_follows_the_step_table(
 
 @pytest.mark.parametrize(
     ("base", "ports"),
-    [(0, plan.Ports()), (18000, plan.Ports(*range(18000, 18007)))],
+    [(0, plan.Ports()), (18000, plan.Ports(*range(18000, 18008)))],
 )
 def test_ports_from_base(base: int, ports: plan.Ports) -> None:
     assert plan.Ports.from_base(base) == ports
@@ -104,6 +104,24 @@ def test_api_command_with_a_local_broker(tmp_path) -> None:
     assert command[command.index("--jwtkey") + 1] == "k" * 32
     assert "--mqtt-plain" in command and "--no-mqtt" not in command
     assert command[command.index("--internal-listen") + 1] == "127.0.0.1:18006"
+
+
+def test_exporter_and_pages_share_the_chdb_archive_of_the_run(tmp_path) -> None:
+    """One chDB directory in the run directory: the exporter writes it, the pages read it."""
+    stack = layout(tmp_path)
+    exporter = plan.exporter_command(stack)
+    api = plan.api_command(stack)
+    assert exporter[1:3] == ["export", "server"]
+    assert exporter[0] == plan.program("monitor-scorer")
+    dsn = exporter[exporter.index("--clickhouse-dsn") + 1]
+    assert dsn == api[api.index("--clickhouse-dsn") + 1] == plan.clickhouse_dsn(tmp_path)
+    assert dsn == f"chdb://{tmp_path.resolve() / 'clickhouse'}"
+    assert exporter[exporter.index("--metrics-port") + 1] == "18007"  # the eighth port
+
+
+def test_every_piece_the_stack_starts_is_installed() -> None:
+    """The preflight list (now with ``export server`` and chDB) names real commands."""
+    assert missing_pieces() == []
 
 
 def test_agent_environment_points_at_this_stack_only(tmp_path) -> None:

@@ -4,8 +4,8 @@
 (gRPC with mutual TLS, HTTPS, UDP NTP on loopback) and is stopped the way a user stops it,
 with SIGINT (Ctrl-C). Afterwards every process must have exited cleanly and the database must
 show that each server's score moved in the direction the scoring rules give its behaviour,
-that the selector promoted monitors, and that every result an agent submitted is in
-``log_scores``.
+that the selector promoted monitors, that every result an agent submitted is in
+``log_scores``, and that the exporter copied log_scores into the run's chDB archive.
 """
 
 from __future__ import annotations
@@ -18,9 +18,13 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, select
 
+from ntpmon.analytics.archive import Archive
+from ntpmon.db import analytics as export_queries
 from ntpmon.db import pages as queries
+from ntpmon.db.clickhouse import LOG_SCORES, exported_ids
+from ntpmon.db.tables import log_scores
 from ntpmon.devtools.runstack import plan
 from ntpmon.devtools.runstack.summary import moved_as_expected, submitted_results
 from ntpmon.testing.databases import temporary_mysql_database
@@ -64,7 +68,7 @@ def run_until_ctrl_c(dsn: str, run_dir: Path) -> str:
 
 
 def test_stack_end_to_end_on_mariadb(tmp_path: Path) -> None:
-    """One run (a single test: xdist must not start the stack twice), four checks."""
+    """One run (a single test: xdist must not start the stack twice), five checks."""
     run_dir = tmp_path / "stack"
     with temporary_mysql_database(prefix="ntpmon_stack") as engine:
         output = run_until_ctrl_c(engine.url.render_as_string(hide_password=False), run_dir)
@@ -72,6 +76,7 @@ def test_stack_end_to_end_on_mariadb(tmp_path: Path) -> None:
         check_scores_moved(engine)
         check_selector_promoted(engine)
         check_no_submitted_result_missing(engine, run_dir)
+        check_exported(engine, run_dir)
 
 
 def check_clean_stop(output: str) -> None:
@@ -79,7 +84,7 @@ def check_clean_stop(output: str) -> None:
     stopped = re.search(r"^stopped: (.*)$", output, re.M)
     assert stopped, output[-4000:]
     statuses = dict(re.findall(r"(\S+) \(exit (-?\d+)\)", stopped.group(1)))
-    expected = {"monitor-api", "agent-1", "agent-2", "monitor-scorer", "selector"}
+    expected = {"monitor-api", "exporter", "agent-1", "agent-2", "monitor-scorer", "selector"}
     assert set(statuses) == expected
     assert set(statuses.values()) == {"0"}, statuses
 
@@ -122,3 +127,17 @@ def check_no_submitted_result_missing(engine: Engine, run_dir: Path) -> None:
         stored = sum(n for (_, mid), n in counts.items() if mid == monitors[address])
         assert submitted >= len(plan.RESPONDERS), f"agent-{index + 1} submitted {submitted}"
         assert stored >= submitted, f"agent-{index + 1}: {submitted} submitted, {stored} stored"
+
+
+def check_exported(engine: Engine, run_dir: Path) -> None:
+    """The exporter ran beside the pages on one chDB directory: its log_scores cursor moved
+    and the archive holds every row up to it, once."""
+    with engine.connect() as conn:
+        cursor = export_queries.get_export_cursor(conn, LOG_SCORES.name)
+        copied = conn.execute(
+            select(func.count()).select_from(log_scores).where(log_scores.c.id <= (cursor or 0))
+        ).scalar_one()
+    assert cursor and copied, f"log_scores cursor {cursor}"
+    with Archive(plan.clickhouse_dsn(run_dir)).session() as client:
+        folded, _, highest = exported_ids(client, LOG_SCORES)
+    assert (folded, highest) == (copied, cursor)

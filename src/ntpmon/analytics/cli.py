@@ -1,4 +1,4 @@
-"""``monitor-scorer export …`` (log_scores to ClickHouse) and ``monitor-scorer retention …``."""
+"""``monitor-scorer export …`` (log_scores, traceroutes to ClickHouse), ``… retention …``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from ntpmon.analytics.archive import Archive, ArchiveError
 from ntpmon.analytics.exporter import DEFAULT_BATCH_SIZE as EXPORT_BATCH
-from ntpmon.analytics.exporter import Exporter
+from ntpmon.analytics.exporter import Lag, StreamsExporter
 from ntpmon.analytics.metrics import AnalyticsMetrics
 from ntpmon.analytics.retention import DEFAULT_BATCH_SIZE as PRUNE_BATCH
 from ntpmon.analytics.retention import Pruner, parse_age
@@ -39,7 +39,9 @@ MetricsPort = Annotated[
 ]
 LogLevel = Annotated[str, typer.Option("--log-level", envvar="LOG_LEVEL")]
 
-export_app = typer.Typer(help="Copy log_scores to ClickHouse (long history).", no_args_is_help=True)
+export_app = typer.Typer(
+    help="Copy log_scores and traceroutes to ClickHouse (long history).", no_args_is_help=True
+)
 retention_app = typer.Typer(
     help="Delete old log_scores rows that are scored and exported.", no_args_is_help=True
 )
@@ -88,10 +90,20 @@ def _repeat(work: Callable[[threading.Event], int], interval: float) -> None:
             stop.wait(interval)
 
 
-def _exporter(engine: Engine, dsn: str, batch: int, metrics: AnalyticsMetrics) -> Exporter:
+def _exporter(engine: Engine, dsn: str, batch: int, metrics: AnalyticsMetrics) -> StreamsExporter:
     if not dsn:
         raise NtpmonError("no ClickHouse configured: pass --clickhouse-dsn or set CLICKHOUSE_DSN")
-    return Exporter(engine, Archive(dsn), batch_size=batch, metrics=metrics, clock=SystemClock())
+    return StreamsExporter(
+        engine, Archive(dsn), batch_size=batch, metrics=metrics, clock=SystemClock()
+    )
+
+
+def _lag_lines(lags: dict[str, Lag]) -> str:
+    """One line per stream: its cursor and how far behind it is."""
+    return "\n".join(
+        f"{name}: cursor {lag.cursor}, behind {lag.rows} rows, {lag.seconds:.0f} s"
+        for name, lag in lags.items()
+    )
 
 
 BatchOption = Annotated[
@@ -110,12 +122,12 @@ def export_run(  # noqa: PLR0917 - typer options
     log_level: LogLevel = "info",
     wait: WaitOption = 45.0,
 ) -> None:
-    """Copy new log_scores rows until caught up, then print the lag and exit."""
+    """Copy new rows of every exported table until caught up, then print the lag and exit."""
     with _session(dsn, log_level, wait, None) as (engine, metrics):
         exporter = _exporter(engine, clickhouse_dsn, batch_size, metrics)
         copied = exporter.run(max_batches=max_batches or None)
-        lag = exporter.lag()
-    typer.echo(f"exported {copied} rows; cursor {lag.cursor}, behind {lag.rows} rows")
+        lags = exporter.lag()
+    typer.echo(f"exported {copied} rows\n{_lag_lines(lags)}")
 
 
 @export_app.command("server")
@@ -140,11 +152,10 @@ def export_server(  # noqa: PLR0917 - typer options
 def export_status(
     dsn: DsnOption = None, log_level: LogLevel = "warning", wait: WaitOption = 45.0
 ) -> None:
-    """Print the cursor and how far ClickHouse is behind (rows, seconds); reads MySQL only."""
+    """Print each table's cursor and how far ClickHouse is behind; reads MySQL only."""
     with _session(dsn, log_level, wait, None) as (engine, metrics):
-        exporter = Exporter(engine, Archive("chdb://unused"), metrics=metrics)
-        lag = exporter.lag()
-    typer.echo(f"log_scores: cursor {lag.cursor}, behind {lag.rows} rows, {lag.seconds:.0f} s")
+        lags = StreamsExporter(engine, Archive("chdb://unused"), metrics=metrics).lag()
+    typer.echo(_lag_lines(lags))
 
 
 MaxAge = Annotated[

@@ -4,8 +4,8 @@ Each exported table is an :class:`ExportStream`: the relational source table (wi
 auto-increment ``id``), the columns copied and their ClickHouse types. The ClickHouse table is
 a ``ReplacingMergeTree`` whose sorting key ends in ``id``: rows are immutable, so a row copied
 twice (the exporter is at-least-once) has the same sorting key and is folded into one by
-merges, and readers use ``FINAL``. Exporting another table (traceroutes) is one more
-``ExportStream`` in :data:`STREAMS`.
+merges, and readers use ``FINAL``. Each table in :data:`STREAMS` (``log_scores``,
+``traceroutes``) has its own cursor row; adding a table is one more ``ExportStream`` there.
 
 The client is clickhouse-connect's ``Client``: over HTTP against a ClickHouse server, or chDB's
 in-process engine (``chdb://``), which implements the same client class.
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import Table
 
-from ntpmon.db.tables import log_scores
+from ntpmon.db.tables import log_scores, traceroutes
 
 
 class ClickHouseClient(Protocol):
@@ -79,7 +79,29 @@ LOG_SCORES = ExportStream(
     partition_by="toYYYYMM(ts)",
 )
 
-STREAMS: tuple[ExportStream, ...] = (LOG_SCORES,)
+TRACEROUTES = ExportStream(
+    name="traceroutes",
+    source=traceroutes,
+    columns=(
+        ("id", "UInt64"),
+        ("monitor_id", "UInt32"),
+        ("server_id", "UInt32"),
+        ("ts", "DateTime('UTC')"),
+        ("reason", "LowCardinality(String)"),
+        ("reached", "UInt8"),
+        ("stop", "LowCardinality(String)"),
+        ("hops", "UInt8"),
+        ("result", "String"),
+        ("created_on", "DateTime('UTC')"),
+    ),
+    # Read like the pages read MySQL (a server's traces by time); id last: unique per row, so
+    # a trace copied twice folds. ``result`` stays the JSON text MySQL has (docs/traceroute.md).
+    order_by="server_id, ts, id",
+    partition_by="toYYYYMM(ts)",
+)
+
+STREAMS: tuple[ExportStream, ...] = (LOG_SCORES, TRACEROUTES)
+"""Every exported table, in the order an export pass copies them."""
 
 
 def create_tables(client: ClickHouseClient, streams: tuple[ExportStream, ...] = STREAMS) -> None:

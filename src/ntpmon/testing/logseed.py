@@ -100,3 +100,45 @@ def set_scorer_cursor(engine: Engine, log_score_id: int) -> None:
                 .where(scorer_status.c.scorer_id == SCORER)
                 .values(log_score_id=log_score_id)
             )
+
+
+def seed_traceroutes(
+    engine: Engine, server_ids: list[int], *, start: datetime, count: int
+) -> list[int]:
+    """Store ``count`` traces by the agent monitor, a minute apart, through the API's own
+    :func:`~ntpmon.db.traceroutes.insert_traceroute` (so the rows have the stored JSON shape).
+
+    Every third trace reaches its server; the reason alternates. Returns the ids in order.
+    """
+    from ntpmon.db.traceroutes import insert_traceroute
+    from ntpmon.traceroute.result import Hop, StopReason, TraceResult
+
+    ids = []
+    with engine.begin() as conn:
+        for i in range(count):
+            reached = i % 3 == 0
+            hops = tuple(
+                Hop(
+                    ttl, f"192.0.2.{ttl}", (100 * ttl, None, 90 * ttl), reached=reached and ttl == 4
+                )
+                for ttl in range(1, 5 if reached else 2 + i % 6)
+            )
+            started = start + timedelta(minutes=i)
+            result = TraceResult(
+                target=f"10.0.0.{i % 250 + 1}",
+                port=123,
+                started=started,
+                hops=hops,
+                stop=StopReason.REACHED if reached else StopReason.SILENT,
+            )
+            ids.append(
+                insert_traceroute(
+                    conn,
+                    monitor_id=AGENT,
+                    server_id=server_ids[i % len(server_ids)],
+                    result=result,
+                    reason="health" if i % 2 else "periodic",
+                    now=started + timedelta(seconds=30),
+                )
+            )
+    return ids

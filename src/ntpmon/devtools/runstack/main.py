@@ -1,9 +1,10 @@
 """``make run``: the whole monitoring system on one machine, as separate processes.
 
 Steps: check every program is installed → schema → seed (schedule, demo servers, the agents'
-clock-check host) → NTP responders → monitor-api → two agents registered with ``setup`` and
-approved with the admin CLI → once measurements arrive: ``scorer setup``, the scorer and the
-selector → a live summary until Ctrl-C (or ``--duration``), then everything stops in order.
+clock-check host) → NTP responders → monitor-api → the ClickHouse exporter (chDB in the run
+directory, which the pages read too) → two agents registered with ``setup`` and approved with
+the admin CLI → once measurements arrive: ``scorer setup``, the scorer and the selector → a live
+summary until Ctrl-C (or ``--duration``), then everything stops in order.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="run_stack.py",
         description="Run ntpmon on this machine: NTP responders, monitor-api, scorer, "
-        "selector and two agents. Ctrl-C stops everything.",
+        "selector, the ClickHouse exporter and two agents. Ctrl-C stops everything.",
     )
     parser.add_argument(
         "--database-dsn",
@@ -55,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--base-port",
         type=int,
         default=18000,
-        help="first of seven consecutive TCP ports (0: any free)",
+        help="first of eight consecutive TCP ports (0: any free)",
     )
     parser.add_argument(
         "--duration",
@@ -181,6 +182,13 @@ class Stack:
             child, ready, timeout=90, stop=self.stop_requested.is_set
         )
         self.ports = {k: int(v) for k, v in (item.split("=") for item in line.split())}
+
+    def start_exporter(self) -> None:
+        """The exporter copies log_scores and traceroutes from the start (the schema has its
+        cursor table), so the pages' long history fills as the agents report."""
+        self.supervisor.start(
+            "exporter", plan.exporter_command(self.layout), plan.server_env(self.layout)
+        )
 
     def register_agent(self, index: int) -> None:
         """``setup`` (registration), approval by the admin CLI, activation."""
@@ -377,6 +385,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = _print) -> int:
         stack.start_api()
         out(f"monitor-api ready: {stack.ports}")
         out(f"status pages: {stack.pages_url}")
+        stack.start_exporter()
+        out(f"exporter running: ClickHouse {layout.clickhouse_dsn}")
         for index in range(len(plan.AGENT_ADDRESSES)):
             if stack.stop_requested.is_set():
                 break

@@ -94,12 +94,14 @@ class Ports:
     selector_metrics: int = 0
     internal: int = 0
     """monitor-api's internal HTTP API (ad-hoc checks over MQTT); answers without a broker too."""
+    exporter_metrics: int = 0
 
     @classmethod
     def from_base(cls, base: int) -> Ports:
+        """``base`` and the ports after it, one per field (0: every port picked free)."""
         if base == 0:
             return cls()
-        return cls(*(base + i for i in range(7)))
+        return cls(*(base + i for i in range(len(dataclasses.fields(cls)))))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -126,12 +128,25 @@ class Layout:
     def logs(self) -> Path:
         return self.run_dir / "logs"
 
+    @property
+    def clickhouse_dsn(self) -> str:
+        return clickhouse_dsn(self.run_dir)
+
     def agent_state(self, index: int) -> Path:
         return self.run_dir / f"agent-{index + 1}"
 
 
 def sqlite_dsn(run_dir: Path) -> str:
     return f"sqlite:///{(run_dir / 'ntpmon.sqlite').resolve()}"
+
+
+def clickhouse_dsn(run_dir: Path) -> str:
+    """The exporter's chDB archive, which monitor-api's pages read as well.
+
+    chDB lets one process at a time open the directory; ``Archive`` opens it per export pass
+    or page request and waits up to 10 s for the other process, so the two share it.
+    """
+    return f"chdb://{(run_dir / 'clickhouse').resolve()}"
 
 
 def program(name: str) -> str:
@@ -172,6 +187,8 @@ def api_command(layout: Layout) -> list[str]:
         # served with or without a broker (api.md §10.3: --no-mqtt skips the broker only)
         "--internal-listen",
         f"127.0.0.1:{p.internal}",
+        "--clickhouse-dsn",
+        layout.clickhouse_dsn,
     ]
     if layout.mqtt and layout.jwt_key:
         command += ["--jwtkey", layout.jwt_key, "--mqtt-plain"]
@@ -193,6 +210,19 @@ def _scorer_service(layout: Layout, group: str, metrics_port: int) -> list[str]:
     return [
         *(program("monitor-scorer"), group, "server"),
         *("--metrics-addr", "127.0.0.1", "--metrics-port", str(metrics_port)),
+    ]
+
+
+EXPORT_INTERVAL_S = 5
+"""Seconds the exporter idles between passes: the demo's history reaches ClickHouse quickly."""
+
+
+def exporter_command(layout: Layout) -> list[str]:
+    """``monitor-scorer export server``: log_scores and traceroutes into the chDB archive."""
+    return [
+        *(program("monitor-scorer"), "export", "server"),
+        *("--clickhouse-dsn", layout.clickhouse_dsn, "--interval", str(EXPORT_INTERVAL_S)),
+        *("--metrics-port", str(layout.ports.exporter_metrics)),
     ]
 
 

@@ -20,10 +20,12 @@ REQUIRED_COMMANDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("monitor-scorer", "ntpmon.scorer.cli", ("scorer", "setup")),
     ("monitor-scorer", "ntpmon.scorer.cli", ("scorer", "server")),
     ("monitor-scorer", "ntpmon.scorer.cli", ("selector", "server")),
+    ("monitor-scorer", "ntpmon.scorer.cli", ("export", "server")),
     ("ntppool-agent", "ntpmon.agent.cli.main", ("setup",)),
     ("ntppool-agent", "ntpmon.agent.cli.main", ("monitor",)),
 )
-REQUIRED_MODULES = ("ntpmon.testing.ntpserver",)
+REQUIRED_MODULES = ("ntpmon.testing.ntpserver", "chdb")
+"""``chdb``: the exporter's archive is chDB in the run directory (the ``chdb`` extra)."""
 
 
 def _has_command(app: Any, path: Sequence[str]) -> bool:
