@@ -98,8 +98,9 @@ def test_server_page_window_parameter(client, seeded) -> None:
 
 def test_unknown_server_is_404_and_server_without_history_renders(client, seeded) -> None:
     http = client()
-    missing = http.get(f"/servers/{seeded.v6 + 999}")
-    assert missing.status_code == 404 and "no server with id" in missing.text
+    for server_id in (seeded.v6 + 999, 2**32, 10**20):  # past the id column, SQLite's int64
+        missing = http.get(f"/servers/{server_id}")
+        assert missing.status_code == 404 and "no server with id" in missing.text
     empty = http.get(f"/servers/{seeded.v6}")
     assert empty.status_code == 200
     assert len(SVG_BLOCK.findall(empty.text)) == 2
@@ -166,6 +167,7 @@ def test_monitor_page_lists_its_servers_and_names_link_to_it(client, seeded: See
     monitor_link = f'href="{root}/monitors/{seeded.mon_a}"'
     assert monitor_link in http.get("/monitors").text
     assert monitor_link in http.get(f"/servers/{seeded.good}").text
-    for missing in (seeded.scorer, seeded.mon_v6 + 999):  # a scorer is no agent monitor
+    # a scorer is no agent monitor; the last two are past the id column and SQLite's int64
+    for missing in (seeded.scorer, seeded.mon_v6 + 999, 2**32, 10**20):
         answer = http.get(f"/monitors/{missing}")
         assert answer.status_code == 404 and "no monitor with id" in answer.text

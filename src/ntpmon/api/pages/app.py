@@ -32,6 +32,7 @@ MAX_HOURS = int(queries.DATABASE_HISTORY.total_seconds() // 3600)
 MAX_HOURS_WITH_ARCHIVE = 24 * 366
 """With ClickHouse configured a page reaches back a year (downsampled there)."""
 ARCHIVE_POINTS = 2000
+MAX_ROW_ID = 2**32 - 1  # servers.id and monitors.id are unsigned 32-bit columns
 """Points per monitor a page asks ClickHouse for: the bucket is the window over this."""
 
 
@@ -129,6 +130,8 @@ def create_pages_app(
 
     def server(request: Request) -> Response:
         server_id: int = request.path_params["server_id"]
+        if server_id > MAX_ROW_ID:  # no such row, and SQLite cannot bind a larger integer
+            return PlainTextResponse(f"no server with id {server_id}", status_code=404)
         raw_hours = request.query_params.get("hours")
         try:
             hours = history_hours(raw_hours, max_hours)
@@ -177,6 +180,8 @@ def create_pages_app(
 
     def monitor(request: Request) -> Response:
         monitor_id: int = request.path_params["monitor_id"]
+        if monitor_id > MAX_ROW_ID:
+            return PlainTextResponse(f"no monitor with id {monitor_id}", status_code=404)
         now = time.now()
         with engine.connect() as conn:
             overview = queries.get_monitor_overview(conn, monitor_id=monitor_id)
