@@ -40,8 +40,8 @@ class BodyTooLargeError(Exception):
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
-    """The whole request body; past ``limit`` the rest is dropped and :class:`BodyTooLargeError`
-    raised (memory stays bounded either way)."""
+    """The whole request body; past ``limit`` the rest is dropped (:func:`discard_body`) and
+    :class:`BodyTooLargeError` raised (memory stays bounded either way)."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -52,26 +52,29 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         size += len(chunk)
         more = message.get("more_body", False)
         if size > limit:
-            if more and size <= DRAIN_LIMIT:
-                chunks.clear()
-                continue
+            if more and not await discard_body(receive, read=size):
+                raise ConnectionResetError("client went away")
             raise BodyTooLargeError
         chunks.append(chunk)
         if not more:
             return b"".join(chunks)
 
 
-async def discard_body(receive: Receive) -> None:
-    """Read what is left of the request (up to ``DRAIN_LIMIT``) and drop it, before an answer
-    that did not need the body: hypercorn fails a whole HTTP/2 connection (KeyError on the
-    closed stream) when DATA arrives for a stream it already answered, which would take the
-    client's other calls on that connection with it."""
-    size = 0
+async def discard_body(receive: Receive, read: int = 0) -> bool:
+    """Read what is left of the request (up to ``DRAIN_LIMIT`` in all, ``read`` of it already
+    taken) and drop it, before an answer that did not need the body: hypercorn fails a whole
+    HTTP/2 connection (KeyError on the closed stream) when DATA arrives for a stream it already
+    answered, which would take the client's other calls on that connection with it. False when
+    the client went away meanwhile."""
+    size = read
     while size <= DRAIN_LIMIT:
         message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
         size += len(message.get("body", b""))
-        if message["type"] == "http.disconnect" or not message.get("more_body", False):
-            return
+        if not message.get("more_body", False):
+            return True
+    return True
 
 
 def _headers(scope: Scope) -> dict[str, str]:
