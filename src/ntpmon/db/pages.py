@@ -27,6 +27,14 @@ HISTORY_ROW_LIMIT = 20_000
 
 # The order assignments are listed in: working roles first.
 STATUS_RANK = {"active": 0, "testing": 1, "candidate": 2, "paused": 3}
+# What both assignment lists show of a monitor's role for a server (server_scores).
+_ROLE_COLUMNS = (
+    server_scores.c.status,
+    server_scores.c.score_raw,
+    server_scores.c.score_ts,
+    server_scores.c.constraint_violation_type,
+    server_scores.c.pause_reason,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -173,11 +181,7 @@ def list_server_assignments(conn: Connection, *, server_id: int) -> list[Assignm
             monitors.c.tls_name,
             monitors.c.type,
             monitors.c.status.label("monitor_status"),
-            server_scores.c.status,
-            server_scores.c.score_raw,
-            server_scores.c.score_ts,
-            server_scores.c.constraint_violation_type,
-            server_scores.c.pause_reason,
+            *_ROLE_COLUMNS,
         )
         .select_from(server_scores.join(monitors, monitors.c.id == server_scores.c.monitor_id))
         .where(server_scores.c.server_id == server_id)
@@ -340,11 +344,7 @@ def list_monitor_assignments(conn: Connection, *, monitor_id: int) -> list[Serve
             server_scores.c.server_id,
             servers.c.ip,
             servers.c.hostname,
-            server_scores.c.status,
-            server_scores.c.score_raw,
-            server_scores.c.score_ts,
-            server_scores.c.constraint_violation_type,
-            server_scores.c.pause_reason,
+            *_ROLE_COLUMNS,
         )
         .select_from(server_scores.join(servers, servers.c.id == server_scores.c.server_id))
         .where(server_scores.c.monitor_id == monitor_id)
