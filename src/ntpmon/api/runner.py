@@ -45,7 +45,13 @@ from ntpmon.api.oidc import TokenIssuer
 from ntpmon.api.pages.app import create_pages_app
 from ntpmon.api.rpc.app import RpcApp
 from ntpmon.api.rpc.dispatch import CallerIdentity, Dispatcher, TokenVerifier
-from ntpmon.api.rpc.listener import ListenerLimits, RpcListener, open_listener, split_address
+from ntpmon.api.rpc.listener import (
+    ListenerLimits,
+    RpcListener,
+    bind_socket,
+    open_listener,
+    split_address,
+)
 from ntpmon.api.rpc.tlsfiles import ReloadingContext, TlsFiles
 from ntpmon.api.rpc.workers import WorkerPool, WorkerSpec
 from ntpmon.api.service import MonitorService, MqttSettings
@@ -108,19 +114,6 @@ class ServerOptions:
 
 KEY_SOURCES = ("file", "vault")
 CA_SOURCES = ("embedded", "vault")
-
-
-def _bind(address: str) -> socket.socket:
-    """A listening socket for uvicorn; named ``IPPROTO_TCP`` so that asyncio turns Nagle off on
-    its connections (with protocol 0 each response waited for the client's delayed ACK)."""
-    host, port = split_address(address)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
-    sock.set_inheritable(True)
-    return sock
 
 
 def ops_app(metrics: ApiMetrics, pages: Starlette | None = None) -> tuple[Starlette, Starlette]:
@@ -202,9 +195,9 @@ class MonitorApiServer:
         names = certificate_names(options.env, options.public_url, options.server_names)
         self.server_cert = self._server_certificate(names)
         sockets = {
-            "management": _bind(options.management_listen),
-            "health": _bind(options.health_listen),
-            "metrics": _bind(options.metrics_listen),
+            "management": bind_socket(*split_address(options.management_listen)),
+            "health": bind_socket(*split_address(options.health_listen)),
+            "metrics": bind_socket(*split_address(options.metrics_listen)),
         }
         self.ports = {name: s.getsockname()[1] for name, s in sockets.items()}
         public_url = options.public_url or f"https://localhost:{self.ports['management']}"

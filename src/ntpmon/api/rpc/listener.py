@@ -50,7 +50,8 @@ class ListenerLimits:
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket; ``reuse_port`` lets worker processes share the port.
+    """A listening TCP socket (the RPC port and monitor-api's HTTP ports); ``reuse_port`` lets
+    worker processes share the port.
 
     The protocol is named (``IPPROTO_TCP``, not 0) because asyncio only turns Nagle off on
     accepted sockets whose ``proto`` says TCP: with ``proto`` 0 every response written in two
